@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything Platform needs on a Debian 12 machine, and nothing it already has.
+# Idempotent: a second run takes about a second.
+#   apt : postgresql (15), redis-server, nodejs + npm (only if node is absent), chromium (browser tests)
+#   npm : s3rver 3.7.1 (local object store) and onnxruntime-node 1.30.0 (for libonnxruntime.so.1),
+#         pinned by eng/tools/package-lock.json and installed without lifecycle scripts.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+need_apt=()
+[[ -x /usr/lib/postgresql/15/bin/postgres ]] || need_apt+=(postgresql postgresql-contrib)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v node >/dev/null || need_apt+=(nodejs npm)
+command -v setpriv >/dev/null || need_apt+=(util-linux)
+if [[ "${PLATFORM_INSTALL_BROWSER:-0}" == "1" ]]; then
+  command -v chromium >/dev/null || need_apt+=(chromium)
+fi
+if ! command -v dotnet >/dev/null; then
+  echo "error: the .NET SDK 10.0.4xx is required (see global.json); install it and re-run." >&2
+  exit 1
+fi
+
+if (( ${#need_apt[@]} )); then
+  echo "install: apt-get install ${need_apt[*]}"
+  sudo_cmd=""; [[ $(id -u) -eq 0 ]] || sudo_cmd="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # The Debian package starts a cluster service on 5432; Platform runs its own servers.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet postgresql 2>/dev/null; then
+    $sudo_cmd systemctl stop postgresql || true
+  fi
+fi
+
+tools="$root/eng/tools"
+if [[ ! -f "$tools/node_modules/.package-lock.json" || "$tools/package-lock.json" -nt "$tools/node_modules/.package-lock.json" ]]; then
+  echo "install: npm ci in eng/tools (s3rver, onnxruntime-node native library)"
+  (cd "$tools" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+ort="$tools/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"
+[[ -f "$ort" ]] || { echo "error: $ort missing after npm ci" >&2; exit 1; }
