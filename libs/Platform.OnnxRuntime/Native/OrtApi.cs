@@ -63,7 +63,6 @@ internal sealed unsafe class OrtApi
         SessionGetInputName = (delegate* unmanaged[Cdecl]<IntPtr, nuint, IntPtr, byte**, IntPtr>)Slot(36);
         SessionGetOutputName = (delegate* unmanaged[Cdecl]<IntPtr, nuint, IntPtr, byte**, IntPtr>)Slot(37);
         CreateRunOptions = (delegate* unmanaged[Cdecl]<IntPtr*, IntPtr>)Slot(39);
-        RunOptionsSetRunTag = (delegate* unmanaged[Cdecl]<IntPtr, byte*, IntPtr>)Slot(42);
         RunOptionsSetTerminate = (delegate* unmanaged[Cdecl]<IntPtr, IntPtr>)Slot(46);
         CreateTensorAsOrtValue = (delegate* unmanaged[Cdecl]<IntPtr, long*, nuint, int, IntPtr*, IntPtr>)Slot(48);
         CreateTensorWithDataAsOrtValue = (delegate* unmanaged[Cdecl]<IntPtr, void*, nuint, long*, nuint, int, IntPtr*, IntPtr>)Slot(49);
@@ -151,7 +150,6 @@ internal sealed unsafe class OrtApi
 
     // Run options
     public readonly delegate* unmanaged[Cdecl]<IntPtr*, IntPtr> CreateRunOptions;
-    public readonly delegate* unmanaged[Cdecl]<IntPtr, byte*, IntPtr> RunOptionsSetRunTag;
     public readonly delegate* unmanaged[Cdecl]<IntPtr, IntPtr> RunOptionsSetTerminate;
 
     // Values
