@@ -1,0 +1,53 @@
+namespace Platform.Hosting.Infrastructure;
+
+/// <summary>Finds native programs, and says how to install them when they are missing.</summary>
+public static class NativeBinaries
+{
+    /// <summary>The install command printed when something is missing.</summary>
+    public const string InstallCommand = "eng/install.sh";
+
+    /// <summary>Resolves <paramref name="name"/> from <paramref name="candidates"/> and then PATH; null if absent.</summary>
+    public static string? Find(string name, params string[] candidates)
+    {
+        foreach (var candidate in candidates)
+        {
+            if (File.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        var path = Environment.GetEnvironmentVariable("PATH") ?? string.Empty;
+        return path.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+            .Select(dir => Path.Combine(dir, name))
+            .FirstOrDefault(File.Exists);
+    }
+
+    /// <summary>Like <see cref="Find"/>, but throws a message naming the install command.</summary>
+    public static string Require(string name, string installHint, params string[] candidates) =>
+        Find(name, candidates) ?? throw new DistributedApplicationException(
+            $"'{name}' was not found (looked in {string.Join(", ", candidates.Append("PATH"))}). Install it with: {installHint}");
+
+    /// <summary>The directory holding Platform's npm-installed tools (<c>eng/tools</c>), searched upwards from <paramref name="start"/>.</summary>
+    public static string? FindToolsDirectory(string start)
+    {
+        if (Environment.GetEnvironmentVariable("PLATFORM_TOOLS_DIR") is { Length: > 0 } overridden && Directory.Exists(overridden))
+        {
+            return overridden;
+        }
+
+        for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+        {
+            var tools = Path.Combine(dir.FullName, "eng", "tools");
+            if (File.Exists(Path.Combine(tools, "package.json")))
+            {
+                return tools;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>True when the AppHost runs as root (servers such as Postgres then run as their own user).</summary>
+    public static bool IsRoot => Environment.UserName == "root";
+}
