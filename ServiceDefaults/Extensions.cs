@@ -122,6 +122,14 @@ public static class PlatformServiceDefaultsExtensions
         if (!string.IsNullOrWhiteSpace(builder.Configuration[OtlpEndpointKey]))
         {
             otel.UseOtlpExporter();
+
+            // The exporter takes its HttpClient from IHttpClientFactory under these names. Its endpoint is a literal
+            // address (possibly a single-label host such as "otel-collector" in Kubernetes, which discovery would
+            // reject), and it has its own retry; telemetry must not trip our breakers or log retry warnings about itself.
+            foreach (var exporterClient in (string[])["OtlpTraceExporter", "OtlpMetricExporter", "OtlpLogExporter"])
+            {
+                builder.Services.AddHttpClient(exporterClient).DisableDefaultResilience().DisableServiceDiscovery();
+            }
         }
 
         return builder;

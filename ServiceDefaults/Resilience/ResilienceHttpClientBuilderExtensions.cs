@@ -37,7 +37,19 @@ public static class ResilienceHttpClientBuilderExtensions
     public static IHttpClientBuilder AddServiceDiscovery(this IHttpClientBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.AddHttpMessageHandler(services => new ServiceDiscoveryHandler(services.GetRequiredService<IServiceEndpointResolver>()));
+        builder.Services.Configure<HttpClientFactoryOptions>(builder.Name, options =>
+            options.HttpMessageHandlerBuilderActions.Add(handlers =>
+                handlers.AdditionalHandlers.Add(new ServiceDiscoveryHandler(
+                    handlers.Services.GetRequiredService<IServiceEndpointResolver>(),
+                    handlers.Services.GetRequiredService<IOptionsMonitor<ServiceDiscoveryOptions>>().Get(handlers.Name ?? Options.DefaultName).Enabled))));
+        return builder;
+    }
+
+    /// <summary>Opts this named client out of service discovery: its URIs are used as written.</summary>
+    public static IHttpClientBuilder DisableServiceDiscovery(this IHttpClientBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.Configure<ServiceDiscoveryOptions>(builder.Name, o => o.Enabled = false);
         return builder;
     }
 }

@@ -1,0 +1,176 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry;
+using OpenTelemetry.Trace;
+
+namespace Platform.ServiceDefaults.Tests;
+
+public sealed class TelemetryTests
+{
+    [Fact]
+    public async Task ServerSpan_IsNamedAfterRoute_WithRouteAndStatusTags()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var captured = new ServerSpanCapture("/span-ok/");
+        await using var host = await TestHost.StartAsync(app => app.MapGet("/span-ok/{id}", (string id) => id), cancellationToken: ct);
+        using var client = new HttpClient { BaseAddress = host.Address };
+
+        Assert.Equal("42", await client.GetStringAsync("/span-ok/42", ct));
+
+        var span = await captured.SingleAsync(ct);
+        Assert.Equal("GET /span-ok/{id}", span.DisplayName);
+        Assert.Equal("/span-ok/{id}", span.GetTagItem("http.route"));
+        Assert.Equal(200, Convert.ToInt32(span.GetTagItem("http.response.status_code"), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal("GET", span.GetTagItem("http.request.method"));
+        Assert.NotEqual(ActivityStatusCode.Error, span.Status);
+    }
+
+    [Fact]
+    public async Task ServerSpan_ForUnhandledException_IsAnError500()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var captured = new ServerSpanCapture("/span-boom");
+        await using var host = await TestHost.StartAsync(
+            app => app.MapGet("/span-boom", string () => throw new InvalidOperationException("boom")), cancellationToken: ct);
+        using var client = new HttpClient { BaseAddress = host.Address };
+
+        using var response = await client.GetAsync("/span-boom", ct);
+
+        var span = await captured.SingleAsync(ct);
+        Assert.Equal(500, (int)response.StatusCode);
+        Assert.Equal("GET /span-boom", span.DisplayName);
+        Assert.Equal(ActivityStatusCode.Error, span.Status);
+        Assert.Equal(500, Convert.ToInt32(span.GetTagItem("http.response.status_code"), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(typeof(InvalidOperationException).FullName, span.GetTagItem("error.type"));
+    }
+
+    [Fact]
+    public async Task ProbeEndpoints_AreNotExported_OtherRequestsAre()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var exporter = new CollectingExporter();
+        await using var host = await TestHost.StartAsync(
+            app => app.MapGet("/traced", () => "ok"),
+            configureBuilder: b => b.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddProcessor(new SimpleActivityExportProcessor(exporter))),
+            cancellationToken: ct);
+        using var client = new HttpClient { BaseAddress = host.Address };
+
+        await client.GetAsync("/health", ct);
+        await client.GetAsync("/alive", ct);
+        await client.GetStringAsync("/traced", ct);
+        host.Services.GetRequiredService<TracerProvider>().ForceFlush();
+
+        var names = await exporter.WaitForAsync(n => n.Contains("GET /traced"), ct);
+        Assert.DoesNotContain(names, n => n.Contains("health", StringComparison.Ordinal) || n.Contains("alive", StringComparison.Ordinal));
+        Assert.DoesNotContain(exporter.Paths, p => p is "/health" or "/alive");
+    }
+
+    [Fact]
+    public async Task OtlpExporter_IsWiredOnlyWhenEndpointConfigured()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var received = new ConcurrentQueue<(string Path, string? ContentType, long Length)>();
+        await using var collector = await TestHost.StartAsync(
+            app => app.MapPost("/v1/{signal}", async (HttpContext context) =>
+            {
+                using var buffer = new MemoryStream();
+                await context.Request.Body.CopyToAsync(buffer, context.RequestAborted);
+                received.Enqueue((context.Request.Path, context.Request.ContentType, buffer.Length));
+                return Results.Ok();
+            }),
+            serviceDefaults: false,
+            cancellationToken: ct);
+
+        await using (var withoutEndpoint = await TestHost.StartAsync(app => app.MapGet("/x", () => "x"), cancellationToken: ct))
+        {
+            Assert.Null(withoutEndpoint.Services.GetService<OpenTelemetry.Exporter.OtlpExporterOptions>());
+            Assert.NotNull(withoutEndpoint.Services.GetService<TracerProvider>());
+        }
+
+        await using var withEndpoint = await TestHost.StartAsync(
+            app => app.MapGet("/otlp-probe", () => "x"),
+            new Dictionary<string, string?>
+            {
+                ["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.Address.ToString().TrimEnd('/'),
+                ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+            },
+            cancellationToken: ct);
+        using var client = new HttpClient { BaseAddress = withEndpoint.Address };
+        await client.GetStringAsync("/otlp-probe", ct);
+        Assert.True(withEndpoint.Services.GetRequiredService<TracerProvider>().ForceFlush(10_000));
+
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!received.Any(r => r.Path == "/v1/traces") && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50, ct);
+        }
+
+        var traces = Assert.Single(received, r => r.Path == "/v1/traces");
+        Assert.Equal("application/x-protobuf", traces.ContentType);
+        Assert.True(traces.Length > 0);
+    }
+
+    /// <summary>Captures stopped ASP.NET Core server activities whose path starts with a test-unique prefix.</summary>
+    private sealed class ServerSpanCapture : IDisposable
+    {
+        private readonly ActivityListener _listener;
+        private readonly TaskCompletionSource<Activity> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public ServerSpanCapture(string pathPrefix)
+        {
+            _listener = new ActivityListener
+            {
+                ShouldListenTo = source => source.Name == "Microsoft.AspNetCore",
+                Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+                ActivityStopped = activity =>
+                {
+                    if (activity.GetTagItem("url.path") is string path && path.StartsWith(pathPrefix, StringComparison.Ordinal))
+                    {
+                        _stopped.TrySetResult(activity);
+                    }
+                },
+            };
+            ActivitySource.AddActivityListener(_listener);
+        }
+
+        public Task<Activity> SingleAsync(CancellationToken cancellationToken) => _stopped.Task.WaitAsync(TimeSpan.FromSeconds(10), cancellationToken);
+
+        public void Dispose() => _listener.Dispose();
+    }
+
+    private sealed class CollectingExporter : BaseExporter<Activity>
+    {
+        private readonly ConcurrentQueue<Activity> _items = new();
+
+        public IEnumerable<string?> Paths => _items.Select(a => a.GetTagItem("url.path") as string);
+
+        public override ExportResult Export(in Batch<Activity> batch)
+        {
+            foreach (var activity in batch)
+            {
+                _items.Enqueue(activity);
+            }
+
+            return ExportResult.Success;
+        }
+
+        public async Task<IReadOnlyList<string>> WaitForAsync(Func<IReadOnlyList<string>, bool> done, CancellationToken cancellationToken)
+        {
+            for (var i = 0; i < 200; i++)
+            {
+                var names = _items.Select(a => a.DisplayName).ToArray();
+                if (done(names))
+                {
+                    return names;
+                }
+
+                await Task.Delay(25, cancellationToken);
+            }
+
+            return _items.Select(a => a.DisplayName).ToArray();
+        }
+    }
+}

@@ -1,0 +1,89 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Platform.ServiceDefaults.Tests;
+
+/// <summary>A real Kestrel host on 127.0.0.1 with a free port, built like a Platform service.</summary>
+internal sealed class TestHost : IAsyncDisposable
+{
+    private TestHost(WebApplication app, Uri address)
+    {
+        App = app;
+        Address = address;
+    }
+
+    public WebApplication App { get; }
+
+    public Uri Address { get; }
+
+    public IServiceProvider Services => App.Services;
+
+    public static async Task<TestHost> StartAsync(
+        Action<WebApplication> map,
+        IDictionary<string, string?>? configuration = null,
+        Action<WebApplicationBuilder>? configureBuilder = null,
+        bool serviceDefaults = true,
+        CancellationToken cancellationToken = default)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing", ApplicationName = "Platform.Tests" });
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        if (configuration is not null)
+        {
+            builder.Configuration.AddInMemoryCollection(configuration);
+        }
+
+        if (serviceDefaults)
+        {
+            builder.AddServiceDefaults();
+        }
+
+        configureBuilder?.Invoke(builder);
+        var app = builder.Build();
+        if (serviceDefaults)
+        {
+            app.MapDefaultEndpoints();
+        }
+
+        map(app);
+        await app.StartAsync(cancellationToken);
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new TestHost(app, new Uri(address));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await App.StopAsync();
+        await App.DisposeAsync();
+    }
+}
+
+/// <summary>Primary handler that answers from a script and counts calls.</summary>
+internal sealed class ScriptedHandler(Func<HttpRequestMessage, int, HttpResponseMessage> respond) : HttpMessageHandler
+{
+    private int _calls;
+
+    public int Calls => Volatile.Read(ref _calls);
+
+    public List<Uri> RequestUris { get; } = [];
+
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var call = Interlocked.Increment(ref _calls);
+        lock (RequestUris)
+        {
+            RequestUris.Add(request.RequestUri!);
+        }
+
+        var response = respond(request, call);
+        response.RequestMessage = request;
+        return Task.FromResult(response);
+    }
+}
