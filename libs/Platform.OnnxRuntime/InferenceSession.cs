@@ -663,7 +663,7 @@ public sealed unsafe class InferenceSession : IDisposable
         {
             return "the ONNX Runtime library's directory is unknown, so the CUDA provider library cannot be located";
         }
-        foreach (var library in new[] { SharedProviderLibrary, CudaProviderLibrary })
+        foreach (var library in new[] { CudaProviderLibrary, SharedProviderLibrary })
         {
             var path = Path.Combine(directory, library);
             if (!File.Exists(path))

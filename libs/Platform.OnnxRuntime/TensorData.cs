@@ -77,6 +77,10 @@ public sealed class TensorData
         return FromBytes(elementType, bytes, shape);
     }
 
+    /// <summary>Wraps writable memory without copying (e.g. a pre-allocated output buffer); see <see cref="From{T}(ReadOnlyMemory{T}, ReadOnlySpan{long})"/>.</summary>
+    public static TensorData From<T>(Memory<T> data, params ReadOnlySpan<long> shape) where T : unmanaged =>
+        From((ReadOnlyMemory<T>)data, shape);
+
     /// <summary>Wraps an array without copying; see <see cref="From{T}(ReadOnlyMemory{T}, ReadOnlySpan{long})"/>.</summary>
     public static TensorData From<T>(T[] data, params ReadOnlySpan<long> shape) where T : unmanaged =>
         From(new ReadOnlyMemory<T>(data), shape);
