@@ -227,7 +227,15 @@ public sealed unsafe class InferenceSession : IDisposable
                 var options = runOptions;
                 // The terminate flag is polled by ONNX Runtime between kernels; the registration is disposed
                 // before the options are released, so the callback never sees a freed pointer.
-                registration = cancellationToken.Register(() => _api.RunOptionsSetTerminate(options.DangerousGetHandle()));
+                registration = cancellationToken.Register(() =>
+                {
+                    // Runs on the cancelling thread; a failure to set the flag only means the run finishes normally.
+                    var status = _api.RunOptionsSetTerminate(options.DangerousGetHandle());
+                    if (status != IntPtr.Zero)
+                    {
+                        _api.ReleaseStatus(status);
+                    }
+                });
             }
 
             IntPtr status;

@@ -84,16 +84,19 @@ public sealed class OrtEnvironment : IDisposable
     }
 
     /// <summary>
-    /// Reads a model file asynchronously and creates a session from it on the thread pool, since loading and
-    /// optimising a large graph can take long enough to stall a caller's thread.
+    /// Creates a session from a model file on the thread pool: loading and optimising a large graph can take
+    /// long enough to stall a caller's thread. The file is opened by ONNX Runtime itself so external-data
+    /// files next to the model still resolve. Cancellation is honoured until loading starts.
     /// </summary>
-    public async Task<InferenceSession> CreateSessionAsync(string modelPath, InferenceSessionOptions? options = null,
+    public Task<InferenceSession> CreateSessionAsync(string modelPath, InferenceSessionOptions? options = null,
         CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(modelPath);
-        var bytes = await File.ReadAllBytesAsync(modelPath, cancellationToken).ConfigureAwait(false);
-        cancellationToken.ThrowIfCancellationRequested();
-        return await Task.Run(() => CreateSession(bytes, options), cancellationToken).ConfigureAwait(false);
+        return Task.Run(() =>
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            return CreateSession(modelPath, options);
+        }, cancellationToken);
     }
 
     /// <summary>Releases this reference to the native environment; live sessions keep it alive until they are disposed.</summary>

@@ -71,7 +71,15 @@ public sealed class ConcurrencyAndLifetimeTests(OrtFixture fixture)
         using var result = session.Run([new NamedTensor("input", TensorData.From(input.AsMemory(0, 2 * BenchmarkModel.InputFeatures), 2, BenchmarkModel.InputFeatures))]);
         Assert.Equal([2L, 16L], result[0].Shape);
     }
+}
 
+/// <summary>Runs alone: resident memory is process-wide, so parallel tests would add noise to the measurement.</summary>
+[CollectionDefinition(nameof(MemoryCollection), DisableParallelization = true)]
+public sealed class MemoryCollection;
+
+[Collection(nameof(MemoryCollection))]
+public sealed class MemoryTests(OrtFixture fixture)
+{
     [Fact]
     public void Many_runs_and_sessions_do_not_leak_native_memory()
     {
@@ -113,5 +121,41 @@ public sealed class ConcurrencyAndLifetimeTests(OrtFixture fixture)
         using var process = Process.GetCurrentProcess();
         process.Refresh();
         return process.WorkingSet64;
+    }
+}
+
+[Collection(nameof(MemoryCollection))]
+public sealed class EnvironmentVariableTests
+{
+    [Fact]
+    public void Library_path_variable_is_honoured_and_reported_when_wrong()
+    {
+        const string variable = "PLATFORM_ORT_LIBRARY";
+        var previous = Environment.GetEnvironmentVariable(variable);
+        try
+        {
+            Environment.SetEnvironmentVariable(variable, "/nonexistent/from-env/libonnxruntime.so.1");
+            var error = Assert.Throws<OnnxRuntimeException>(() => new OrtEnvironment());
+            Assert.Contains("/nonexistent/from-env/libonnxruntime.so.1", error.Message, StringComparison.Ordinal);
+            Assert.Contains(variable, error.Message, StringComparison.Ordinal);
+
+            var real = Path.Combine(AppContext.BaseDirectory, "libonnxruntime.so.1");
+            Environment.SetEnvironmentVariable(variable, real);
+            using var environment = new OrtEnvironment();
+            Assert.Equal(real, environment.LibraryPath);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(variable, previous);
+        }
+    }
+
+    [Fact]
+    public async Task Async_session_creation_honours_a_cancelled_token()
+    {
+        using var environment = new OrtEnvironment();
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => environment.CreateSessionAsync("/any/model.onnx", cancellationToken: cts.Token));
     }
 }
