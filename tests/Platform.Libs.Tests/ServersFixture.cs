@@ -20,7 +20,7 @@ public sealed class ServersFixture : IAsyncLifetime
     public const string S3Key = "S3RVER";
 
     private const string PostgresBin = "/usr/lib/postgresql/15/bin";
-    private readonly List<Process> _processes = [];
+    private readonly List<(Process Process, int StopSignal)> _processes = [];
     private readonly StringBuilder _log = new();
     private string _root = "";
 
@@ -50,14 +50,13 @@ public sealed class ServersFixture : IAsyncLifetime
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var process in _processes)
+        foreach (var (process, stopSignal) in _processes)
         {
             try
             {
                 if (!process.HasExited)
                 {
-                    // SIGINT: PostgreSQL's fast shutdown; redis and node exit on it too.
-                    _ = Kill(process.Id, 2);
+                    _ = Kill(process.Id, stopSignal);
                     using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(5));
                     try
                     {
@@ -118,7 +117,8 @@ public sealed class ServersFixture : IAsyncLifetime
         Start("postgres", AsPostgres(Path.Combine(PostgresBin, "postgres")),
             [.. AsPostgresArgs(Path.Combine(PostgresBin, "postgres")), "-D", dataDir, "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 "-k", dataDir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off",
-                "-c", "synchronous_commit=off", "-c", "max_connections=200"]);
+                "-c", "synchronous_commit=off", "-c", "max_connections=200"],
+            stopSignal: 2);
 
         PostgresConnectionString = $"Host=127.0.0.1;Port={port};Username=postgres;Password={PostgresPassword};Database=postgres";
         await WaitUntilAsync("postgres", async ct =>
@@ -164,7 +164,9 @@ public sealed class ServersFixture : IAsyncLifetime
     private static string[] AsPostgresArgs(string binary) =>
         IsRoot ? ["--reuid=postgres", "--regid=postgres", "--init-groups", "--", binary] : [];
 
-    private void Start(string name, string fileName, string[] arguments)
+    // SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for pooled clients); the others get SIGTERM, because a
+    // shell running us in the background may have left SIGINT ignored, which node would inherit.
+    private void Start(string name, string fileName, string[] arguments, int stopSignal = 15)
     {
         var info = new ProcessStartInfo(fileName) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var argument in arguments)
@@ -179,7 +181,7 @@ public sealed class ServersFixture : IAsyncLifetime
         process.BeginErrorReadLine();
         lock (_processes)
         {
-            _processes.Add(process);
+            _processes.Add((process, stopSignal));
         }
     }
 
