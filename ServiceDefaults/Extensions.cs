@@ -83,7 +83,10 @@ public static class PlatformServiceDefaultsExtensions
         var otel = new PlatformOpenTelemetryBuilder(builder.Services)
             .ConfigureResource(resource => resource.AddService(
                 serviceName: builder.Configuration["OTEL_SERVICE_NAME"] ?? applicationName,
-                serviceVersion: ServiceVersion.Of(Assembly.GetEntryAssembly())))
+                serviceVersion: ServiceVersion.Of(Assembly.GetEntryAssembly()),
+                // The AppHost names each replica in OTEL_RESOURCE_ATTRIBUTES; a generated id here would override it.
+                autoGenerateServiceInstanceId: !(builder.Configuration["OTEL_RESOURCE_ATTRIBUTES"] ?? string.Empty)
+                    .Contains("service.instance.id=", StringComparison.Ordinal)))
             .WithTracing(tracing => tracing
                 .AddSource("Microsoft.AspNetCore", "System.Net.Http", PlatformTelemetryOptions.ConventionPrefix + "*", applicationName)
                 .SetSampler(sp => new UntracedPathSampler([.. sp.GetRequiredService<IOptions<PlatformTelemetryOptions>>().Value.UntracedPaths])))

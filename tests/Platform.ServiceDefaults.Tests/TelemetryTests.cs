@@ -174,3 +174,38 @@ public sealed class TelemetryTests
         }
     }
 }
+
+public sealed class TelemetryResourceTests
+{
+    [Fact]
+    public async Task Resource_TakesServiceNameAndReplicaIdFromOtelVariables()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var host = await TestHost.StartAsync(
+            _ => { },
+            new Dictionary<string, string?>
+            {
+                ["OTEL_SERVICE_NAME"] = "inference-api",
+                ["OTEL_RESOURCE_ATTRIBUTES"] = "service.instance.id=inference-api-1",
+            },
+            cancellationToken: ct);
+
+        var attributes = host.Services.GetRequiredService<TracerProvider>().GetResource().Attributes.ToDictionary(a => a.Key, a => a.Value);
+
+        Assert.Equal("inference-api", attributes["service.name"]);
+        Assert.Equal("inference-api-1", attributes["service.instance.id"]);
+        Assert.True(attributes.ContainsKey("service.version"));
+    }
+
+    [Fact]
+    public async Task Resource_GeneratesReplicaId_WhenNoneIsGiven()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var host = await TestHost.StartAsync(_ => { }, cancellationToken: ct);
+
+        var attributes = host.Services.GetRequiredService<TracerProvider>().GetResource().Attributes.ToDictionary(a => a.Key, a => a.Value);
+
+        Assert.Equal("Platform.Tests", attributes["service.name"]);
+        Assert.False(string.IsNullOrEmpty(attributes["service.instance.id"] as string));
+    }
+}
