@@ -37,6 +37,7 @@ public sealed unsafe class InferenceSession : IDisposable
     private readonly IntPtr[] _outputNames;
     private readonly Dictionary<string, int> _inputIndex;
     private readonly Dictionary<string, int> _outputIndex;
+    private volatile bool _disposed;
 
     private InferenceSession(OrtEnvironment environment, SessionHandle session, string provider, string? fallbackReason)
     {
@@ -192,6 +193,7 @@ public sealed unsafe class InferenceSession : IDisposable
     /// <summary>Releases the native session once no run is using it any more.</summary>
     public void Dispose()
     {
+        _disposed = true;
         _session.Dispose();
         _cpuMemoryInfo.Dispose();
     }
@@ -199,6 +201,8 @@ public sealed unsafe class InferenceSession : IDisposable
     private void RunCore(IReadOnlyList<NamedTensor> inputs, int[] inputOrder, int[] outputOrder, IntPtr[] outputValues,
         CancellationToken cancellationToken)
     {
+        // A run already in progress keeps the native session alive through its lease; new runs are refused.
+        ObjectDisposedException.ThrowIf(_disposed, this);
         using var sessionLease = new HandleLease(_session);
         using var memoryLease = new HandleLease(_cpuMemoryInfo);
 

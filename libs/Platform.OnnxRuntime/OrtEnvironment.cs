@@ -14,6 +14,7 @@ namespace Platform.OnnxRuntime;
 public sealed class OrtEnvironment : IDisposable
 {
     private readonly EnvHandle _env;
+    private volatile bool _disposed;
 
     /// <summary>Loads the native library (see <see cref="OrtEnvironmentOptions.LibraryPath"/>) and creates the environment.</summary>
     /// <exception cref="OnnxRuntimeException">The library cannot be found or loaded, or is older than API version 30.</exception>
@@ -67,7 +68,7 @@ public sealed class OrtEnvironment : IDisposable
     public InferenceSession CreateSession(string modelPath, InferenceSessionOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(modelPath);
-        ObjectDisposedException.ThrowIf(_env.IsClosed, this);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         return InferenceSession.Create(this, options ?? new InferenceSessionOptions(), modelPath, ReadOnlySpan<byte>.Empty);
     }
 
@@ -79,7 +80,7 @@ public sealed class OrtEnvironment : IDisposable
         {
             throw new ArgumentException("Model bytes are empty.", nameof(model));
         }
-        ObjectDisposedException.ThrowIf(_env.IsClosed, this);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         return InferenceSession.Create(this, options ?? new InferenceSessionOptions(), null, model);
     }
 
@@ -102,6 +103,8 @@ public sealed class OrtEnvironment : IDisposable
     /// <summary>Releases this reference to the native environment; live sessions keep it alive until they are disposed.</summary>
     public void Dispose()
     {
+        // The native env may stay alive after this (sessions hold references), so "disposed" is tracked here.
+        _disposed = true;
         _env.Dispose();
     }
 

@@ -15,6 +15,7 @@ public sealed unsafe class OrtTensor : IDisposable
     private readonly ValueHandle _value;
     private readonly long[] _shape;
     private readonly byte* _data;
+    private volatile bool _disposed;
 
     internal OrtTensor(OrtApi api, ValueHandle value, string name)
     {
@@ -164,9 +165,13 @@ public sealed unsafe class OrtTensor : IDisposable
     }
 
     /// <summary>Releases the native value; spans obtained earlier become invalid.</summary>
-    public void Dispose() => _value.Dispose();
+    public void Dispose()
+    {
+        _disposed = true;
+        _value.Dispose();
+    }
 
-    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_value.IsClosed, this);
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 }
 
 /// <summary>The outputs of one <see cref="InferenceSession"/> run, in the order requested. Disposing it disposes every tensor.</summary>

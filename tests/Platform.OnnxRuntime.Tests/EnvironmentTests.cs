@@ -67,4 +67,16 @@ public sealed class EnvironmentTests(OrtFixture fixture)
         Assert.Contains("InvalidGraph", error.Message, StringComparison.Ordinal);
         api.Check(IntPtr.Zero);
     }
+
+    [Fact]
+    public void Sessions_keep_working_after_their_environment_object_is_disposed()
+    {
+        var environment = new OrtEnvironment();
+        using var session = environment.CreateSession(fixture.Mlp.ToModel().Bytes);
+        environment.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => environment.CreateSession(fixture.Mlp.ToModel().Bytes));
+        var input = OrtFixture.RandomInputs(16, 31);
+        using var result = session.Run([new NamedTensor("input", TensorData.From(input, 1, 16))]);
+        OrtFixture.AssertClose(fixture.Mlp.Predict(input, 1), result[0].GetSpan<float>(), 1e-5);
+    }
 }
