@@ -15,8 +15,7 @@ namespace Platform.Hosting.Dashboard;
 public sealed class DashboardServer(
     IOptions<DashboardOptions> options,
     ResourceNotificationService notifications,
-    ResourceLoggerService logs,
-    ILoggerFactory loggerFactory) : IHostedService, IAsyncDisposable
+    ResourceLoggerService logs) : IHostedService, IAsyncDisposable
 {
     private WebApplication? _app;
 
@@ -28,7 +27,6 @@ public sealed class DashboardServer(
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.Services.AddSingleton(loggerFactory);
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Parse(options.Value.BindAddress), options.Value.Port));
         builder.Services.ConfigureHttpJsonOptions(o =>
         {

@@ -107,6 +107,7 @@ public sealed class DistributedApplicationBuilder : IDistributedApplicationBuild
         Services.AddSingleton<ResourceNotificationService>();
         Services.AddSingleton(sp => new ResourceLoggerService(sp.GetRequiredService<TimeProvider>()));
         Services.AddSingleton<DistributedApplicationOrchestrator>();
+        Services.AddPlatformPublishers();
         Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
 
         var dashboardEnabled = ExecutionContext.IsRunMode && !_options.DisableDashboard;

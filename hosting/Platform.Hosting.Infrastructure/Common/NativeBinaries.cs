@@ -48,6 +48,25 @@ public static class NativeBinaries
         return null;
     }
 
+    /// <summary>True when every directory from the root down to <paramref name="path"/> can be searched by other users.</summary>
+    public static bool IsReachableByOthers(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return true;
+        }
+
+        for (var dir = new DirectoryInfo(path); dir is not null; dir = dir.Parent)
+        {
+            if (dir.Exists && (File.GetUnixFileMode(dir.FullName) & UnixFileMode.OtherExecute) == 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     /// <summary>True when the AppHost runs as root (servers such as Postgres then run as their own user).</summary>
     public static bool IsRoot => Environment.UserName == "root";
 }

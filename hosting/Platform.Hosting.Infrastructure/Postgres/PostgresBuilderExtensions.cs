@@ -95,6 +95,19 @@ internal sealed class PostgresLauncher(PostgresServerResource server) : INativeP
         var initdb = NativeBinaries.Require("initdb", InstallHint, BinDirectories.Select(d => Path.Combine(d, "initdb")).ToArray());
         var runAs = NativeBinaries.IsRoot ? "postgres" : null;
         var dataDir = Path.Combine(context.DataDirectory, "pgdata");
+        if (runAs is not null && !OperatingSystem.IsWindows() && !NativeBinaries.IsReachableByOthers(context.DataDirectory))
+        {
+            // e.g. a clone under /root: user postgres cannot traverse it. Keep the cluster where it can,
+            // under a name derived from the original path so the same checkout finds it again.
+            var hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(context.DataDirectory)))[..16];
+            var relocated = Path.Combine("/var/lib/platform", hash.ToLowerInvariant());
+            Directory.CreateDirectory(relocated);
+            File.SetUnixFileMode("/var/lib/platform", (UnixFileMode)Convert.ToInt32("755", 8));
+            File.SetUnixFileMode(relocated, (UnixFileMode)Convert.ToInt32("755", 8));
+            context.Logger.LogWarning("User postgres cannot reach {Directory}; keeping the cluster in {Relocated} instead", context.DataDirectory, relocated);
+            context = context with { DataDirectory = relocated };
+            dataDir = Path.Combine(relocated, "pgdata");
+        }
 
         if (!File.Exists(Path.Combine(dataDir, "PG_VERSION")))
         {

@@ -230,7 +230,7 @@ public static class ResourceBuilderExtensions
         builder.WithAnnotation(new LivenessProbeAnnotation(path, endpointName));
 
     /// <summary>Keeps the server's data across restarts (<c>.platform/&lt;resource&gt;/</c>; a PVC in Kubernetes).</summary>
-    public static IResourceBuilder<T> WithDataVolume<T>(this IResourceBuilder<T> builder, string? name = null, string targetPath = "/data")
+    public static IResourceBuilder<T> WithDataVolume<T>(this IResourceBuilder<T> builder, string? name, string targetPath)
         where T : ContainerResource
     {
         builder.Resource.Annotations.RemoveAll(a => a is DataVolumeAnnotation);

@@ -31,5 +31,5 @@ public sealed class OrchestratorOptions
     public TimeSpan HealthyPollInterval { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>Largest health poll interval while not healthy (polling starts faster and backs off to this).</summary>
-    public TimeSpan UnhealthyPollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+    public TimeSpan UnhealthyPollInterval { get; set; } = TimeSpan.FromMilliseconds(250);
 }

@@ -107,7 +107,15 @@ internal sealed class ResourceRunner
             return;
         }
 
-        await notifications.WaitForResourceHealthyAsync(wait.Resource.Name, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await notifications.WaitForResourceHealthyAsync(wait.Resource.Name, cancellationToken).ConfigureAwait(false);
+        }
+        catch (DistributedApplicationException)
+        {
+            var state = notifications.TryGet(wait.Resource.Name)?.State;
+            throw new DistributedApplicationException($"'{wait.Resource.Name}' is {state} and will not become healthy.");
+        }
     }
 
     private Task StartVirtualAsync(CancellationToken cancellationToken)
@@ -172,7 +180,10 @@ internal sealed class ResourceRunner
         Directory.CreateDirectory(dir);
         if (!OperatingSystem.IsWindows())
         {
-            // Servers may run as their own user (Postgres): they must be able to reach their directory.
+            // Servers may run as their own user (Postgres): they must be able to reach their directory,
+            // so the directories Platform owns on the way get search permission for others.
+            var parent = Path.GetDirectoryName(dir)!;
+            File.SetUnixFileMode(parent, File.GetUnixFileMode(parent) | UnixFileMode.OtherExecute | UnixFileMode.GroupExecute);
             File.SetUnixFileMode(dir, (UnixFileMode)Convert.ToInt32("755", 8));
         }
 
