@@ -24,6 +24,8 @@ public sealed class DistributedApplication : IHost, IAsyncDisposable
         _builder = builder;
         _dashboardEnabled = dashboardEnabled;
         _logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Platform.AppHost");
+        ResourceNotifications = host.Services.GetRequiredService<ResourceNotificationService>();
+        ResourceLogs = host.Services.GetRequiredService<ResourceLoggerService>();
     }
 
     /// <summary>Creates the AppHost builder from command-line arguments.</summary>
@@ -36,10 +38,10 @@ public sealed class DistributedApplication : IHost, IAsyncDisposable
     public IServiceProvider Services => _host.Services;
 
     /// <summary>Resource states and waits.</summary>
-    public ResourceNotificationService ResourceNotifications => Services.GetRequiredService<ResourceNotificationService>();
+    public ResourceNotificationService ResourceNotifications { get; }
 
     /// <summary>Resources' console output.</summary>
-    public ResourceLoggerService ResourceLogs => Services.GetRequiredService<ResourceLoggerService>();
+    public ResourceLoggerService ResourceLogs { get; }
 
     /// <summary>The model.</summary>
     public IResourceCollection Resources => _builder.Resources;

@@ -54,6 +54,7 @@ namespace Platform.Hosting
         public static IResourceBuilder<MinioContainerResource> AddMinio(this IDistributedApplicationBuilder builder, string name,
             IResourceBuilder<ParameterResource>? rootUser = null, IResourceBuilder<ParameterResource>? rootPassword = null, int? port = null)
         {
+            builder.EnsureNameAvailable(name);
             var user = rootUser?.Resource ?? new ParameterResource($"{name}-user", () => "platform", secret: false);
             var pw = rootPassword ?? builder.AddParameter($"{name}-password", secret: true);
             var store = new MinioContainerResource(name, user, pw.Resource);

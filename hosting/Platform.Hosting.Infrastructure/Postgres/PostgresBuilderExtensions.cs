@@ -22,6 +22,7 @@ public static class PostgresBuilderExtensions
     public static IResourceBuilder<PostgresServerResource> AddPostgres(this IDistributedApplicationBuilder builder, string name,
         IResourceBuilder<ParameterResource>? userName = null, IResourceBuilder<ParameterResource>? password = null, int? port = null)
     {
+        builder.EnsureNameAvailable(name);
         var user = userName?.Resource ?? new ParameterResource($"{name}-username", () => "postgres", secret: false);
         var pw = password ?? builder.AddParameter($"{name}-password", secret: true);
         var server = new PostgresServerResource(name, user, pw.Resource);

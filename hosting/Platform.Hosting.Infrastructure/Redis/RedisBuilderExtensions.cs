@@ -43,6 +43,7 @@ namespace Platform.Hosting
         public static IResourceBuilder<RedisResource> AddRedis(this IDistributedApplicationBuilder builder, string name,
             int? port = null, IResourceBuilder<ParameterResource>? password = null)
         {
+            builder.EnsureNameAvailable(name);
             var pw = password ?? builder.AddParameter($"{name}-password", secret: true);
             var redis = new RedisResource(name, pw.Resource);
             return builder.AddResource(redis)

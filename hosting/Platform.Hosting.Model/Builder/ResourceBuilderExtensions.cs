@@ -245,6 +245,15 @@ public static class ResourceBuilderExtensions
         return builder.WithAnnotation(new ContainerImageAnnotation(image, tag, registry));
     }
 
+    /// <summary>Throws when <paramref name="name"/> is taken, before a resource adds its helper parameters.</summary>
+    public static void EnsureNameAvailable(this IDistributedApplicationBuilder builder, string name)
+    {
+        if (builder.Resources.Find(name) is not null)
+        {
+            throw new DistributedApplicationException($"Cannot add resource '{name}': a resource with that name already exists.");
+        }
+    }
+
     /// <summary>Aspire's <c>NAME_ENDPOINT</c> form: upper case, '-' becomes '_'.</summary>
     public static string EnvironmentVariableName(string name) => name.Replace('-', '_').ToUpperInvariant();
 }

@@ -147,6 +147,11 @@ internal sealed class ResourceRunner
 
             case ExecutableResource executable:
                 replica.RecordEnvironment(env, secrets);
+                if (!CommandExists(executable.Command))
+                {
+                    throw new DistributedApplicationException($"'{executable.Command}' was not found (checked the path and PATH).");
+                }
+
                 return new ProcessLaunch(executable.Command, args, executable.WorkingDirectory, env);
 
             case ContainerResource container when container.TryGetLastAnnotation<NativeProcessAnnotation>(out var native):
@@ -164,6 +169,12 @@ internal sealed class ResourceRunner
                 throw new DistributedApplicationException($"Resource '{Resource.Name}' cannot be started.");
         }
     }
+
+    private static bool CommandExists(string command) =>
+        command.Contains('/', StringComparison.Ordinal)
+            ? File.Exists(command)
+            : (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(':', StringSplitOptions.RemoveEmptyEntries)
+                .Any(dir => File.Exists(Path.Combine(dir, command)));
 
     private bool IsPersistent => !Orchestrator.Options.DisablePersistence && Resource.OfAnnotation<DataVolumeAnnotation>().Any();
 
