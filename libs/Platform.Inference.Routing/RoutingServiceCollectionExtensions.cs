@@ -1,0 +1,18 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace Platform.Inference.Routing;
+
+/// <summary>Registration of <see cref="WorkerClient"/>.</summary>
+public static class RoutingServiceCollectionExtensions
+{
+    /// <summary>Registers a singleton <see cref="WorkerClient"/> with options from section <c>WorkerRouting</c>. Needs service discovery (AddServiceDefaults).</summary>
+    public static IServiceCollection AddWorkerRouting(this IServiceCollection services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddOptions<WorkerRoutingOptions>().BindConfiguration(WorkerRoutingOptions.SectionName);
+        services.TryAddSingleton<WorkerClient>();
+        return services;
+    }
+}

@@ -1,0 +1,26 @@
+namespace Platform.Inference.Routing;
+
+/// <summary>Options of <see cref="WorkerClient"/> (configuration section <c>WorkerRouting</c>).</summary>
+public sealed class WorkerRoutingOptions
+{
+    /// <summary>Configuration section.</summary>
+    public const string SectionName = "WorkerRouting";
+
+    /// <summary>Logical service name of the workers, resolved through service discovery.</summary>
+    public string ServiceName { get; set; } = "model-worker";
+
+    /// <summary>Path of the worker's inference endpoint.</summary>
+    public string InferPath { get; set; } = "/v1/infer";
+
+    /// <summary>A replica that does not accept a connection within this is treated as down.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a replica that failed to answer is avoided.</summary>
+    public TimeSpan FailureCooldown { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Attempts per request across replicas (connection failures, 503 and 429 move to another replica).</summary>
+    public int MaxAttempts { get; set; } = 6;
+
+    /// <summary>Pause before trying the same replicas again once every replica has been tried.</summary>
+    public TimeSpan RetryBackoff { get; set; } = TimeSpan.FromMilliseconds(100);
+}
