@@ -1,18 +1,38 @@
+using Microsoft.Extensions.Options;
+using Platform.Batching;
+using Platform.Data;
+using Platform.ModelRegistry;
+using Platform.ModelWorker;
 using Platform.ObjectStore;
+using Platform.OnnxRuntime;
 using Platform.Redis;
 
 var builder = WebApplication.CreateBuilder(args);
 
 builder.AddServiceDefaults();
+builder.AddPlatformDataSource();
 builder.AddPlatformObjectStore();
 builder.AddPlatformRedis();
+// Active versions follow the registry: Redis notifications plus a periodic reconcile against Postgres.
+builder.AddPlatformActiveModelsView();
 
-// ONNX Runtime: register the inference session and its "onnxruntime" health check here
-// (builder.Services.AddHealthChecks().AddCheck<...>("onnxruntime")) so /health reports it with the others.
+builder.Services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.SectionName);
+builder.Services.AddSingleton(_ => new OrtEnvironment());
+builder.Services.AddSingleton<BatcherTelemetry>();
+builder.Services.AddSingleton<ModelArtifactCache>();
+builder.Services.AddSingleton<ModelHost>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
+builder.Services.AddSingleton(WorkerIdentity.From(builder.Configuration));
+
+// ONNX Runtime: version and live execution provider (with the CUDA fallback reason); models: per-version load state.
+builder.Services.AddHealthChecks()
+    .AddCheck<OnnxRuntimeHealthCheck>("onnxruntime")
+    .AddCheck<ModelsHealthCheck>("models");
 
 var app = builder.Build();
 
 app.MapDefaultEndpoints();
 app.MapServiceInfo("model-worker");
+app.MapInferenceEndpoints();
 
 app.Run();

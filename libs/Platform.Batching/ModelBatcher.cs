@@ -1,0 +1,591 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Platform.OnnxRuntime;
+
+namespace Platform.Batching;
+
+/// <summary>
+/// Dynamic batcher of one model version. Requests wait in a bounded queue; a batch closes when it holds
+/// <see cref="BatchingOptions.MaxBatchSize"/> rows or its oldest request has waited <see cref="BatchingOptions.MaxQueueDelay"/>.
+/// Only requests with the same non-batch dimensions, element types and requested outputs share a batch; they are
+/// concatenated along dimension 0 into one buffer per input, run once, and each output is split back by rows.
+/// Batches run one at a time: ONNX Runtime already spreads one run over its intra-op threads, and requests that
+/// arrive meanwhile form the next, larger batch.
+/// </summary>
+public sealed partial class ModelBatcher : IAsyncDisposable
+{
+    private readonly InferenceSession _session;
+    private readonly BatcherTelemetry _telemetry;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly TagList _tags;
+    private readonly bool _modelBatches;
+    private readonly object _gate = new();
+    private readonly Dictionary<string, Queue<Pending>> _groups = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _wake = new(0, 1);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _loop;
+    private volatile BatchingOptions _options;
+    private int _depth;
+    private long _soloSequence;
+    private long _lastComputeTicks = TimeSpan.FromMilliseconds(5).Ticks;
+    private bool _stopped;
+
+    /// <summary>Starts the batcher's dispatch loop over <paramref name="session"/> (which the caller keeps owning).</summary>
+    public ModelBatcher(InferenceSession session, string model, long version, BatchingOptions options, BatcherTelemetry telemetry,
+        TimeProvider timeProvider, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        ArgumentNullException.ThrowIfNull(options);
+        _session = session;
+        Model = model;
+        Version = version;
+        _options = options;
+        _telemetry = telemetry;
+        _time = timeProvider;
+        _logger = logger;
+        _tags = new TagList { { "model", model }, { "model.version", version.ToString(CultureInfo.InvariantCulture) } };
+        // Splitting needs dimension 0 to be the batch on every input and output.
+        _modelBatches = session.Inputs.Count > 0
+            && session.Inputs.All(i => i.HasDynamicBatch)
+            && session.Outputs.All(o => o.HasDynamicBatch);
+        _loop = Task.Run(LoopAsync);
+    }
+
+    /// <summary>Model name.</summary>
+    public string Model { get; }
+
+    /// <summary>Model version.</summary>
+    public long Version { get; }
+
+    /// <summary>Whether the model can batch at all (dynamic dimension 0 on every input and output).</summary>
+    public bool ModelSupportsBatching => _modelBatches;
+
+    /// <summary>Current limits; setting them applies to the next batch and the next enqueue.</summary>
+    public BatchingOptions Options
+    {
+        get => _options;
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            _options = value;
+            Wake();
+        }
+    }
+
+    /// <summary>Requests waiting.</summary>
+    public int QueueDepth => Volatile.Read(ref _depth);
+
+    /// <summary>
+    /// Validates the request, queues it and completes when its batch has run.
+    /// </summary>
+    /// <exception cref="InvalidInferenceRequestException">The request does not fit the model.</exception>
+    /// <exception cref="QueueFullException">The queue is full.</exception>
+    /// <exception cref="DeadlineExceededException">The deadline passed before the request ran.</exception>
+    /// <exception cref="BatcherStoppedException">The batcher is stopping.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired before the request ran.</exception>
+    public Task<InferenceOutcome> InferAsync(InferenceWork work, CancellationToken cancellationToken = default)
+    {
+        var inputs = RequestValidator.Validate(_session.Inputs, _session.Outputs, work);
+        cancellationToken.ThrowIfCancellationRequested();
+        var now = _time.GetUtcNow();
+        if (work.Deadline is { } deadline && deadline <= now)
+        {
+            _telemetry.Rejections.Add(1, WithReason("deadline"));
+            throw new DeadlineExceededException($"the deadline {deadline:O} passed before the request was queued");
+        }
+
+        var outputs = work.Outputs is { Count: > 0 } wanted ? wanted : null;
+        var rows = RowsOf(inputs);
+        var key = rows > 0 ? GroupKey(inputs, outputs) : $"solo:{Interlocked.Increment(ref _soloSequence)}";
+        var pending = new Pending(inputs, outputs, Math.Max(rows, 1), key, rows == 0, work.Deadline, _time.GetTimestamp(), Activity.Current?.Context);
+
+        lock (_gate)
+        {
+            if (_stopped)
+            {
+                _telemetry.Rejections.Add(1, WithReason("stopped"));
+                throw new BatcherStoppedException($"model '{Model}' version {Version} is unloading");
+            }
+            var options = _options;
+            if (_depth >= options.QueueCapacity)
+            {
+                _telemetry.Rejections.Add(1, WithReason("queue_full"));
+                throw new QueueFullException(Model, Version, options.QueueCapacity, EstimateRetryAfter(options));
+            }
+            if (!_groups.TryGetValue(key, out var queue))
+            {
+                _groups[key] = queue = new Queue<Pending>();
+            }
+            queue.Enqueue(pending);
+            _depth++;
+        }
+        _telemetry.QueueDepth.Add(1, _tags);
+
+        if (cancellationToken.CanBeCanceled)
+        {
+            pending.Registration = cancellationToken.Register(static state =>
+            {
+                var (batcher, item, token) = ((ModelBatcher, Pending, CancellationToken))state!;
+                if (batcher.TryDrop(item))
+                {
+                    batcher._telemetry.Rejections.Add(1, batcher.WithReason("cancelled"));
+                    item.Completion.TrySetCanceled(token);
+                }
+            }, (this, pending, cancellationToken));
+        }
+        Wake();
+        return pending.Completion.Task;
+    }
+
+    /// <summary>
+    /// Stops accepting requests, runs the ones already queued (without waiting for more) and ends the loop. The session
+    /// is not disposed.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        lock (_gate)
+        {
+            _stopped = true;
+        }
+        Wake();
+        await _loop.ConfigureAwait(false);
+        _stopping.Dispose();
+        _wake.Dispose();
+    }
+
+    private async Task LoopAsync()
+    {
+        while (true)
+        {
+            List<Pending>? batch = null;
+            TimeSpan wait = Timeout.InfiniteTimeSpan;
+            lock (_gate)
+            {
+                var options = _options;
+                var (queue, head) = OldestGroup();
+                if (queue is null)
+                {
+                    if (_stopped)
+                    {
+                        return;
+                    }
+                }
+                else
+                {
+                    var waited = _time.GetElapsedTime(head!.EnqueuedTimestamp);
+                    var rows = RowsIn(queue);
+                    if (_stopped || head.Solo || rows >= options.MaxBatchSize || waited >= options.MaxQueueDelay)
+                    {
+                        batch = Take(queue, options.MaxBatchSize);
+                        if (queue.Count == 0)
+                        {
+                            _groups.Remove(head.Key);
+                        }
+                    }
+                    else
+                    {
+                        wait = options.MaxQueueDelay - waited;
+                    }
+                }
+            }
+
+            if (batch is not null)
+            {
+                if (batch.Count > 0)
+                {
+                    Execute(batch);
+                }
+                continue;
+            }
+
+            await WaitForWorkAsync(wait).ConfigureAwait(false);
+        }
+    }
+
+    private async Task WaitForWorkAsync(TimeSpan wait)
+    {
+        if (wait == Timeout.InfiniteTimeSpan)
+        {
+            await _wake.WaitAsync().ConfigureAwait(false);
+            return;
+        }
+        using var cancel = new CancellationTokenSource();
+        var woken = _wake.WaitAsync(cancel.Token);
+        var timer = Task.Delay(wait, _time, cancel.Token);
+        await Task.WhenAny(woken, timer).ConfigureAwait(false);
+        await cancel.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(woken, timer).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The loser of the race.
+        }
+    }
+
+    /// <summary>The group whose first live request is the oldest; drops dead heads on the way. Caller holds the gate.</summary>
+    private (Queue<Pending>? Queue, Pending? Head) OldestGroup()
+    {
+        Queue<Pending>? best = null;
+        Pending? bestHead = null;
+        List<string>? empty = null;
+        foreach (var (key, queue) in _groups)
+        {
+            while (queue.Count > 0 && queue.Peek().State != Pending.Waiting)
+            {
+                queue.Dequeue();
+            }
+            if (queue.Count == 0)
+            {
+                (empty ??= []).Add(key);
+                continue;
+            }
+            var head = queue.Peek();
+            if (bestHead is null || head.EnqueuedTimestamp < bestHead.EnqueuedTimestamp)
+            {
+                best = queue;
+                bestHead = head;
+            }
+        }
+        if (empty is not null)
+        {
+            foreach (var key in empty)
+            {
+                _groups.Remove(key);
+            }
+        }
+        return (best, bestHead);
+    }
+
+    private static int RowsIn(Queue<Pending> queue)
+    {
+        var rows = 0;
+        foreach (var item in queue)
+        {
+            if (item.State == Pending.Waiting)
+            {
+                rows += item.Rows;
+            }
+        }
+        return rows;
+    }
+
+    /// <summary>Claims requests in arrival order up to <paramref name="maxRows"/> (always at least one). Caller holds the gate.</summary>
+    private List<Pending> Take(Queue<Pending> queue, int maxRows)
+    {
+        var batch = new List<Pending>();
+        var rows = 0;
+        var now = _time.GetUtcNow();
+        while (queue.Count > 0)
+        {
+            var next = queue.Peek();
+            if (next.State != Pending.Waiting)
+            {
+                queue.Dequeue();
+                continue;
+            }
+            if (batch.Count > 0 && rows + next.Rows > maxRows)
+            {
+                break;
+            }
+            queue.Dequeue();
+            if (Interlocked.CompareExchange(ref next.State, Pending.Claimed, Pending.Waiting) != Pending.Waiting)
+            {
+                continue;
+            }
+            _depth--;
+            _telemetry.QueueDepth.Add(-1, _tags);
+            // Unregister, not Dispose: Dispose would wait for a running cancel callback, which needs this lock.
+            next.Registration.Unregister();
+            if (next.Deadline is { } deadline && deadline <= now)
+            {
+                _telemetry.Rejections.Add(1, WithReason("deadline"));
+                next.Completion.TrySetException(new DeadlineExceededException(
+                    $"the deadline {deadline:O} passed after {_time.GetElapsedTime(next.EnqueuedTimestamp).TotalMilliseconds:0.###} ms in the queue; the request was not run"));
+                continue;
+            }
+            batch.Add(next);
+            rows += next.Rows;
+        }
+        return batch;
+    }
+
+    private bool TryDrop(Pending item)
+    {
+        lock (_gate)
+        {
+            if (Interlocked.CompareExchange(ref item.State, Pending.Dropped, Pending.Waiting) != Pending.Waiting)
+            {
+                return false;
+            }
+            _depth--;
+        }
+        _telemetry.QueueDepth.Add(-1, _tags);
+        Wake();
+        return true;
+    }
+
+    private void Execute(List<Pending> batch)
+    {
+        var started = _time.GetTimestamp();
+        var totalRows = batch.Sum(p => p.Rows);
+        var first = batch[0];
+        using var activity = StartActivity(batch, totalRows);
+        var rented = new List<byte[]>();
+        try
+        {
+            var inputs = new NamedTensor[first.Inputs.Length];
+            for (var i = 0; i < inputs.Length; i++)
+            {
+                inputs[i] = new NamedTensor(first.Inputs[i].Name, Concatenate(batch, i, totalRows, rented));
+            }
+
+            var computeStart = _time.GetTimestamp();
+            using var result = _session.Run(inputs, first.Outputs, _stopping.Token);
+            var compute = _time.GetElapsedTime(computeStart);
+            Interlocked.Exchange(ref _lastComputeTicks, compute.Ticks);
+
+            var split = Split(batch, result, totalRows);
+            _telemetry.BatchSize.Record(totalRows, _tags);
+            _telemetry.BatchRequests.Record(batch.Count, _tags);
+            _telemetry.ComputeTime.Record(compute.TotalSeconds, _tags);
+            _telemetry.Inferences.Add(totalRows, _tags);
+            activity?.SetTag("batch.compute_ms", compute.TotalMilliseconds);
+            for (var r = 0; r < batch.Count; r++)
+            {
+                var queueTime = _time.GetElapsedTime(batch[r].EnqueuedTimestamp, started);
+                _telemetry.QueueTime.Record(queueTime.TotalSeconds, _tags);
+                batch[r].Completion.TrySetResult(new InferenceOutcome(split[r], totalRows, batch.Count, queueTime, compute));
+            }
+        }
+        catch (Exception ex)
+        {
+            activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
+            LogBatchFailed(_logger, Model, Version, batch.Count, totalRows, ex);
+            _telemetry.Rejections.Add(batch.Count, WithReason("error"));
+            foreach (var item in batch)
+            {
+                item.Completion.TrySetException(ex);
+            }
+        }
+        finally
+        {
+            foreach (var buffer in rented)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+    }
+
+    private Activity? StartActivity(List<Pending> batch, int totalRows)
+    {
+        if (!_telemetry.ActivitySource.HasListeners())
+        {
+            return null;
+        }
+        var links = new List<ActivityLink>(batch.Count);
+        foreach (var item in batch)
+        {
+            if (item.ActivityContext is { } context)
+            {
+                links.Add(new ActivityLink(context));
+            }
+        }
+        // A batch serves many requests, so it is a root linked to each of them rather than a child of one.
+        var activity = _telemetry.ActivitySource.StartActivity(ActivityKind.Internal, parentContext: default, links: links, name: $"batch {Model}");
+        activity?.SetTag("model", Model);
+        activity?.SetTag("model.version", Version);
+        activity?.SetTag("batch.rows", totalRows);
+        activity?.SetTag("batch.requests", batch.Count);
+        return activity;
+    }
+
+    private static TensorData Concatenate(List<Pending> batch, int input, int totalRows, List<byte[]> rented)
+    {
+        var first = batch[0].Inputs[input];
+        if (batch.Count == 1)
+        {
+            // Nothing to concatenate: hand the request's own buffer to ONNX Runtime.
+            return first.ElementType == TensorElementType.String
+                ? TensorData.FromStrings(first.Strings!, first.Shape)
+                : TensorData.FromBytes(first.ElementType, first.Data, first.Shape);
+        }
+
+        var shape = (long[])first.Shape.Clone();
+        shape[0] = totalRows;
+        if (first.ElementType == TensorElementType.String)
+        {
+            var strings = new List<string>();
+            foreach (var item in batch)
+            {
+                strings.AddRange(item.Inputs[input].Strings!);
+            }
+            return TensorData.FromStrings(strings, shape);
+        }
+
+        var length = 0;
+        foreach (var item in batch)
+        {
+            length = checked(length + item.Inputs[input].Data.Length);
+        }
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
+        rented.Add(buffer);
+        var offset = 0;
+        foreach (var item in batch)
+        {
+            var data = item.Inputs[input].Data.Span;
+            data.CopyTo(buffer.AsSpan(offset));
+            offset += data.Length;
+        }
+        return TensorData.FromBytes(first.ElementType, buffer.AsMemory(0, length), shape);
+    }
+
+    private static List<BatchOutput>[] Split(List<Pending> batch, InferenceResult result, int totalRows)
+    {
+        var split = new List<BatchOutput>[batch.Count];
+        for (var r = 0; r < split.Length; r++)
+        {
+            split[r] = new List<BatchOutput>(result.Count);
+        }
+
+        foreach (var tensor in result)
+        {
+            var shape = tensor.Shape.ToArray();
+            if (batch.Count == 1)
+            {
+                split[0].Add(tensor.ElementType == TensorElementType.String
+                    ? new BatchOutput(tensor.Name, tensor.ElementType, shape, ReadOnlyMemory<byte>.Empty, tensor.GetStrings())
+                    : new BatchOutput(tensor.Name, tensor.ElementType, shape, tensor.GetBytes().ToArray(), null));
+                continue;
+            }
+
+            if (shape.Length == 0 || shape[0] != totalRows)
+            {
+                throw new InvalidOperationException(
+                    $"output '{tensor.Name}' has shape {RequestValidator.FormatShape(shape)}, whose dimension 0 is not the batch's {totalRows} rows; it cannot be split");
+            }
+            var strings = tensor.ElementType == TensorElementType.String ? tensor.GetStrings() : null;
+            var perRow = tensor.ElementsPerBatchItem;
+            long row = 0;
+            for (var r = 0; r < batch.Count; r++)
+            {
+                var rows = batch[r].Rows;
+                var itemShape = (long[])shape.Clone();
+                itemShape[0] = rows;
+                split[r].Add(strings is not null
+                    ? new BatchOutput(tensor.Name, tensor.ElementType, itemShape, ReadOnlyMemory<byte>.Empty,
+                        strings[(int)(row * perRow)..(int)((row + rows) * perRow)])
+                    : new BatchOutput(tensor.Name, tensor.ElementType, itemShape, tensor.GetBatchItemBytes(row, rows).ToArray(), null));
+                row += rows;
+            }
+        }
+        return split;
+    }
+
+    /// <summary>Rows of a request along dimension 0, or 0 when it cannot share a batch.</summary>
+    private int RowsOf(BatchInput[] inputs)
+    {
+        if (!_modelBatches)
+        {
+            return 0;
+        }
+        var rows = inputs[0].Shape[0];
+        foreach (var input in inputs)
+        {
+            if (input.Shape[0] != rows)
+            {
+                return 0;
+            }
+        }
+        return rows is > 0 and <= int.MaxValue ? (int)rows : 0;
+    }
+
+    private static string GroupKey(BatchInput[] inputs, IReadOnlyList<string>? outputs)
+    {
+        var key = new System.Text.StringBuilder();
+        foreach (var input in inputs)
+        {
+            key.Append((int)input.ElementType);
+            for (var d = 1; d < input.Shape.Length; d++)
+            {
+                key.Append(',').Append(input.Shape[d]);
+            }
+            key.Append(';');
+        }
+        key.Append('|');
+        if (outputs is not null)
+        {
+            key.AppendJoin('\u001f', outputs);
+        }
+        return key.ToString();
+    }
+
+    private TimeSpan EstimateRetryAfter(BatchingOptions options)
+    {
+        // Time to drain the queue at the recent batch rate, bounded to something a client can act on.
+        var batchesAhead = (double)_depth / Math.Max(options.MaxBatchSize, 1) + 1;
+        var estimate = TimeSpan.FromTicks((long)(Interlocked.Read(ref _lastComputeTicks) * batchesAhead)) + options.MaxQueueDelay;
+        return TimeSpan.FromMilliseconds(Math.Clamp(estimate.TotalMilliseconds, 10, 5000));
+    }
+
+    private TagList WithReason(string reason)
+    {
+        var tags = _tags;
+        tags.Add("reason", reason);
+        return tags;
+    }
+
+    private void Wake()
+    {
+        try
+        {
+            _wake.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // Already signalled.
+        }
+        catch (ObjectDisposedException)
+        {
+            // Stopped.
+        }
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Error, Message = "Batch of {Model} version {Version} failed ({Requests} requests, {Rows} rows)")]
+    private static partial void LogBatchFailed(ILogger logger, string model, long version, int requests, int rows, Exception exception);
+
+    private sealed class Pending(BatchInput[] inputs, IReadOnlyList<string>? outputs, int rows, string key, bool solo, DateTimeOffset? deadline,
+        long enqueuedTimestamp, ActivityContext? activityContext)
+    {
+        public const int Waiting = 0;
+        public const int Claimed = 1;
+        public const int Dropped = 2;
+
+        public int State;
+
+        public BatchInput[] Inputs { get; } = inputs;
+
+        public IReadOnlyList<string>? Outputs { get; } = outputs;
+
+        public int Rows { get; } = rows;
+
+        public string Key { get; } = key;
+
+        /// <summary>Cannot share a batch (model without a batch dimension, or inputs disagreeing on dimension 0): runs at once.</summary>
+        public bool Solo { get; } = solo;
+
+        public DateTimeOffset? Deadline { get; } = deadline;
+
+        public long EnqueuedTimestamp { get; } = enqueuedTimestamp;
+
+        public ActivityContext? ActivityContext { get; } = activityContext;
+
+        public CancellationTokenRegistration Registration { get; set; }
+
+        public TaskCompletionSource<InferenceOutcome> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}
