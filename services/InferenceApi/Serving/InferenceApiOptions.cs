@@ -1,0 +1,26 @@
+namespace Platform.InferenceApi.Serving;
+
+/// <summary>Options of the public inference API (configuration section <c>InferenceApi</c>).</summary>
+public sealed class InferenceApiOptions
+{
+    /// <summary>Configuration section.</summary>
+    public const string SectionName = "InferenceApi";
+
+    /// <summary>Largest accepted request body (JSON plus binary tensor data).</summary>
+    public long MaxRequestBytes { get; set; } = 64 * 1024 * 1024;
+
+    /// <summary>Deadline of a request that sets no <c>parameters.timeout</c>.</summary>
+    public TimeSpan DefaultTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Upper bound on a request's own <c>parameters.timeout</c>.</summary>
+    public TimeSpan MaxTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>How long a Redis cache lookup may take before it counts as a miss (the cache must never slow serving down much).</summary>
+    public TimeSpan CacheLookupTimeout { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>
+    /// How stale the in-memory view of active models may be before an unknown model name triggers a registry re-read
+    /// (covers a request arriving between an activation and its notification).
+    /// </summary>
+    public TimeSpan UnknownModelRefreshInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+}

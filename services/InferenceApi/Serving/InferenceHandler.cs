@@ -1,0 +1,357 @@
+using System.Buffers;
+using System.Globalization;
+using Google.Protobuf;
+using Microsoft.Extensions.Options;
+using Platform.Inference.OpenInference;
+using Platform.Inference.Protocol;
+using Platform.Inference.Protocol.Wire;
+using Platform.Inference.Routing;
+
+namespace Platform.InferenceApi.Serving;
+
+/// <summary>
+/// <c>POST /v2/models/{name}[/versions/{v}]/infer</c>: decode and validate at the edge (4xx naming the input), answer
+/// from the cache when allowed, otherwise run on a worker and encode the answer as JSON and/or binary tensor data.
+/// </summary>
+public sealed partial class InferenceHandler(
+    ServedModelCatalog catalog,
+    WorkerClient workers,
+    ResponseCache cache,
+    InferenceMetrics metrics,
+    IOptions<InferenceApiOptions> options,
+    TimeProvider timeProvider,
+    ILogger<InferenceHandler> logger)
+{
+    /// <summary>Response header telling whether the answer came from the cache: "hit" or "miss" (absent when the cache was not used).</summary>
+    public const string CacheHeader = "Platform-Cache";
+
+    /// <summary>Handles one request and writes the whole response.</summary>
+    public async Task HandleAsync(HttpContext context, string model, string? versionText)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var started = timeProvider.GetTimestamp();
+        var cancellationToken = context.RequestAborted;
+        var status = 499;
+        byte[]? body = null;
+        try
+        {
+            long? version = null;
+            if (versionText is not null)
+            {
+                if (!long.TryParse(versionText, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed))
+                {
+                    status = await WriteErrorAsync(context, 404, $"model '{model}' has no version '{versionText}'");
+                    return;
+                }
+
+                version = parsed;
+            }
+
+            var served = await catalog.FindAsync(model, version, cancellationToken);
+            if (served is null)
+            {
+                status = await WriteErrorAsync(context, 404, NotFoundMessage(model, version));
+                return;
+            }
+
+            var length = 0;
+            (body, length) = await ReadBodyAsync(context.Request, options.Value.MaxRequestBytes, cancellationToken);
+            if (body is null)
+            {
+                status = await WriteErrorAsync(context, 413, $"the request body exceeds {options.Value.MaxRequestBytes} bytes");
+                return;
+            }
+
+            var jsonLength = InferRequestReader.ParseHeaderContentLength(
+                context.Request.Headers[InferRequestReader.HeaderContentLengthHeader].FirstOrDefault(), length);
+            var request = InferRequestReader.Read(body.AsMemory(0, length), jsonLength);
+            InferRequestValidator.Validate(request, served.Signature, model);
+
+            var timeout = request.Parameters.TimeoutMicroseconds is { } micros
+                ? TimeSpan.FromTicks(Math.Min(micros * 10, options.Value.MaxTimeout.Ticks))
+                : options.Value.DefaultTimeout;
+            var deadline = timeProvider.GetUtcNow() + timeout;
+
+            var useCache = request.Parameters.Cache ?? served.Settings.CacheEnabled;
+            WorkerInferResponse? result = null;
+            if (useCache)
+            {
+                result = await cache.GetAsync(ResponseCache.Key(model, served.Version, request), cancellationToken);
+                context.Response.Headers[CacheHeader] = result is null ? "miss" : "hit";
+                if (result is null)
+                {
+                    metrics.CacheMiss(model);
+                }
+                else
+                {
+                    metrics.CacheHit(model);
+                }
+            }
+
+            if (result is null)
+            {
+                var (response, answeredBy, error) = await RunAsync(request, served, pinned: version is not null, deadline, cancellationToken);
+                if (error is not null)
+                {
+                    status = await WriteErrorAsync(context, error.Code, error.Message, error.RetryAfterMs);
+                    return;
+                }
+
+                result = response!;
+                served = answeredBy;
+                if (useCache)
+                {
+                    await cache.SetAsync(ResponseCache.Key(model, served.Version, request), result,
+                        TimeSpan.FromSeconds(served.Settings.CacheTtlSeconds), cancellationToken);
+                }
+            }
+
+            status = await WriteResponseAsync(context, request, served, result);
+        }
+        catch (InferenceRequestException ex)
+        {
+            status = await WriteErrorAsync(context, 400, ex.Message);
+        }
+        catch (BadHttpRequestException ex)
+        {
+            // Kestrel's own limits (body too large, client too slow) are the client's doing.
+            status = await WriteErrorAsync(context, ex.StatusCode, ex.Message);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            status = 499; // the client went away; nothing to answer
+        }
+        finally
+        {
+            if (body is not null)
+            {
+                ArrayPool<byte>.Shared.Return(body);
+            }
+
+            metrics.Request(model, status, timeProvider.GetElapsedTime(started));
+        }
+    }
+
+    private async Task<(WorkerInferResponse? Response, ServedModel AnsweredBy, WorkerError? Error)> RunAsync(
+        InferRequest request, ServedModel served, bool pinned, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        // An unversioned request may fall back to an older active version when the newest is not loaded on any worker
+        // yet (just activated) or was just retired: traffic switches versions without failing requests.
+        IReadOnlyList<ServedModel> candidates = pinned ? [served] : [served, .. catalog.ActiveVersions(served.Name).Where(m => m.Version != served.Version)];
+        WorkerError? lastError = null;
+        foreach (var candidate in candidates)
+        {
+            if (candidate != served && !SignatureAccepts(request, candidate))
+            {
+                continue;
+            }
+
+            var call = await workers.InferAsync(ToWire(request, candidate), deadline, cancellationToken);
+            if (call.Response is not null)
+            {
+                return (call.Response, candidate, null);
+            }
+
+            var error = call.Error!;
+            if (error.Code == 404)
+            {
+                // The registry says this version is active, so a worker without it is behind, not the client wrong.
+                error = new WorkerError
+                {
+                    Code = 503,
+                    Message = $"model '{candidate.Name}' version {candidate.Version} is not loaded on any model worker yet",
+                    RetryAfterMs = 1000,
+                };
+            }
+
+            LogWorkerError(logger, candidate.Name, candidate.Version, error.Code, error.Message, call.Attempts);
+            if (pinned || error.Code != 503)
+            {
+                return (null, candidate, error);
+            }
+
+            lastError = error;
+        }
+
+        return (null, served, lastError);
+    }
+
+    private static bool SignatureAccepts(InferRequest request, ServedModel model)
+    {
+        try
+        {
+            InferRequestValidator.Validate(request, model.Signature, model.Name);
+            return true;
+        }
+        catch (InferenceRequestException)
+        {
+            return false;
+        }
+    }
+
+    private static WorkerInferRequest ToWire(InferRequest request, ServedModel model)
+    {
+        var wire = new WorkerInferRequest { Model = model.Name, Version = model.Version, RequestId = request.Id ?? string.Empty };
+        foreach (var input in request.Inputs)
+        {
+            var tensor = new WireTensor
+            {
+                Name = input.Name,
+                Datatype = input.DataType.ToProtocolName(),
+                // Wraps the request body: serialising the message is the only copy on the way to the worker.
+                Data = UnsafeByteOperations.UnsafeWrap(input.Data),
+            };
+            tensor.Shape.AddRange(input.Shape);
+            wire.Inputs.Add(tensor);
+        }
+
+        foreach (var output in request.Outputs)
+        {
+            wire.Outputs.Add(output.Name);
+        }
+
+        return wire;
+    }
+
+    private static async Task<int> WriteResponseAsync(HttpContext context, InferRequest request, ServedModel served, WorkerInferResponse result)
+    {
+        var outputs = new List<InferTensor>(result.Outputs.Count);
+        if (request.Outputs.Count > 0)
+        {
+            foreach (var requested in request.Outputs)
+            {
+                var wire = result.Outputs.FirstOrDefault(o => o.Name == requested.Name);
+                if (wire is null)
+                {
+                    return await WriteErrorAsync(context, 502, $"the model worker did not return output '{requested.Name}'");
+                }
+
+                outputs.Add(FromWire(wire));
+            }
+        }
+        else
+        {
+            outputs.AddRange(result.Outputs.Select(FromWire));
+        }
+
+        var binary = outputs.Select(o => InferResponseWriter.IsBinary(request, o.Name)).ToArray();
+        var estimate = 256;
+        for (var i = 0; i < outputs.Count; i++)
+        {
+            // JSON text of a number is roughly three times its binary size.
+            estimate += outputs[i].Data.Length * (binary[i] ? 1 : 3);
+        }
+
+        var buffer = new ArrayBufferWriter<byte>(estimate);
+        var jsonLength = InferResponseWriter.Write(
+            buffer, new InferResponse(served.Name, served.Version.ToString(CultureInfo.InvariantCulture), request.Id, outputs), binary);
+        var response = context.Response;
+        response.StatusCode = 200;
+        if (buffer.WrittenCount > jsonLength)
+        {
+            response.ContentType = "application/octet-stream";
+            response.Headers[InferRequestReader.HeaderContentLengthHeader] = jsonLength.ToString(CultureInfo.InvariantCulture);
+        }
+        else
+        {
+            response.ContentType = "application/json";
+        }
+
+        response.ContentLength = buffer.WrittenCount;
+        await response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted);
+        return 200;
+    }
+
+    private static InferTensor FromWire(WireTensor wire) =>
+        new(wire.Name,
+            DataTypes.TryParse(wire.Datatype, out var type) ? type : throw new InvalidOperationException($"worker sent unknown datatype '{wire.Datatype}'"),
+            [.. wire.Shape],
+            wire.Data.Memory);
+
+    /// <summary>Writes <c>{"error": message}</c> with the status (and Retry-After for 429/503).</summary>
+    public static async Task<int> WriteErrorAsync(HttpContext context, int status, string message, int retryAfterMs = 0)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var response = context.Response;
+        if (response.HasStarted)
+        {
+            return status;
+        }
+
+        response.StatusCode = status;
+        response.ContentType = "application/json";
+        if (status is 429 or 503)
+        {
+            // Retry-After is whole seconds; round up so a client never comes back early.
+            var seconds = Math.Max(1, (retryAfterMs + 999) / 1000);
+            response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+        }
+
+        var buffer = new ArrayBufferWriter<byte>(128 + message.Length);
+        InferResponseWriter.WriteError(buffer, message);
+        response.ContentLength = buffer.WrittenCount;
+        await response.Body.WriteAsync(buffer.WrittenMemory, CancellationToken.None);
+        return status;
+    }
+
+    /// <summary>404 message for an unknown model or version.</summary>
+    public string NotFoundMessage(string model, long? version) =>
+        version is null || catalog.ActiveVersions(model).Count == 0
+            ? $"unknown model '{model}' (no active version)"
+            : $"model '{model}' has no active version {version}";
+
+    /// <summary>Reads the whole body into a pooled buffer; null buffer when it exceeds <paramref name="max"/>.</summary>
+    private static async Task<(byte[]? Buffer, int Length)> ReadBodyAsync(HttpRequest request, long max, CancellationToken cancellationToken)
+    {
+        if (request.ContentLength > max)
+        {
+            return (null, 0);
+        }
+
+        var buffer = ArrayPool<byte>.Shared.Rent((int)(request.ContentLength ?? 16 * 1024) + 1);
+        var length = 0;
+        try
+        {
+            while (true)
+            {
+                if (length == buffer.Length)
+                {
+                    if (length >= max)
+                    {
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        return (null, 0);
+                    }
+
+                    var larger = ArrayPool<byte>.Shared.Rent((int)Math.Min(max + 1, (long)buffer.Length * 2));
+                    buffer.AsSpan(0, length).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+
+                var read = await request.Body.ReadAsync(buffer.AsMemory(length), cancellationToken);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                length += read;
+            }
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+
+        if (length > max)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            return (null, 0);
+        }
+
+        return (buffer, length);
+    }
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "Model {Model} version {Version}: worker error {Status} after {Attempts} attempts: {Reason}")]
+    private static partial void LogWorkerError(ILogger logger, string model, long version, int status, string reason, int attempts);
+}
