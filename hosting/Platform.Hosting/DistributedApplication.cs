@@ -94,6 +94,7 @@ public sealed class DistributedApplication : IHost, IAsyncDisposable
         if (_builder.Options.PrintBanner && DashboardUrl is { } url)
         {
             Console.WriteLine($"Dashboard: {url}");
+            Console.WriteLine($"Login: {Services.GetRequiredService<DashboardServer>().LoginUrl}");
         }
 
         try

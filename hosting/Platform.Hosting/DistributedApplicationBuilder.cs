@@ -127,8 +127,12 @@ public sealed class DistributedApplicationBuilder : IDistributedApplicationBuild
         });
         if (dashboardEnabled)
         {
-            Services.AddSingleton<DashboardServer>();
-            Services.AddHostedService(sp => sp.GetRequiredService<DashboardServer>());
+            // Also points every project's OTLP exporter at the dashboard's receiver, with a per-run API key.
+            Services.AddPlatformDashboard(Configuration.GetSection("Dashboard"), ExecutionContext.StateDirectory);
+            if (_options.DisablePersistence)
+            {
+                Services.Configure<DashboardOptions>(o => o.PersistTelemetry = false);
+            }
         }
 
         return new DistributedApplication(_host.Build(), this, dashboardEnabled);
