@@ -213,9 +213,14 @@ internal sealed class ReplicaRunner(ResourceRunner owner, int index)
                 var changed = status != Health || !reports.Select(r => (r.Name, r.Status, r.Description)).SequenceEqual(HealthReports.Select(r => (r.Name, r.Status, r.Description)));
                 HealthReports = reports;
                 Health = status;
-                if (status == HealthStatus.Healthy)
+                if (status == HealthStatus.Healthy && !_everHealthy)
                 {
                     _everHealthy = true;
+                    if (StartedAt is { } started)
+                    {
+                        owner.Logger.LogInformation("{Instance} healthy {Elapsed:F2} s after launch", InstanceId,
+                            (owner.Orchestrator.TimeProvider.GetUtcNow() - started).TotalSeconds);
+                    }
                 }
 
                 if (changed)
