@@ -84,6 +84,12 @@ function track(value) {
   return [proxy, unknown];
 }
 
+// kubernetes-models strips every schema property named "description" (it takes it for documentation),
+// so PriorityClass's real top-level field is never read by the validator.
+function knownButStripped(kind, path) {
+  return kind === "PriorityClass" && path === "/description";
+}
+
 const input = JSON.parse(await new Promise((resolve, reject) => {
   let text = "";
   process.stdin.setEncoding("utf8");
@@ -113,7 +119,7 @@ for (const [index, object] of input.entries()) {
     report(`schema: ${error.message}`);
     continue;
   }
-  for (const path of unknown()) {
+  for (const path of unknown().filter((p) => !knownButStripped(kind, p))) {
     report(`unknown field ${path}`);
   }
 }
