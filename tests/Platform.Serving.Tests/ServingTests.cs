@@ -1,0 +1,239 @@
+using System.Net;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+using Platform.Inference.OpenInference;
+using Platform.Inference.Protocol;
+using Platform.OnnxModels;
+using Platform.OnnxRuntime;
+
+namespace Platform.Serving.Tests;
+
+public sealed class ServingTests(ServingFixture fixture)
+{
+    private const int Features = 16;
+    private CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private ServingClient Client => fixture.Client;
+
+    private static GeneratedModel Mlp(ulong seed) => ModelCatalog.Generate("mlp", new ModelRequest { Seed = seed });
+
+    private static InferTensor Input(int rows, int seed)
+    {
+        var random = new Random(seed);
+        var values = Enumerable.Range(0, rows * Features).Select(_ => (float)(random.NextDouble() * 4 - 2)).ToArray();
+        return new InferTensor("input", DataType.Fp32, [rows, Features], MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+    }
+
+    private byte[] OrtReference(GeneratedModel model, InferTensor input)
+    {
+        using var session = fixture.Ort.CreateSession(model.Bytes);
+        var floats = MemoryMarshal.Cast<byte, float>(input.Data.Span).ToArray();
+        using var result = session.Run([new NamedTensor("input", TensorData.From(floats, input.Shape))]);
+        return result["probabilities"].GetBytes().ToArray();
+    }
+
+    private async Task<GeneratedModel> DeployAsync(string name, ulong seed)
+    {
+        var model = Mlp(seed);
+        var version = await Client.UploadAsync(name, model.Bytes, Ct);
+        await Client.ActivateAsync(name, version, Ct);
+        await Client.WaitServedAsync(name, version, Input(1, 0), Ct);
+        return model;
+    }
+
+    [Fact]
+    public async Task InferEqualsOnnxRuntimeInProcessBitForBit()
+    {
+        var model = await DeployAsync("bitwise", 11);
+        foreach (var rows in new[] { 1, 3 })
+        {
+            var input = Input(rows, rows);
+            var (status, body, response) = await Client.PostAsync("/v2/models/bitwise/infer", [input], TensorEncoding.Binary,
+                parameters: new InferRequestParameters { BinaryDataOutput = true }, id: $"req-{rows}", ct: Ct);
+            Assert.True(status == 200, Encoding.UTF8.GetString(body));
+            var decoded = ServingClient.Decode(body, response);
+            Assert.Equal($"req-{rows}", decoded.Id);
+            Assert.Equal("bitwise", decoded.ModelName);
+            Assert.Equal("1", decoded.ModelVersion);
+            Assert.Equal([(long)rows, 4], decoded["probabilities"].Shape);
+            Assert.Equal(OrtReference(model, input), decoded["probabilities"].Data.ToArray());
+        }
+    }
+
+    [Fact]
+    public async Task JsonBinaryNestedAndFlatAllAgree()
+    {
+        var model = await DeployAsync("agree", 12);
+        var input = Input(2, 5);
+        var expected = OrtReference(model, input);
+        foreach (var encoding in new[] { TensorEncoding.JsonFlat, TensorEncoding.JsonNested, TensorEncoding.Binary })
+        {
+            foreach (var binaryOut in new[] { false, true })
+            {
+                var (status, body, response) = await Client.PostAsync("/v2/models/agree/infer", [input], encoding,
+                    outputs: [new RequestedOutput("probabilities", binaryOut)], ct: Ct);
+                Assert.True(status == 200, Encoding.UTF8.GetString(body));
+                Assert.Equal(binaryOut ? "application/octet-stream" : "application/json", response.Content.Headers.ContentType?.MediaType);
+                Assert.Equal(expected, ServingClient.Decode(body, response)["probabilities"].Data.ToArray());
+            }
+        }
+    }
+
+    [Fact]
+    public async Task ProtocolMetadataAndHealth()
+    {
+        await DeployAsync("meta", 13);
+        var http = Client.Inference;
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/v2/health/live", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/v2/health/ready", Ct)).StatusCode);
+        using var server = JsonDocument.Parse(await http.GetStringAsync("/v2", Ct));
+        Assert.Contains("binary_tensor_data", server.RootElement.GetProperty("extensions").EnumerateArray().Select(e => e.GetString()));
+        using var metadata = JsonDocument.Parse(await http.GetStringAsync("/v2/models/meta", Ct));
+        Assert.Equal("meta", metadata.RootElement.GetProperty("name").GetString());
+        Assert.Equal(["1"], metadata.RootElement.GetProperty("versions").EnumerateArray().Select(v => v.GetString()));
+        var input = metadata.RootElement.GetProperty("inputs")[0];
+        Assert.Equal(("input", "FP32"), (input.GetProperty("name").GetString(), input.GetProperty("datatype").GetString()));
+        Assert.Equal([-1L, 16], input.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()));
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/v2/models/meta/versions/1", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/v2/models/meta/ready", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/v2/models/meta/versions/1/ready", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/v2/models/meta/versions/9/ready", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/v2/models/nope", Ct)).StatusCode);
+    }
+
+    public static TheoryData<string, string?, int, string> ErrorCases => new()
+    {
+        { "/v2/models/nope/infer", """{"inputs":[]}""", 404, "unknown model 'nope' (no active version)" },
+        { "/v2/models/errors/versions/7/infer", """{"inputs":[]}""", 404, "model 'errors' has no active version 7" },
+        { "/v2/models/errors/versions/x/infer", """{"inputs":[]}""", 404, "model 'errors' has no version 'x'" },
+        { "/v2/models/errors/infer", """{"inputs":[{"name":"input","datatype":"FP32","shape":[1,15],"data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]}]}""", 400,
+            "input 'input': shape [1,15] does not match the model's [-1,16] (-1 = any size)" },
+        { "/v2/models/errors/infer", """{"inputs":[{"name":"input","datatype":"FP64","shape":[1,16],"data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}]}""", 400,
+            "input 'input': datatype FP64 does not match the model's FP32" },
+        { "/v2/models/errors/infer", """{"inputs":[{"name":"input","datatype":"FP32","shape":[1,16],"data":[1,2,3]}]}""", 400,
+            "input 'input': shape [1,16] needs 16 elements but 'data' has 3" },
+        { "/v2/models/errors/infer", """{"inputs":[]}""", 400,
+            "missing input 'input' (FP32 [-1,16]); model 'errors' expects 'input' FP32 [-1,16]" },
+        { "/v2/models/errors/infer", """{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}]}""", 400,
+            "unknown input 'x'; model 'errors' expects 'input' FP32 [-1,16]" },
+        { "/v2/models/errors/infer", """{"inputs":[{"name":"input","datatype":"FP32","shape":[1,16],"data":[1]}],"outputs":[{"name":"logits"}]}""", 400,
+            "unknown output 'logits'; model 'errors' has outputs 'probabilities'" },
+        { "/v2/models/errors/infer", """{"inputs":[{"name":"input" "datatype":"FP32"}]}""", 400,
+            "malformed JSON at line 1, byte 25: '\"' is invalid after a property name. Expected a ':'." },
+    };
+
+    [Theory]
+    [MemberData(nameof(ErrorCases))]
+    public async Task ErrorsHaveTheDocumentedStatusAndMessage(string path, string? json, int status, string message)
+    {
+        await EnsureDeployedAsync("errors", 14);
+        var (actual, body, response) = await Client.PostRawAsync(path, Encoding.UTF8.GetBytes(json ?? ""), null, Ct);
+        Assert.Equal(status, actual);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        using var error = JsonDocument.Parse(body);
+        Assert.Equal(message, error.RootElement.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task BinaryErrorsAreClientErrors()
+    {
+        await EnsureDeployedAsync("errors", 14);
+        var header = Encoding.UTF8.GetBytes("""{"inputs":[{"name":"input","datatype":"FP32","shape":[1,16],"parameters":{"binary_data_size":60}}]}""");
+        var (status, body, _) = await Client.PostRawAsync("/v2/models/errors/infer", [.. header, .. new byte[60]], header.Length, Ct);
+        Assert.Equal(400, status);
+        Assert.Equal("input 'input': binary_data_size is 60 bytes but shape [1,16] of FP32 needs 64",
+            JsonDocument.Parse(body).RootElement.GetProperty("error").GetString());
+        (status, body, _) = await Client.PostRawAsync("/v2/models/errors/infer", [.. header, .. new byte[64]], header.Length + 65, Ct);
+        Assert.Equal(400, status);
+        Assert.StartsWith("Inference-Header-Content-Length", JsonDocument.Parse(body).RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task CacheHitReturnsIdenticalOutput()
+    {
+        await DeployAsync("cached", 15);
+        var input = Input(1, 99);
+        var parameters = new InferRequestParameters { Cache = true };
+        var (s1, first, r1) = await Client.PostAsync("/v2/models/cached/infer", [input], TensorEncoding.JsonFlat, parameters: parameters, ct: Ct);
+        var (s2, second, r2) = await Client.PostAsync("/v2/models/cached/infer", [input], TensorEncoding.JsonFlat, parameters: parameters, ct: Ct);
+        Assert.Equal((200, 200), (s1, s2));
+        Assert.Equal("miss", r1.Headers.GetValues("Platform-Cache").Single());
+        Assert.Equal("hit", r2.Headers.GetValues("Platform-Cache").Single());
+        Assert.Equal(first, second);
+        var (_, _, r3) = await Client.PostAsync("/v2/models/cached/infer", [input], TensorEncoding.JsonFlat, ct: Ct);
+        Assert.False(r3.Headers.Contains("Platform-Cache"), "the model does not cache by default");
+    }
+
+    [Fact]
+    public async Task ActivatingVersionTwoSwitchesTrafficWithoutFailingRequests()
+    {
+        var v1 = await DeployAsync("switch", 21);
+        var v2Model = Mlp(22);
+        var input = Input(1, 3);
+        var expected1 = OrtReference(v1, input);
+        var expected2 = OrtReference(v2Model, input);
+        using var stop = new CancellationTokenSource();
+        var failures = new List<string>();
+        var versions = new List<string>();
+        var load = Enumerable.Range(0, 4).Select(async _ =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var (status, body, response) = await Client.PostAsync("/v2/models/switch/infer", [input], TensorEncoding.Binary,
+                    parameters: new InferRequestParameters { BinaryDataOutput = true }, ct: Ct);
+                lock (failures)
+                {
+                    if (status != 200)
+                    {
+                        failures.Add($"{status} {Encoding.UTF8.GetString(body)}");
+                        continue;
+                    }
+
+                    var decoded = ServingClient.Decode(body, response);
+                    versions.Add(decoded.ModelVersion!);
+                    var expected = decoded.ModelVersion == "2" ? expected2 : expected1;
+                    if (!expected.AsSpan().SequenceEqual(decoded["probabilities"].Data.Span))
+                    {
+                        failures.Add($"version {decoded.ModelVersion} answered other numbers");
+                    }
+                }
+            }
+        }).ToArray();
+
+        await Task.Delay(500, Ct);
+        var version2 = await Client.UploadAsync("switch", v2Model.Bytes, Ct);
+        await Client.ActivateAsync("switch", version2, Ct);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline && !versions.TakeLast(10).All(v => v == "2"))
+        {
+            await Task.Delay(200, Ct);
+        }
+
+        await Task.Delay(500, Ct);
+        await stop.CancelAsync();
+        await Task.WhenAll(load);
+        Assert.Empty(failures);
+        Assert.Contains("1", versions);
+        Assert.Equal("2", versions[^1]);
+    }
+
+    private static readonly SemaphoreSlim DeployLock = new(1, 1);
+    private static readonly HashSet<string> Deployed = [];
+
+    private async Task EnsureDeployedAsync(string name, ulong seed)
+    {
+        await DeployLock.WaitAsync(Ct);
+        try
+        {
+            if (Deployed.Add(name))
+            {
+                await DeployAsync(name, seed);
+            }
+        }
+        finally
+        {
+            DeployLock.Release();
+        }
+    }
+}

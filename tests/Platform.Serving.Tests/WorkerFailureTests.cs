@@ -1,0 +1,65 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Platform.Hosting.Testing;
+using Platform.Inference.OpenInference;
+using Platform.Inference.Protocol;
+using Platform.OnnxModels;
+
+namespace Platform.Serving.Tests;
+
+/// <summary>Kills a worker replica: kept in its own class (and so collection) and restarts the replica afterwards.</summary>
+public sealed class WorkerFailureTests(ServingFixture fixture)
+{
+    private CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task KillingOneOfTwoWorkersDuringABurstFailsNoRequest()
+    {
+        var client = fixture.Client;
+        var model = ModelCatalog.Generate("mlp", new ModelRequest { Seed = 31 });
+        var version = await client.UploadAsync("failover", model.Bytes, Ct);
+        await client.ActivateAsync("failover", version, Ct);
+        var values = Enumerable.Range(0, 16).Select(i => i / 16f).ToArray();
+        var input = new InferTensor("input", DataType.Fp32, [1, 16], MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+        await client.WaitServedAsync("failover", version, input, Ct);
+
+        var failures = new List<string>();
+        var completed = 0;
+        var killAt = new TaskCompletionSource();
+        var burst = Enumerable.Range(0, 16).Select(async worker =>
+        {
+            for (var i = 0; i < 40; i++)
+            {
+                if (worker == 0 && i == 10)
+                {
+                    killAt.TrySetResult();
+                }
+
+                var (status, body, _) = await client.PostAsync("/v2/models/failover/infer", [input], TensorEncoding.Binary, ct: Ct);
+                Interlocked.Increment(ref completed);
+                if (status != 200)
+                {
+                    lock (failures)
+                    {
+                        failures.Add($"{status} {Encoding.UTF8.GetString(body)}");
+                    }
+                }
+            }
+        }).ToArray();
+
+        await killAt.Task.WaitAsync(TimeSpan.FromSeconds(60), Ct);
+        try
+        {
+            await fixture.App.Orchestrator.StopResourceAsync("model-worker", "model-worker-1");
+            await Task.WhenAll(burst);
+        }
+        finally
+        {
+            await fixture.App.Orchestrator.StartResourceAsync("model-worker", "model-worker-1", Ct);
+        }
+
+        Assert.Equal(16 * 40, completed);
+        Assert.True(failures.Count == 0, $"{failures.Count} failed: {string.Join("; ", failures.Distinct().Take(5))}");
+        await fixture.App.WaitForResourceHealthyAsync("model-worker", cancellationToken: Ct);
+    }
+}
