@@ -1,0 +1,109 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Platform.Manifests.Tests;
+
+/// <summary>Every overlay renders, and every object it renders is valid for the Kubernetes API (and its CRDs).</summary>
+public sealed class OverlayTests(PublishFixture fixture)
+{
+    public static TheoryData<string> Overlays => new(PublishFixture.Overlays);
+
+    [Theory]
+    [MemberData(nameof(Overlays))]
+    public void Overlay_renders_with_kubectl_kustomize(string overlay)
+    {
+        var r = fixture.Render(overlay);
+        Assert.True(r.ExitCode == 0, $"kubectl kustomize manifests/overlays/{overlay} failed:\n{r.Error}");
+        Assert.NotEmpty(r.Objects);
+    }
+
+    [Theory]
+    [MemberData(nameof(Overlays))]
+    public async Task Every_object_validates_against_the_API_schema_without_unknown_fields(string overlay)
+    {
+        var r = fixture.Render(overlay);
+        Assert.Equal(0, r.ExitCode);
+        var errors = await Validator.ValidateAsync(fixture.RepositoryRoot, r.Objects);
+        Assert.True(errors.Count == 0, $"{overlay}:\n" + string.Join('\n', errors));
+    }
+
+    [Fact]
+    public async Task The_validator_rejects_unknown_fields_and_schema_errors()
+    {
+        // Guards the guard: a misspelt hardening field must fail, as must a wrong type.
+        var bad = Yaml.ReadDocuments("""
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: typo}
+            spec:
+              selector: {matchLabels: {a: b}}
+              template:
+                metadata: {labels: {a: b}}
+                spec:
+                  containers:
+                    - name: c
+                      image: i:1
+                      securityContext: {readOnlyRootFileSystem: true}
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata: {name: wrong}
+            spec: {ports: [{port: "eighty"}]}
+            """);
+        var errors = await Validator.ValidateAsync(fixture.RepositoryRoot, bad);
+        Assert.Contains(errors, e => e.Contains("Deployment/typo", StringComparison.Ordinal) && e.Contains("readOnlyRootFileSystem", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("Service/wrong", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Dev_is_light_but_keeps_prods_security_contexts()
+    {
+        var dev = fixture.Render("dev");
+        var prod = fixture.Render("prod");
+        Assert.Empty(dev.OfKind("HorizontalPodAutoscaler", "PodDisruptionBudget", "ResourceQuota"));
+        foreach (var d in dev.OfKind("Deployment", "StatefulSet"))
+        {
+            Assert.Equal(1, (int?)d["spec"]!["replicas"]);
+            var twin = prod.OfKind((string)d["kind"]!).Single(p => Rendered.Id(p) == Rendered.Id(d));
+            Assert.True(JsonNode.DeepEquals(d["spec"]!["template"]!["spec"]!["securityContext"], twin["spec"]!["template"]!["spec"]!["securityContext"]),
+                $"{Rendered.Id(d)}: pod securityContext differs between dev and prod");
+            Assert.True(JsonNode.DeepEquals(d["spec"]!["template"]!["spec"]!["containers"]![0]!["securityContext"],
+                twin["spec"]!["template"]!["spec"]!["containers"]![0]!["securityContext"]),
+                $"{Rendered.Id(d)}: container securityContext differs between dev and prod");
+        }
+    }
+
+    [Fact]
+    public void Staging_mirrors_prod_at_a_smaller_scale()
+    {
+        var staging = fixture.Render("staging");
+        var prod = fixture.Render("prod");
+        Assert.Equal(prod.Objects.Select(Rendered.Id).Order(), staging.Objects.Select(Rendered.Id).Order());
+        foreach (var hpa in staging.OfKind("HorizontalPodAutoscaler"))
+        {
+            var twin = prod.OfKind("HorizontalPodAutoscaler").Single(p => Rendered.Id(p) == Rendered.Id(hpa));
+            Assert.True((int)hpa["spec"]!["maxReplicas"]! <= (int)twin["spec"]!["maxReplicas"]!, $"{Rendered.Id(hpa)}: staging scales above prod");
+        }
+    }
+}
+
+/// <summary>Runs validator/validate.mjs (kubernetes-models, pinned by validator/package-lock.json).</summary>
+public static class Validator
+{
+    public static async Task<List<string>> ValidateAsync(string repositoryRoot, IEnumerable<JsonObject> objects)
+    {
+        var directory = Path.Combine(repositoryRoot, "tests", "Platform.Manifests.Tests", "validator");
+        if (!File.Exists(Path.Combine(directory, "node_modules", ".package-lock.json")))
+        {
+            var install = await PublishFixture.RunAsync("npm", ["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"], null, directory);
+            Assert.True(install.ExitCode == 0, $"npm ci in {directory} failed (eng/install.sh installs it):\n{install.Stderr}");
+        }
+
+        var input = new JsonArray(objects.Select(o => (JsonNode)o.DeepClone()).ToArray()).ToJsonString();
+        var (exit, stdout, stderr) = await PublishFixture.RunAsync("node", [Path.Combine(directory, "validate.mjs")], input, directory);
+        Assert.True(exit == 0, $"validate.mjs failed:\n{stderr}");
+        return JsonNode.Parse(stdout)!.AsArray()
+            .Select(e => $"{e!["kind"]}/{e["name"]}: {e["message"]}")
+            .ToList();
+    }
+}
