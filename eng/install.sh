@@ -3,7 +3,8 @@
 # Idempotent: a second run takes about a second.
 #   apt : postgresql (15), redis-server, nodejs + npm (only if node is absent), chromium (browser tests)
 #   npm : s3rver 3.7.1 (local object store) and onnxruntime-node 1.30.0 (for libonnxruntime.so.1),
-#         pinned by eng/tools/package-lock.json and installed without lifecycle scripts.
+#         pinned by eng/tools/package-lock.json and installed without lifecycle scripts; the
+#         manifest tests' Kubernetes schema validators (tests/Platform.Manifests.Tests/validator).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -19,6 +20,10 @@ if ! command -v dotnet >/dev/null; then
   echo "error: the .NET SDK 10.0.4xx is required (see global.json); install it and re-run." >&2
   exit 1
 fi
+
+# kubectl (with kustomize) renders the Kubernetes overlays in the manifest tests. It is not in Debian's
+# apt; Platform's machines ship it. Say so instead of failing later with a less clear error.
+command -v kubectl >/dev/null || echo "warning: kubectl not found; tests/Platform.Manifests.Tests need kubectl >= 1.27 (kustomize v5) on PATH" >&2
 
 if (( ${#need_apt[@]} )); then
   echo "install: apt-get install ${need_apt[*]}"
@@ -37,5 +42,12 @@ if [[ ! -f "$tools/node_modules/.package-lock.json" || "$tools/package-lock.json
   echo "install: npm ci in eng/tools (s3rver, onnxruntime-node native library)"
   (cd "$tools" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
+# Kubernetes schema validators used by tests/Platform.Manifests.Tests (pinned by their own lockfile).
+validator="$root/tests/Platform.Manifests.Tests/validator"
+if [[ -f "$validator/package-lock.json" ]] && [[ ! -f "$validator/node_modules/.package-lock.json" || "$validator/package-lock.json" -nt "$validator/node_modules/.package-lock.json" ]]; then
+  echo "install: npm ci in tests/Platform.Manifests.Tests/validator (kubernetes-models)"
+  (cd "$validator" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+
 ort="$tools/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"
 [[ -f "$ort" ]] || { echo "error: $ort missing after npm ci" >&2; exit 1; }
