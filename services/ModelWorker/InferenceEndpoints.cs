@@ -243,6 +243,8 @@ internal static partial class InferenceEndpoints
         context.Response.StatusCode = status;
         context.Response.ContentType = ProtobufContentType;
         context.Response.ContentLength = message.CalculateSize();
+        // Headers must be sent before writing straight into the response pipe's memory.
+        await context.Response.StartAsync(context.RequestAborted);
         message.WriteTo(context.Response.BodyWriter);
         await context.Response.BodyWriter.FlushAsync(context.RequestAborted);
     }

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Options;
 using Platform.Batching;
 using Platform.Data;
 using Platform.ModelRegistry;
@@ -10,6 +9,8 @@ using Platform.Redis;
 var builder = WebApplication.CreateBuilder(args);
 
 builder.AddServiceDefaults();
+// InferenceApi speaks HTTP/2 without TLS (prior knowledge); probes and humans use HTTP/1.1 on the same port.
+builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenH2cAndHttp1(builder.Configuration));
 builder.AddPlatformDataSource();
 builder.AddPlatformObjectStore();
 builder.AddPlatformRedis();
