@@ -242,10 +242,13 @@ internal static partial class InferenceEndpoints
     {
         context.Response.StatusCode = status;
         context.Response.ContentType = ProtobufContentType;
-        context.Response.ContentLength = message.CalculateSize();
-        // Headers must be sent before writing straight into the response pipe's memory.
-        await context.Response.StartAsync(context.RequestAborted);
-        message.WriteTo(context.Response.BodyWriter);
+        var size = message.CalculateSize();
+        context.Response.ContentLength = size;
+        // Serialise straight into the response pipe's memory. (Protobuf's IBufferWriter overload calls Advance(0)
+        // before its first GetSpan, which Kestrel's response writer rejects.)
+        var writer = context.Response.BodyWriter;
+        message.WriteTo(writer.GetSpan(size)[..size]);
+        writer.Advance(size);
         await context.Response.BodyWriter.FlushAsync(context.RequestAborted);
     }
 
