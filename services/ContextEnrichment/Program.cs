@@ -1,3 +1,5 @@
+using Platform.ContextEnrichment.Documents;
+using Platform.ContextEnrichment.Features;
 using Platform.Data;
 using Platform.Redis;
 
@@ -7,9 +9,17 @@ builder.AddServiceDefaults();
 builder.AddPlatformDataSource();
 builder.AddPlatformRedis();
 
+builder.Services.Configure<FeatureStoreOptions>(builder.Configuration.GetSection("Features"));
+builder.Services.AddSingleton<FeatureStore>();
+builder.Services.AddSingleton<DocumentIndex>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<DocumentIndex>());
+builder.Services.AddHealthChecks().AddCheck<DocumentIndex>("document-index");
+
 var app = builder.Build();
 
 app.MapDefaultEndpoints();
 app.MapServiceInfo("context-enrichment");
+app.MapFeatureEndpoints();
+app.MapDocumentEndpoints();
 
 app.Run();

@@ -1,0 +1,99 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Platform.Hosting.Testing;
+
+namespace Platform.Integration.Tests;
+
+/// <summary>ContextEnrichment against the real Postgres and Redis of the running platform.</summary>
+public sealed class EnrichmentTests(PlatformFixture fixture)
+{
+    private CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private HttpClient Client() => fixture.App.CreateHttpClient("context-enrichment");
+
+    [Fact]
+    public async Task FeaturesAreStoredInPostgresAndServedFromTheRedisCache()
+    {
+        using var http = Client();
+        var entity = $"customer-{Guid.NewGuid():N}";
+        var put = await http.PutAsJsonAsync($"/api/features/churn-v1/{entity}", new { values = new[] { 0.5f, -1.25f, 3f } }, Ct);
+        Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+
+        var first = await http.GetFromJsonAsync<JsonElement>($"/api/features/churn-v1/{entity}", Ct);
+        Assert.Equal("database", first.GetProperty("source").GetString());
+        Assert.Equal([0.5f, -1.25f, 3f], first.GetProperty("values").EnumerateArray().Select(v => v.GetSingle()));
+        var second = await http.GetFromJsonAsync<JsonElement>($"/api/features/churn-v1/{entity}", Ct);
+        Assert.Equal("cache", second.GetProperty("source").GetString());
+        Assert.Equal([0.5f, -1.25f, 3f], second.GetProperty("values").EnumerateArray().Select(v => v.GetSingle()));
+
+        // A write invalidates the cached copy: the next read sees the new vector.
+        await http.PutAsJsonAsync($"/api/features/churn-v1/{entity}", new { values = new[] { 9f } }, Ct);
+        var third = await http.GetFromJsonAsync<JsonElement>($"/api/features/churn-v1/{entity}", Ct);
+        Assert.Equal([9f], third.GetProperty("values").EnumerateArray().Select(v => v.GetSingle()));
+
+        var missing = await http.GetAsync($"/api/features/churn-v1/nobody-{Guid.NewGuid():N}", Ct);
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("/api/features/churn-v1/x", "{}", "'values' is required")]
+    [InlineData("/api/features/churn-v1/x", "{\"values\":[]}", "'values' is required")]
+    [InlineData("/api/features/bad%20set/x", "{\"values\":[1]}", "'featureSet'")]
+    public async Task BadFeatureWritesAreRejectedNamingTheField(string path, string body, string message)
+    {
+        using var http = Client();
+        var response = await http.PutAsync(path, new StringContent(body, System.Text.Encoding.UTF8, "application/json"), Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains(message, await response.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task SimilaritySearchReturnsExactlyTheBruteForceTopK()
+    {
+        using var http = Client();
+        var collection = $"c{Guid.NewGuid():N}"[..20];
+        var random = new Random(7);
+        var docs = new List<(Guid Id, float[] V, string Lang)>();
+        for (var i = 0; i < 200; i++)
+        {
+            var v = Enumerable.Range(0, 16).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+            var doc = (Guid.NewGuid(), v, i % 2 == 0 ? "en" : "de");
+            docs.Add(doc);
+            var response = await http.PostAsJsonAsync($"/api/collections/{collection}/documents",
+                new { id = doc.Item1, text = $"document {i}", metadata = new Dictionary<string, string> { ["lang"] = doc.Item3 }, embedding = v }, Ct);
+            Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        }
+
+        for (var q = 0; q < 5; q++)
+        {
+            var query = Enumerable.Range(0, 16).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+            var filter = q % 2 == 0 ? null : new Dictionary<string, string> { ["lang"] = "de" };
+            var expected = docs.Where(d => filter is null || d.Lang == "de")
+                .Select(d => (d.Id, Score: Cosine(d.V, query))).OrderByDescending(x => x.Score).Take(7).ToList();
+            var result = await http.PostAsJsonAsync($"/api/collections/{collection}/search", new { embedding = query, k = 7, filter }, Ct);
+            Assert.Equal(HttpStatusCode.OK, result.StatusCode);
+            var hits = (await result.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("hits").EnumerateArray().ToList();
+            Assert.Equal(expected.Select(e => e.Id), hits.Select(h => h.GetProperty("id").GetGuid()));
+            Assert.All(hits.Zip(expected), p => Assert.Equal(p.Second.Score, p.First.GetProperty("score").GetDouble(), 4));
+            Assert.All(hits, h => Assert.StartsWith("document ", h.GetProperty("text").GetString(), StringComparison.Ordinal));
+        }
+
+        var wrongDims = await http.PostAsJsonAsync($"/api/collections/{collection}/search", new { embedding = new[] { 1f, 2f }, k = 3 }, Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, wrongDims.StatusCode);
+        Assert.Contains("'embedding' has 2 dimensions", await wrongDims.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+    }
+
+    private static double Cosine(float[] a, float[] b)
+    {
+        double dot = 0, na = 0, nb = 0;
+        for (var i = 0; i < a.Length; i++)
+        {
+            dot += (double)a[i] * b[i];
+            na += (double)a[i] * a[i];
+            nb += (double)b[i] * b[i];
+        }
+
+        return dot / Math.Sqrt(na * nb);
+    }
+}
