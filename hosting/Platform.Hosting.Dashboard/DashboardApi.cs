@@ -36,8 +36,11 @@ internal sealed class DashboardApi(
             return new LogPageDto(page.Total, page.LastSequence, page.Logs.Select(LogDto.From).ToList());
         });
 
-        api.MapGet("/traces", (string? resource, bool? errors, string? text, double? minDurationMs, int? limit) =>
-            store.GetTraces(new TraceQuery(Blank(resource), errors ?? false, Blank(text), minDurationMs, limit ?? 100)));
+        // Filters bind as strings so an empty value from a form means "any" instead of a 400.
+        api.MapGet("/traces", (string? resource, string? errors, string? text, string? minDurationMs, int? limit) =>
+            store.GetTraces(new TraceQuery(Blank(resource), bool.TryParse(errors, out var e) && e, Blank(text),
+                double.TryParse(minDurationMs, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var d) ? d : null,
+                limit ?? 100)));
         api.MapGet("/traces/{traceId}", (string traceId) =>
             store.GetTrace(traceId) is { } trace
                 ? Results.Ok(new TraceDto(trace.Summary, trace.Spans.Select(s => SpanDto.From(s, trace.Summary.StartUnixNano)).ToList()))

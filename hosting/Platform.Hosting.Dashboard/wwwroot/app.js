@@ -54,6 +54,10 @@ function setUrl(values) {
   for (const [k, v] of Object.entries(values)) { if (v) p.set(k, v); else p.delete(k); }
   history.replaceState(null, '', location.pathname + (p.toString() ? '?' + p : ''));
 }
+// Empty filters are left out: the API treats a missing parameter as "any", and an empty one may not bind.
+function query(values) {
+  return new URLSearchParams(Object.entries(values).filter(([, v]) => v !== '' && v !== null && v !== undefined)).toString();
+}
 function kvTable(rows) {
   return el('table', { class: 'kv' }, rows.map(([k, v]) => el('tr', {}, el('td', {}, k), el('td', { class: 'mono' }, v))));
 }
@@ -196,7 +200,7 @@ async function structuredLogsView() {
   const count = el('span', { class: 'muted' });
   const refresh = async () => {
     setUrl(state);
-    const q = new URLSearchParams({ ...state, limit: '500' });
+    const q = query({ ...state, limit: '500' });
     const page = await api('/api/logs?' + q);
     count.textContent = `${page.logs.length} of ${page.total}`;
     body.replaceChildren(...page.logs.map(l => el('tr', { class: 'clickable', 'data-testid': 'log-row', onclick: () => showLog(l) },
@@ -226,7 +230,7 @@ async function tracesView() {
   const count = el('span', { class: 'muted' });
   const refresh = async () => {
     setUrl(state);
-    const q = new URLSearchParams({ ...state, limit: '200' });
+    const q = query({ ...state, limit: '200' });
     const result = await api('/api/traces?' + q);
     count.textContent = `${result.traces.length} of ${result.total}`;
     const longest = Math.max(1, ...result.traces.map(t => t.durationMs));
@@ -305,7 +309,7 @@ async function metricsView() {
   const drawChart = async () => {
     setUrl(state);
     if (!state.name) { chart.replaceChildren(el('p', { class: 'muted' }, 'Pick an instrument.')); return; }
-    const q = new URLSearchParams({ resource: state.resource, meter: state.meter, name: state.name, view: state.view, minutes: state.minutes });
+    const q = query({ resource: state.resource, meter: state.meter, name: state.name, view: state.view, minutes: state.minutes });
     const data = await api('/api/metrics/chart?' + q);
     const unit = data.view === 'rate' ? (data.instrument.kind === 'Sum' ? (data.instrument.unit || '') + '/s' : 'per s') : data.instrument.unit;
     chart.replaceChildren(
