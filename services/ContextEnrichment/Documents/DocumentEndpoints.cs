@@ -6,7 +6,7 @@ namespace Platform.ContextEnrichment.Documents;
 public sealed record AddDocumentRequest(Guid? Id, string? Text, Dictionary<string, string>? Metadata, float[]? Embedding);
 
 /// <summary>Body of <c>POST /api/collections/{collection}/search</c>.</summary>
-public sealed record SearchRequest(float[]? Embedding, int? K, Dictionary<string, string>? Filter);
+public sealed record SearchRequest(float[]? Embedding, string? Text, int? K, Dictionary<string, string>? Filter);
 
 /// <summary>One search result.</summary>
 public sealed record SearchResult(Guid Id, float Score, string Text, IReadOnlyDictionary<string, string> Metadata);
@@ -20,7 +20,8 @@ public static partial class DocumentEndpoints
     /// <summary>Maps the document routes.</summary>
     public static IEndpointRouteBuilder MapDocumentEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/api/collections/{collection}/documents", async (string collection, AddDocumentRequest? body, DocumentIndex index, CancellationToken ct) =>
+        app.MapPost("/api/collections/{collection}/documents", async (string collection, AddDocumentRequest? body, DocumentIndex index,
+            WorkerEmbedder embedder, CancellationToken ct) =>
         {
             if (!Name().IsMatch(collection))
             {
@@ -32,9 +33,21 @@ public static partial class DocumentEndpoints
                 return Results.BadRequest(new { error = "'text' is required." });
             }
 
-            if (body.Embedding is not { Length: > 0 } embedding)
+            float[] embedding;
+            if (body.Embedding is { Length: > 0 } given)
             {
-                return Results.BadRequest(new { error = "'embedding' is required: an array of numbers (the document's vector)." });
+                embedding = given;
+            }
+            else
+            {
+                try
+                {
+                    embedding = await embedder.EmbedAsync(body.Text, ct);
+                }
+                catch (EmbeddingUnavailableException ex)
+                {
+                    return Results.Json(new { error = ex.Message }, statusCode: StatusCodes.Status503ServiceUnavailable);
+                }
             }
 
             if (ValidateVector(embedding, "embedding", index.DimensionsOf(collection)) is { } invalid)
@@ -52,14 +65,31 @@ public static partial class DocumentEndpoints
                 ? Results.NoContent()
                 : Results.NotFound(new { error = $"No document '{id}' in collection '{collection}'." }));
 
-        app.MapPost("/api/collections/{collection}/search", async (string collection, SearchRequest? body, DocumentIndex index, CancellationToken ct) =>
+        app.MapPost("/api/collections/{collection}/search", async (string collection, SearchRequest? body, DocumentIndex index,
+            WorkerEmbedder embedder, CancellationToken ct) =>
         {
-            if (body?.Embedding is not { Length: > 0 } query)
+            float[] query;
+            if (body?.Embedding is { Length: > 0 } given)
             {
-                return Results.BadRequest(new { error = "'embedding' is required: the query vector." });
+                query = given;
+            }
+            else if (!string.IsNullOrWhiteSpace(body?.Text))
+            {
+                try
+                {
+                    query = await embedder.EmbedAsync(body.Text, ct);
+                }
+                catch (EmbeddingUnavailableException ex)
+                {
+                    return Results.Json(new { error = ex.Message }, statusCode: StatusCodes.Status503ServiceUnavailable);
+                }
+            }
+            else
+            {
+                return Results.BadRequest(new { error = "'embedding' or 'text' is required: the query." });
             }
 
-            var k = body.K ?? 5;
+            var k = body!.K ?? 5;
             if (k is < 1 or > MaxK)
             {
                 return Results.BadRequest(new { error = $"'k' must be between 1 and {MaxK} (got {k})." });
