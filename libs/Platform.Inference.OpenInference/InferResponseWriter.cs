@@ -103,7 +103,8 @@ public static class InferResponseWriter
     /// <summary>Writes <c>{"error": message}</c>.</summary>
     public static void WriteError(IBufferWriter<byte> destination, string message)
     {
-        using var writer = new Utf8JsonWriter(destination);
+        // Relaxed escaping: messages quote names ('x'), which the default encoder would turn into \u0027.
+        using var writer = new Utf8JsonWriter(destination, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
         writer.WriteStartObject();
         writer.WriteString("error"u8, message);
         writer.WriteEndObject();

@@ -32,7 +32,11 @@ builder.Services.AddSingleton<ServedModelCatalog>();
 builder.Services.AddSingleton<ResponseCache>();
 builder.Services.AddSingleton<InferenceMetrics>();
 builder.Services.AddSingleton<InferenceHandler>();
-builder.Services.Configure<JsonOptions>(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower);
+builder.Services.Configure<JsonOptions>(o =>
+{
+    o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower;
+    o.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
+});
 builder.WebHost.ConfigureKestrel((context, kestrel) =>
     kestrel.Limits.MaxRequestBodySize = context.Configuration.GetValue($"{InferenceApiOptions.SectionName}:{nameof(InferenceApiOptions.MaxRequestBytes)}", new InferenceApiOptions().MaxRequestBytes) + 1);
 

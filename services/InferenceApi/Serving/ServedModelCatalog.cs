@@ -35,8 +35,15 @@ public sealed class ServedModelCatalog(IActiveModelsView view, TimeProvider time
         var active = view.Current.Find(name, version);
         if (active is null && ShouldRefresh())
         {
-            await view.RefreshAsync(cancellationToken);
-            active = view.Current.Find(name, version);
+            try
+            {
+                await view.RefreshAsync(cancellationToken);
+                active = view.Current.Find(name, version);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // The registry is unreachable: answer from the view we have (its monitor keeps retrying and logging).
+            }
         }
 
         return active is null ? null : Convert(active);
