@@ -33,6 +33,7 @@ public sealed partial class AppHostProcessTests
         using var appHost = Process.Start(psi)!;
         var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
         var dashboard = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var login = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         var healthy = new TaskCompletionSource<TimeSpan>(TaskCreationOptions.RunContinuationsAsynchronously);
         appHost.OutputDataReceived += (_, e) =>
         {
@@ -45,6 +46,11 @@ public sealed partial class AppHostProcessTests
             if (DashboardLine().Match(e.Data) is { Success: true } d)
             {
                 dashboard.TrySetResult(d.Groups[1].Value);
+            }
+
+            if (LoginLine().Match(e.Data) is { Success: true } l)
+            {
+                login.TrySetResult(Uri.UnescapeDataString(l.Groups[1].Value));
             }
 
             if (e.Data.Contains("Not every resource became healthy", StringComparison.Ordinal))
@@ -64,9 +70,11 @@ public sealed partial class AppHostProcessTests
         try
         {
             string url;
+            string token;
             try
             {
                 url = await dashboard.Task.WaitAsync(TimeSpan.FromSeconds(60), Ct);
+                token = await login.Task.WaitAsync(TimeSpan.FromSeconds(5), Ct);
                 await healthy.Task.WaitAsync(TimeSpan.FromSeconds(90), Ct);
             }
             catch (TimeoutException)
@@ -76,6 +84,8 @@ public sealed partial class AppHostProcessTests
             }
 
             using var http = new HttpClient { BaseAddress = new Uri(url) };
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await http.GetAsync("/api/resources", Ct)).StatusCode);
+            http.DefaultRequestHeaders.Authorization = new("Bearer", token);
             var resources = await http.GetFromJsonAsync<JsonElement>("/api/resources", Ct);
             var pids = resources.EnumerateArray().SelectMany(r => r.GetProperty("pids").EnumerateArray().Select(p => p.GetInt32())).ToList();
             Assert.True(pids.Count >= 8, $"expected every server and service replica to have a pid, got {pids.Count}");
@@ -154,6 +164,9 @@ public sealed partial class AppHostProcessTests
 
     [GeneratedRegex(@"^Dashboard: (http://127\.0\.0\.1:\d+)")]
     private static partial Regex DashboardLine();
+
+    [GeneratedRegex(@"^Login: http://127\.0\.0\.1:\d+/login\?t=(\S+)")]
+    private static partial Regex LoginLine();
 
     [GeneratedRegex(@"resources healthy in ([\d.]+) s")]
     private static partial Regex HealthyLine();
