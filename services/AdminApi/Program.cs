@@ -1,5 +1,8 @@
+using Platform.AdminApi;
 using Platform.Data;
+using Platform.ModelRegistry;
 using Platform.ObjectStore;
+using Platform.OnnxRuntime;
 using Platform.Redis;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -11,10 +14,16 @@ builder.AddPlatformMigrations(typeof(Program).Assembly, "Platform.AdminApi.Migra
 builder.AddPlatformRedis();
 builder.AddPlatformObjectStore();
 builder.AddPlatformObjectStoreBucketInitializer();
+builder.AddPlatformModelRegistry();
+
+// Uploads are validated by loading them with ONNX Runtime (CPU, one thread: a check, not serving).
+builder.Services.AddSingleton(_ => new OrtEnvironment());
+builder.Services.AddSingleton<ModelUpload>();
 
 var app = builder.Build();
 
 app.MapDefaultEndpoints();
 app.MapServiceInfo("admin-api");
+app.MapRegistryEndpoints();
 
 app.Run();
