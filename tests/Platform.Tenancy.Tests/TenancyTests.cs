@@ -1,0 +1,158 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Platform.Hosting.Testing;
+
+namespace Platform.Tenancy.Tests;
+
+public sealed class ApiKeyTests
+{
+    [Fact]
+    public void KeysVerifyOnlyWithTheirOwnSecret()
+    {
+        var key = ApiKeys.Generate();
+        Assert.True(ApiKeys.TryParse(key.Plaintext, out var prefix, out var secret));
+        Assert.Equal(key.Prefix, prefix);
+        Assert.True(ApiKeys.Verify(secret, key.Salt, key.Hash));
+        var other = ApiKeys.Generate();
+        Assert.False(ApiKeys.Verify(secret, other.Salt, other.Hash));
+        Assert.False(ApiKeys.Verify(secret[..^1] + (secret[^1] == 'A' ? 'B' : 'A'), key.Salt, key.Hash));
+        Assert.DoesNotContain(secret, Convert.ToBase64String(key.Hash), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    [InlineData("Bearer pk_abc")]
+    [InlineData("pk_0123456789ab_tooshort")]
+    [InlineData("sk_0123456789ab_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]
+    public void MalformedKeysDoNotParse(string? key) => Assert.False(ApiKeys.TryParse(key, out _, out _));
+}
+
+public sealed class RateLimitTests(InfrastructureFixture infra)
+{
+    private CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task TwoReplicasShareOneBucketExactly()
+    {
+        // Two connections stand for two InferenceApi replicas.
+        await using var a = infra.NewRedisConnection();
+        await using var b = infra.NewRedisConnection();
+        var replicaA = new RedisTokenBucket(a);
+        var replicaB = new RedisTokenBucket(b);
+        var key = $"key-{Guid.NewGuid():N}";
+
+        // Capacity 10, refilling slowly enough (0.01/s) that the test's own duration adds no token.
+        var decisions = new List<RateLimitDecision>();
+        for (var i = 0; i < 8; i++)
+        {
+            decisions.Add(await replicaA.TryAcquireAsync(key, 10, 0.01, cancellationToken: Ct));
+            decisions.Add(await replicaB.TryAcquireAsync(key, 10, 0.01, cancellationToken: Ct));
+        }
+
+        Assert.Equal(10, decisions.Count(d => d.Allowed));
+        Assert.All(decisions.Skip(10), d => Assert.False(d.Allowed));
+        var refused = decisions.Last();
+        Assert.InRange(refused.RetryAfter, TimeSpan.FromSeconds(90), TimeSpan.FromSeconds(101));
+    }
+
+    [Fact]
+    public async Task TheBucketRefillsAtItsRate()
+    {
+        await using var redis = infra.NewRedisConnection();
+        var bucket = new RedisTokenBucket(redis);
+        var key = $"key-{Guid.NewGuid():N}";
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.True((await bucket.TryAcquireAsync(key, 5, 20, cancellationToken: Ct)).Allowed);
+        }
+
+        var refused = await bucket.TryAcquireAsync(key, 5, 20, cancellationToken: Ct);
+        Assert.False(refused.Allowed);
+        Assert.InRange(refused.RetryAfter, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(51));
+        await Task.Delay(refused.RetryAfter + TimeSpan.FromMilliseconds(20), Ct);
+        Assert.True((await bucket.TryAcquireAsync(key, 5, 20, cancellationToken: Ct)).Allowed);
+    }
+}
+
+public sealed class UsagePipelineTests(InfrastructureFixture infra)
+{
+    private CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static UsageRecord Record(Guid tenant, int i) => new(
+        Guid.NewGuid(), tenant, null, "mlp", 1, 200, 1.5, 4, 0.000125m, "EUR", $"trace-{i}", DateTimeOffset.UtcNow);
+
+    private async Task<long> CountAsync(Guid tenant)
+    {
+        await using var cmd = infra.Db.CreateCommand("SELECT count(*) FROM usage_records WHERE tenant_id = $1");
+        cmd.Parameters.AddWithValue(tenant);
+        return (long)(await cmd.ExecuteScalarAsync(Ct))!;
+    }
+
+    [Fact]
+    public async Task AWriterThatDiesMidBatchLosesAndDuplicatesNothing()
+    {
+        await using var redis = infra.NewRedisConnection();
+        var buffer = new UsageBuffer(redis);
+        var tenant = Guid.NewGuid();
+        for (var i = 0; i < 120; i++)
+        {
+            await buffer.AppendAsync(Record(tenant, i), Ct);
+        }
+
+        // A writer took records into processing and died before committing: simulate by moving some.
+        var db = await redis.GetDatabaseAsync(Ct);
+        for (var i = 0; i < 30; i++)
+        {
+            await db.ListRightPopLeftPushAsync(UsageBuffer.PendingKey, UsageBuffer.ProcessingKey);
+        }
+
+        var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, NullLogger<UsageWriter>.Instance);
+        while (await writer.DrainOnceAsync(Ct) > 0)
+        {
+        }
+
+        Assert.Equal(120, await CountAsync(tenant));
+        Assert.Equal(0, await buffer.BacklogAsync(Ct));
+
+        // Committed but not yet removed (a crash between the two): written again, counted once.
+        var duplicate = Record(tenant, 999);
+        await buffer.AppendAsync(duplicate, Ct);
+        await writer.DrainOnceAsync(Ct);
+        await db.ListLeftPushAsync(UsageBuffer.ProcessingKey, System.Text.Json.JsonSerializer.Serialize(duplicate, new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web)));
+        await writer.DrainOnceAsync(Ct);
+        Assert.Equal(121, await CountAsync(tenant));
+    }
+
+    [Fact]
+    public async Task RecordsBufferedWhilePostgresIsDownAreWrittenAfterItRestarts()
+    {
+        await using var redis = infra.NewRedisConnection();
+        var buffer = new UsageBuffer(redis);
+        var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, NullLogger<UsageWriter>.Instance);
+        var tenant = Guid.NewGuid();
+
+        await infra.App.Orchestrator.StopResourceAsync("postgres");
+        try
+        {
+            for (var i = 0; i < 50; i++)
+            {
+                await buffer.AppendAsync(Record(tenant, i), Ct);
+            }
+
+            await Assert.ThrowsAnyAsync<Npgsql.NpgsqlException>(() => writer.DrainOnceAsync(Ct));
+            Assert.True(await buffer.BacklogAsync(Ct) >= 50, "records stay buffered while Postgres is down");
+        }
+        finally
+        {
+            await infra.App.Orchestrator.StartResourceAsync("postgres", cancellationToken: Ct);
+            await infra.App.WaitForResourceHealthyAsync("postgres", cancellationToken: Ct);
+        }
+
+        infra.Db.Clear();
+        while (await writer.DrainOnceAsync(Ct) > 0)
+        {
+        }
+
+        Assert.Equal(50, await CountAsync(tenant));
+    }
+}
