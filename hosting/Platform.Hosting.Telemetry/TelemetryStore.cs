@@ -196,6 +196,15 @@ public sealed class TelemetryStore
             }
         }
 
+        var limit = Math.Clamp(query.Limit, 1, 10_000);
+        if (!query.ErrorsOnly && query.MinDurationMs is null && string.IsNullOrEmpty(query.Text))
+        {
+            // The default list needs only the newest few: order by start and summarize just those.
+            var newest = traces.Select(t => (Spans: t, Start: MinStart(t))).OrderByDescending(t => t.Start).Take(limit)
+                .Select(t => Summarize(t.Spans)).ToList();
+            return new TraceListResult(traces.Count, newest);
+        }
+
         // Summaries are computed outside the lock: readers never hold up ingestion for long.
         var matched = new List<TraceSummary>();
         foreach (var spans in traces)
@@ -211,7 +220,7 @@ public sealed class TelemetryStore
             matched.Add(summary);
         }
 
-        var page = matched.OrderByDescending(t => t.StartUnixNano).Take(Math.Clamp(query.Limit, 1, 10_000)).ToList();
+        var page = matched.OrderByDescending(t => t.StartUnixNano).Take(limit).ToList();
         return new TraceListResult(matched.Count, page);
     }
 
@@ -380,6 +389,17 @@ public sealed class TelemetryStore
         attributes.Count == 0
             ? instanceId
             : instanceId + "\u001f" + string.Join('\u001f', attributes.OrderBy(a => a.Key, StringComparer.Ordinal).Select(a => a.Key + "=" + a.Value));
+
+    private static long MinStart(SpanRecord[] spans)
+    {
+        var start = long.MaxValue;
+        foreach (var s in spans)
+        {
+            start = Math.Min(start, s.StartUnixNano);
+        }
+
+        return start;
+    }
 
     private static TraceSummary Summarize(IReadOnlyList<SpanRecord> spans)
     {
