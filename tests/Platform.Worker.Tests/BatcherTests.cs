@@ -1,0 +1,297 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Platform.Batching;
+using Platform.OnnxModels;
+using Platform.OnnxRuntime;
+
+namespace Platform.Worker.Tests;
+
+/// <summary>Shared ONNX Runtime environment and generated models for the batcher tests.</summary>
+public sealed class OrtFixture : IDisposable
+{
+    public OrtFixture()
+    {
+        Ort = new OrtEnvironment();
+        Mlp = MlpClassifier.Create(new MlpClassifierOptions { InputFeatures = 16, HiddenSizes = [32, 32], Classes = 4, Seed = 7 });
+        MlpSession = Ort.CreateSession(Mlp.ToModel().Bytes, new InferenceSessionOptions { IntraOpNumThreads = 1 });
+        var embedding = ModelCatalog.Generate("embedding", new ModelRequest { Vocabulary = 100, TokenDimension = 8, Dimension = 6 });
+        EmbeddingSession = Ort.CreateSession(embedding.Bytes, new InferenceSessionOptions { IntraOpNumThreads = 1 });
+        Services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        Telemetry = new BatcherTelemetry(Services.GetRequiredService<IMeterFactory>());
+    }
+
+    public OrtEnvironment Ort { get; }
+
+    public MlpClassifier Mlp { get; }
+
+    public InferenceSession MlpSession { get; }
+
+    public InferenceSession EmbeddingSession { get; }
+
+    public ServiceProvider Services { get; }
+
+    public BatcherTelemetry Telemetry { get; }
+
+    public void Dispose()
+    {
+        Telemetry.Dispose();
+        Services.Dispose();
+        MlpSession.Dispose();
+        EmbeddingSession.Dispose();
+        Ort.Dispose();
+    }
+}
+
+public sealed class BatcherTests(OrtFixture ort) : IClassFixture<OrtFixture>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task ABatchClosesAtMaxBatchSizeWithoutWaitingForTheDelay()
+    {
+        await using var batcher = Create(ort.MlpSession, maxBatch: 4, delay: TimeSpan.FromSeconds(30));
+        var started = Stopwatch.StartNew();
+        var results = await Task.WhenAll(Enumerable.Range(0, 4).Select(i => batcher.InferAsync(MlpWork(1, seed: i), Ct)));
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(10), $"took {started.Elapsed}");
+        Assert.All(results, r => Assert.Equal((4, 4), (r.BatchRows, r.BatchRequests)));
+    }
+
+    [Fact]
+    public async Task ABatchClosesAtMaxQueueDelayWhenItIsNotFull()
+    {
+        var delay = TimeSpan.FromMilliseconds(300);
+        await using var batcher = Create(ort.MlpSession, maxBatch: 64, delay: delay);
+        var started = Stopwatch.StartNew();
+        var results = await Task.WhenAll(Enumerable.Range(0, 3).Select(i => batcher.InferAsync(MlpWork(2, seed: i), Ct)));
+        var elapsed = started.Elapsed;
+        Assert.True(elapsed >= delay - TimeSpan.FromMilliseconds(20), $"closed after {elapsed.TotalMilliseconds} ms, before the delay");
+        Assert.True(elapsed < TimeSpan.FromSeconds(10), $"took {elapsed}");
+        Assert.All(results, r => Assert.Equal((6, 3), (r.BatchRows, r.BatchRequests)));
+        Assert.All(results, r => Assert.True(r.QueueTime >= delay - TimeSpan.FromMilliseconds(20), $"queue time {r.QueueTime}"));
+    }
+
+    [Fact]
+    public async Task OnlyRequestsWithTheSameNonBatchDimensionsShareABatch()
+    {
+        await using var batcher = Create(ort.EmbeddingSession, maxBatch: 64, delay: TimeSpan.FromMilliseconds(300));
+        var works = new[] { TokenWork(1, 5, 1), TokenWork(2, 7, 2), TokenWork(1, 5, 3), TokenWork(3, 7, 4), TokenWork(1, 9, 5) };
+        var results = await Task.WhenAll(works.Select(w => batcher.InferAsync(w, Ct)));
+
+        Assert.Equal([(2, 2), (5, 2), (2, 2), (5, 2), (1, 1)], results.Select(r => (r.BatchRows, r.BatchRequests)));
+        // Each request's share equals what ONNX Runtime computes for exactly the batch it ran in.
+        AssertSplitMatchesBatchRun(ort.EmbeddingSession, [works[0], works[2]], [results[0], results[2]]);
+        AssertSplitMatchesBatchRun(ort.EmbeddingSession, [works[1], works[3]], [results[1], results[3]]);
+    }
+
+    [Fact]
+    public async Task OutputsAreSplitBackExactlyByRows()
+    {
+        await using var batcher = Create(ort.MlpSession, maxBatch: 64, delay: TimeSpan.FromMilliseconds(300));
+        int[] rows = [1, 2, 3, 1, 5];
+        var works = rows.Select((r, i) => MlpWork(r, seed: 100 + i)).ToArray();
+        var results = await Task.WhenAll(works.Select(w => batcher.InferAsync(w, Ct)));
+
+        Assert.All(results, r => Assert.Equal((12, 5), (r.BatchRows, r.BatchRequests)));
+        for (var i = 0; i < rows.Length; i++)
+        {
+            Assert.Equal([rows[i], 4L], results[i].Outputs.Single().Shape);
+        }
+        AssertSplitMatchesBatchRun(ort.MlpSession, works, results);
+
+        // And against independent maths (C# reference), so the split is not just consistent with itself.
+        for (var i = 0; i < rows.Length; i++)
+        {
+            var input = MemoryMarshal.Cast<byte, float>(works[i].Inputs[0].Data.Span);
+            var expected = ort.Mlp.Predict(input, rows[i]);
+            var actual = MemoryMarshal.Cast<byte, float>(results[i].Outputs[0].Data.Span).ToArray();
+            Assert.Equal(expected.Length, actual.Length);
+            for (var j = 0; j < expected.Length; j++)
+            {
+                Assert.True(Math.Abs(expected[j] - actual[j]) < 1e-5f, $"request {i} element {j}: {actual[j]} vs reference {expected[j]}");
+            }
+        }
+    }
+
+    [Fact]
+    public async Task AFullQueueRejectsWithARetryAfter()
+    {
+        var batcher = Create(ort.MlpSession, maxBatch: 64, delay: TimeSpan.FromSeconds(30), capacity: 2);
+        var first = batcher.InferAsync(MlpWork(1, 1), Ct);
+        var second = batcher.InferAsync(MlpWork(1, 2), Ct);
+        Assert.Equal(2, batcher.QueueDepth);
+
+        var full = await Assert.ThrowsAsync<QueueFullException>(() => batcher.InferAsync(MlpWork(1, 3), Ct));
+        Assert.True(full.RetryAfter > TimeSpan.Zero);
+        Assert.Contains("full", full.Message, StringComparison.Ordinal);
+
+        // Stopping drains what was queued instead of failing it.
+        await batcher.DisposeAsync();
+        Assert.Equal(2, (await first).BatchRequests);
+        Assert.Equal(2, (await second).BatchRequests);
+        await Assert.ThrowsAsync<BatcherStoppedException>(() => batcher.InferAsync(MlpWork(1, 4), Ct));
+    }
+
+    [Fact]
+    public async Task ACancelledRequestIsDroppedBeforeItRuns()
+    {
+        await using var batcher = Create(ort.MlpSession, maxBatch: 64, delay: TimeSpan.FromMilliseconds(500));
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var cancelled = batcher.InferAsync(MlpWork(3, 1), cancel.Token);
+        var kept = batcher.InferAsync(MlpWork(2, 2), Ct);
+        await cancel.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
+        var result = await kept;
+        Assert.Equal((2, 1), (result.BatchRows, result.BatchRequests));
+        Assert.Equal(0, batcher.QueueDepth);
+    }
+
+    [Fact]
+    public async Task ARequestPastItsDeadlineIsDroppedBeforeItRuns()
+    {
+        await using var batcher = Create(ort.MlpSession, maxBatch: 64, delay: TimeSpan.FromMilliseconds(400));
+        var expired = batcher.InferAsync(MlpWork(1, 1) with { Deadline = DateTimeOffset.UtcNow.AddMilliseconds(100) }, Ct);
+        var kept = batcher.InferAsync(MlpWork(1, 2) with { Deadline = DateTimeOffset.UtcNow.AddSeconds(30) }, Ct);
+
+        var error = await Assert.ThrowsAsync<DeadlineExceededException>(() => expired);
+        Assert.Contains("not run", error.Message, StringComparison.Ordinal);
+        Assert.Equal((1, 1), ((await kept).BatchRows, (await kept).BatchRequests));
+
+        await Assert.ThrowsAsync<DeadlineExceededException>(() =>
+            batcher.InferAsync(MlpWork(1, 3) with { Deadline = DateTimeOffset.UtcNow.AddSeconds(-1) }, Ct));
+    }
+
+    [Theory]
+    [InlineData("missing", "missing input 'input'")]
+    [InlineData("unknown", "unknown input 'nope'")]
+    [InlineData("dtype", "input 'input': datatype FP64 does not match the model's FP32")]
+    [InlineData("rank", "input 'input': shape [16] has 1 dimensions but the model expects 2")]
+    [InlineData("dim", "input 'input': shape [1, 15] does not match the model's [batch, 16] (dimension 1 must be 16)")]
+    [InlineData("count", "input 'input': shape [2, 16] needs 32 FP32 elements (128 bytes) but 64 bytes")]
+    [InlineData("output", "unknown output 'logits'")]
+    public async Task InvalidRequestsNameTheInputAndTheProblem(string mistake, string message)
+    {
+        await using var batcher = Create(ort.MlpSession, maxBatch: 8, delay: TimeSpan.FromMilliseconds(1));
+        var good = MlpWork(1, 1).Inputs[0];
+        InferenceWork work = mistake switch
+        {
+            "missing" => new InferenceWork([]),
+            "unknown" => new InferenceWork([good, good with { Name = "nope" }]),
+            "dtype" => new InferenceWork([good with { ElementType = TensorElementType.Double, Data = new byte[128] }]),
+            "rank" => new InferenceWork([good with { Shape = [16] }]),
+            "dim" => new InferenceWork([good with { Shape = [1, 15], Data = new byte[60] }]),
+            "count" => new InferenceWork([good with { Shape = [2, 16] }]),
+            "output" => new InferenceWork([good], ["logits"]),
+            _ => throw new ArgumentOutOfRangeException(nameof(mistake)),
+        };
+        var error = await Assert.ThrowsAsync<InvalidInferenceRequestException>(() => batcher.InferAsync(work, Ct));
+        Assert.StartsWith(message, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task MetricsAreTaggedWithModelAndVersion()
+    {
+        var measurements = new List<(string Instrument, double Value, string? Model)>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == BatcherTelemetry.MeterName)
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            string? model = null;
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "model")
+                {
+                    model = tag.Value as string;
+                }
+            }
+            lock (measurements)
+            {
+                measurements.Add((instrument.Name, value, model));
+            }
+        }
+        listener.SetMeasurementEventCallback<double>((i, v, t, _) => Record(i, v, t));
+        listener.SetMeasurementEventCallback<int>((i, v, t, _) => Record(i, v, t));
+        listener.SetMeasurementEventCallback<long>((i, v, t, _) => Record(i, v, t));
+        listener.Start();
+
+        var model = $"metrics-{Guid.NewGuid():N}";
+        await using (var batcher = new ModelBatcher(ort.MlpSession, model, 3, new BatchingOptions(8, TimeSpan.FromMilliseconds(50), 16),
+                         ort.Telemetry, TimeProvider.System, NullLogger.Instance))
+        {
+            await Task.WhenAll(batcher.InferAsync(MlpWork(2, 1), Ct), batcher.InferAsync(MlpWork(3, 2), Ct));
+        }
+
+        List<(string Instrument, double Value, string? Model)> mine;
+        lock (measurements)
+        {
+            mine = [.. measurements.Where(m => m.Model == model)];
+        }
+        Assert.Contains(mine, m => m.Instrument == "platform.model.batch.size" && m.Value == 5);
+        Assert.Contains(mine, m => m.Instrument == "platform.model.batch.requests" && m.Value == 2);
+        Assert.Equal(5, mine.Where(m => m.Instrument == "platform.model.inferences").Sum(m => m.Value));
+        Assert.Equal(2, mine.Count(m => m.Instrument == "platform.model.queue.duration"));
+        Assert.Single(mine, m => m.Instrument == "platform.model.compute.duration");
+        Assert.Equal(0, mine.Where(m => m.Instrument == "platform.model.queue.depth").Sum(m => m.Value));
+    }
+
+    private ModelBatcher Create(InferenceSession session, int maxBatch, TimeSpan delay, int capacity = 1024) =>
+        new(session, "test", 1, new BatchingOptions(maxBatch, delay, capacity), ort.Telemetry, TimeProvider.System, NullLogger.Instance);
+
+    private static InferenceWork MlpWork(int rows, int seed)
+    {
+        var random = new Random(seed);
+        var values = new float[rows * 16];
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = (float)(random.NextDouble() * 4 - 2);
+        }
+        return new InferenceWork([new BatchInput("input", TensorElementType.Float, [rows, 16], MemoryMarshal.AsBytes(values.AsSpan()).ToArray())]);
+    }
+
+    private static InferenceWork TokenWork(int rows, int sequence, int seed)
+    {
+        var random = new Random(seed);
+        var ids = new long[rows * sequence];
+        var mask = new long[rows * sequence];
+        for (var i = 0; i < ids.Length; i++)
+        {
+            ids[i] = random.Next(0, 100);
+            mask[i] = i % sequence < sequence - 1 ? 1 : 0;
+        }
+        return new InferenceWork(
+        [
+            new BatchInput("input_ids", TensorElementType.Int64, [rows, sequence], MemoryMarshal.AsBytes(ids.AsSpan()).ToArray()),
+            new BatchInput("attention_mask", TensorElementType.Int64, [rows, sequence], MemoryMarshal.AsBytes(mask.AsSpan()).ToArray()),
+        ]);
+    }
+
+    /// <summary>Runs the concatenation of <paramref name="works"/> in-process and checks each result is its rows, bit for bit.</summary>
+    private static void AssertSplitMatchesBatchRun(InferenceSession session, IReadOnlyList<InferenceWork> works, IReadOnlyList<InferenceOutcome> results)
+    {
+        var inputs = new List<NamedTensor>();
+        for (var i = 0; i < works[0].Inputs.Count; i++)
+        {
+            var first = works[0].Inputs[i];
+            var bytes = works.SelectMany(w => w.Inputs[i].Data.ToArray()).ToArray();
+            var shape = (long[])first.Shape.Clone();
+            shape[0] = works.Sum(w => w.Inputs[i].Shape[0]);
+            inputs.Add(new NamedTensor(first.Name, TensorData.FromBytes(first.ElementType, bytes, shape)));
+        }
+        using var batch = session.Run(inputs);
+        for (var o = 0; o < batch.Count; o++)
+        {
+            var expected = batch[o].GetBytes().ToArray();
+            var actual = results.SelectMany(r => r.Outputs[o].Data.ToArray()).ToArray();
+            Assert.Equal(Convert.ToHexString(expected), Convert.ToHexString(actual));
+        }
+    }
+}
