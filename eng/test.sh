@@ -7,6 +7,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 export PLATFORM_INSTALL_BROWSER=1
+export PLATFORM_ARTIFACTS_DIR="${PLATFORM_ARTIFACTS_DIR:-$root/artifacts}"
 
 started=$(date +%s)
 bash eng/install.sh || { echo "0 passed, 1 failed"; exit 1; }
