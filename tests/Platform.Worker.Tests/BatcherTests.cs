@@ -243,6 +243,52 @@ public sealed class BatcherTests(OrtFixture ort) : IClassFixture<OrtFixture>
         Assert.Equal(0, mine.Where(m => m.Instrument == "platform.model.queue.depth").Sum(m => m.Value));
     }
 
+    [Fact]
+    public async Task EachBatchIsAnActivityLinkedToTheRequestsItServed()
+    {
+        var batches = new List<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == BatcherTelemetry.ActivitySourceName || source.Name == "test.requests",
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = activity =>
+            {
+                if (activity.Source.Name == BatcherTelemetry.ActivitySourceName)
+                {
+                    lock (batches)
+                    {
+                        batches.Add(activity);
+                    }
+                }
+            },
+        };
+        ActivitySource.AddActivityListener(listener);
+        using var requests = new ActivitySource("test.requests");
+        var model = $"traced-{Guid.NewGuid():N}";
+        var contexts = new List<ActivityContext>();
+        await using (var batcher = new ModelBatcher(ort.MlpSession, model, 2, new BatchingOptions(8, TimeSpan.FromMilliseconds(100), 16),
+                         ort.Telemetry, TimeProvider.System, NullLogger.Instance))
+        {
+            var tasks = new List<Task<InferenceOutcome>>();
+            for (var i = 0; i < 3; i++)
+            {
+                using var request = requests.StartActivity("request")!;
+                contexts.Add(request.Context);
+                tasks.Add(batcher.InferAsync(MlpWork(1, i), Ct));
+            }
+            await Task.WhenAll(tasks);
+        }
+
+        Activity batch;
+        lock (batches)
+        {
+            batch = Assert.Single(batches, b => Equals(b.GetTagItem("model"), model));
+        }
+        Assert.Equal(default, batch.ParentSpanId);
+        Assert.Equal(contexts.Select(c => c.SpanId.ToHexString()).Order(), batch.Links.Select(l => l.Context.SpanId.ToHexString()).Order());
+        Assert.Equal(3, batch.GetTagItem("batch.requests"));
+    }
+
     private ModelBatcher Create(InferenceSession session, int maxBatch, TimeSpan delay, int capacity = 1024) =>
         new(session, "test", 1, new BatchingOptions(maxBatch, delay, capacity), ort.Telemetry, TimeProvider.System, NullLogger.Instance);
 
