@@ -12,6 +12,14 @@ export PLATFORM_ARTIFACTS_DIR="${PLATFORM_ARTIFACTS_DIR:-$root/artifacts}"
 started=$(date +%s)
 bash eng/install.sh || { echo "0 passed, 1 failed"; exit 1; }
 
+# Every project must be in the solution, or the build below would skip it and its tests would not run.
+missing=0
+while IFS= read -r project; do
+  rel="${project#./}"
+  grep -qF "${rel//\//\\}" Platform.sln || { echo "error: $rel is not in Platform.sln (dotnet sln add $rel)"; missing=1; }
+done < <(find . -name '*.csproj' -not -path '*/node_modules/*' -not -path './artifacts/*')
+if (( missing )); then echo "0 passed, 1 failed"; exit 1; fi
+
 echo "== build"
 if ! dotnet build Platform.sln -c Debug -nologo -clp:ErrorsOnly; then
   echo "build failed"
