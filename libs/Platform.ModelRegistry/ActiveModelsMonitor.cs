@@ -119,23 +119,25 @@ public sealed partial class ActiveModelsMonitor(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _ = SubscribeWithRetryAsync(stoppingToken);
+        var failures = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
             var delay = options.Value.ReconcileInterval;
             try
             {
                 await RefreshAsync(stoppingToken);
+                failures = 0;
             }
             catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
             {
                 // AdminApi has not applied its migrations yet: normal during a cold start.
                 LogSchemaMissing(logger, ex.MessageText);
-                delay = options.Value.RetryDelay;
+                delay = Backoff(++failures);
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ex is NpgsqlException or TimeoutException or InvalidOperationException)
             {
                 LogRefreshFailed(logger, ex.Message);
-                delay = options.Value.RetryDelay;
+                delay = Backoff(++failures);
             }
 
             // Sleep until a notification or the reconcile timer (TimeProvider-driven), whichever comes first. A wake-up
@@ -155,6 +157,14 @@ public sealed partial class ActiveModelsMonitor(
         base.Dispose();
         _wake.Dispose();
         _refreshLock.Dispose();
+    }
+
+    /// <summary>RetryDelay doubling per consecutive failure, capped at the reconcile interval.</summary>
+    private TimeSpan Backoff(int failures)
+    {
+        var settings = options.Value;
+        var ticks = settings.RetryDelay.Ticks * Math.Pow(2, Math.Min(failures - 1, 16));
+        return TimeSpan.FromTicks((long)Math.Min(ticks, Math.Max(settings.ReconcileInterval.Ticks, settings.RetryDelay.Ticks)));
     }
 
     private async Task SubscribeWithRetryAsync(CancellationToken stoppingToken)

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Options;
 using Platform.Batching;
 using Platform.Inference.Protocol;
 using Platform.Inference.Protocol.Wire;
+using Platform.ModelRegistry;
 using Platform.OnnxRuntime;
 
 namespace Platform.ModelWorker;
@@ -54,7 +55,7 @@ internal static partial class InferenceEndpoints
         settings = m.Settings,
     };
 
-    private static async Task InferAsync(HttpContext context, ModelHost host, WorkerIdentity identity, IOptions<WorkerOptions> options,
+    private static async Task InferAsync(HttpContext context, ModelHost host, IActiveModelsView registry, WorkerIdentity identity, IOptions<WorkerOptions> options,
         TimeProvider timeProvider, ILoggerFactory loggers)
     {
         var cancellationToken = context.RequestAborted;
@@ -96,6 +97,13 @@ internal static partial class InferenceEndpoints
         }
 
         var model = host.Find(request.Model, request.Version);
+        if (model is null && registry.Current.Find(request.Model, request.Version == 0 ? null : request.Version) is { } pending)
+        {
+            // Active in the registry but not picked up by the loader yet: a moment away, not unknown.
+            await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable,
+                $"model '{pending.Name}' version {pending.Version.Version} is about to load on this worker", TimeSpan.FromSeconds(1));
+            return;
+        }
         if (model is null)
         {
             await WriteErrorAsync(context, StatusCodes.Status404NotFound, request.Version == 0

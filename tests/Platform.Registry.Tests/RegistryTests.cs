@@ -105,6 +105,67 @@ public sealed class RegistryTests(PlatformFixture platform)
     }
 
     [Fact]
+    public async Task ALargeUploadIsStreamedNotBufferedInMemory()
+    {
+        // 320 MiB: beyond Kestrel's 30 MB default body limit, and far more than the admin API's peak RSS may grow by.
+        const long size = 320L * 1024 * 1024;
+        var pid = platform.App.ResourceNotifications.TryGet("admin-api")!.Pids.Single();
+        var peakBefore = PeakRssKib(pid);
+        using var content = new StreamContent(new RepeatingStream(size));
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        content.Headers.ContentLength = size;
+        using var response = await platform.Admin.PostAsync($"/api/models/{Unique("large")}/versions", content, Ct);
+
+        // Not ONNX, so ORT refuses it, but only after every byte was received and hashed.
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.StartsWith("body: not a valid ONNX model", await ErrorOf(response), StringComparison.Ordinal);
+        var growth = PeakRssKib(pid) - peakBefore;
+        Assert.True(growth < 128 * 1024, $"admin-api peak RSS grew by {growth / 1024} MiB for a {size >> 20} MiB upload");
+    }
+
+    /// <summary>VmHWM: the process's peak resident set size.</summary>
+    private static long PeakRssKib(int pid) =>
+        long.Parse(File.ReadAllLines($"/proc/{pid}/status").Single(l => l.StartsWith("VmHWM:", StringComparison.Ordinal))
+            .Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>A long stream of non-ONNX bytes produced on the fly, so the test itself holds no large buffer.</summary>
+    private sealed class RepeatingStream(long length) : Stream
+    {
+        private long _position;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => length;
+
+        public override long Position { get => _position; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            var n = (int)Math.Min(count, length - _position);
+            for (var i = 0; i < n; i++)
+            {
+                buffer[offset + i] = (byte)((_position + i) * 2654435761 >> 13);
+            }
+            _position += n;
+            return n;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    [Fact]
     public async Task VersionsAreNumberedOneTwoThreePerModel()
     {
         var name = Unique("versions");
