@@ -113,14 +113,19 @@ public sealed class ServingTests(ServingFixture fixture)
             "input 'input': datatype FP64 does not match the model's FP32" },
         { "/v2/models/errors/infer", """{"inputs":[{"name":"input","datatype":"FP32","shape":[1,16],"data":[1,2,3]}]}""", 400,
             "input 'input': shape [1,16] needs 16 elements but 'data' has 3" },
+        { "/v2/models/errors/infer", """{"inputs":[{"name":"input","datatype":"FP32","shape":[2,16],"data":[[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16],[1,2,3]]}]}""", 400,
+            "input 'input': nested 'data' does not match the shape [2,16]: dimension 1 has 3 items, expected 16" },
+        { "/v2/models/errors/infer", """{"inputs":[{"name":"input","datatype":"UINT8","shape":[1],"data":[256]}]}""", 400,
+            "input 'input': element 0 (256) is not a valid UINT8" },
         { "/v2/models/errors/infer", """{"inputs":[]}""", 400,
             "missing input 'input' (FP32 [-1,16]); model 'errors' expects 'input' FP32 [-1,16]" },
         { "/v2/models/errors/infer", """{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}]}""", 400,
             "unknown input 'x'; model 'errors' expects 'input' FP32 [-1,16]" },
-        { "/v2/models/errors/infer", """{"inputs":[{"name":"input","datatype":"FP32","shape":[1,16],"data":[1]}],"outputs":[{"name":"logits"}]}""", 400,
+        { "/v2/models/errors/infer", """{"inputs":[{"name":"input","datatype":"FP32","shape":[1,16],"data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}],"outputs":[{"name":"logits"}]}""", 400,
             "unknown output 'logits'; model 'errors' has outputs 'probabilities'" },
-        { "/v2/models/errors/infer", """{"inputs":[{"name":"input" "datatype":"FP32"}]}""", 400,
-            "malformed JSON at line 1, byte 25: '\"' is invalid after a property name. Expected a ':'." },
+        { "/v2/models/errors/infer", """{"inputs":[{"name":"input","datatype" "FP32"}]}""", 400,
+            // Byte positions are 1-based: 38 bytes precede the '"' that should have been a ':'.
+            "malformed JSON at line 1, byte 39: '\"' is invalid after a property name. Expected a ':'." },
     };
 
     [Theory]
@@ -163,6 +168,55 @@ public sealed class ServingTests(ServingFixture fixture)
         Assert.Equal(first, second);
         var (_, _, r3) = await Client.PostAsync("/v2/models/cached/infer", [input], TensorEncoding.JsonFlat, ct: Ct);
         Assert.False(r3.Headers.Contains("Platform-Cache"), "the model does not cache by default");
+    }
+
+    [Fact]
+    public async Task AFullQueueAnswers429WithRetryAfterNever5xx()
+    {
+        // The heavy benchmark model with one queue slot and no batching: 64 concurrent requests overflow both replicas
+        // even after InferenceApi's retries on the other replica.
+        const int features = 512;
+        var model = ModelCatalog.Generate("benchmark", new ModelRequest { Features = features });
+        var version = await Client.UploadAsync("overload", model.Bytes, Ct);
+        await Client.SetSettingsAsync("overload", new { maxBatchSize = 1, maxQueueDelayMicros = 0, queueCapacity = 1, cacheEnabled = false, cacheTtlSeconds = 60 }, Ct);
+        await Client.ActivateAsync("overload", version, Ct);
+        var row = new float[features];
+        var input = new InferTensor("input", DataType.Fp32, [1, features], MemoryMarshal.AsBytes(row.AsSpan()).ToArray());
+        await Client.WaitServedAsync("overload", version, input, Ct);
+
+        var rejected = new List<(int Status, string? RetryAfter, string Error)>();
+        var unexpected = new List<string>();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (rejected.Count == 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.WhenAll(Enumerable.Range(0, 64).Select(async _ =>
+            {
+                var (status, body, response) = await Client.PostAsync("/v2/models/overload/infer", [input], TensorEncoding.Binary, ct: Ct);
+                if (status == 200)
+                {
+                    return;
+                }
+
+                var text = Encoding.UTF8.GetString(body);
+                lock (rejected)
+                {
+                    if (status is 429 or 503 && response.Content.Headers.ContentType?.MediaType == "application/json")
+                    {
+                        rejected.Add((status, response.Headers.RetryAfter?.Delta?.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                            JsonDocument.Parse(body).RootElement.GetProperty("error").GetString()!));
+                    }
+                    else
+                    {
+                        unexpected.Add($"{status} {text}");
+                    }
+                }
+            }));
+        }
+
+        Assert.Empty(unexpected);
+        Assert.Contains(rejected, r => r.Status == 429);
+        Assert.All(rejected, r => Assert.True(r.RetryAfter is { } s && int.Parse(s, System.Globalization.CultureInfo.InvariantCulture) >= 1, $"{r.Status} without Retry-After: {r.Error}"));
+        Assert.Contains(rejected, r => r.Status == 429 && r.Error == "The queue of model 'overload' version 1 is full (1 requests waiting); retry later.");
     }
 
     [Fact]

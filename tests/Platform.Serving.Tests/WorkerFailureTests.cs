@@ -60,6 +60,14 @@ public sealed class WorkerFailureTests(ServingFixture fixture)
 
         Assert.Equal(16 * 40, completed);
         Assert.True(failures.Count == 0, $"{failures.Count} failed: {string.Join("; ", failures.Distinct().Take(5))}");
-        await fixture.App.WaitForResourceHealthyAsync("model-worker", cancellationToken: Ct);
+        try
+        {
+            await fixture.App.WaitForResourceHealthyAsync("model-worker", cancellationToken: Ct);
+        }
+        catch (TimeoutException ex)
+        {
+            var store = fixture.App.ResourceLogs.GetLines("objectstore", 200).Select(l => l.Text);
+            throw new TimeoutException($"{ex.Message}\nobjectstore console:\n{string.Join('\n', store)}", ex);
+        }
     }
 }
