@@ -33,6 +33,9 @@ public static class PlatformServiceDefaultsExtensions
     /// <summary>Liveness endpoint: checks tagged <see cref="LiveTag"/>.</summary>
     public const string AlivePath = "/alive";
 
+    /// <summary>Prometheus scrape endpoint.</summary>
+    public const string MetricsPath = "/metrics";
+
     /// <summary>Environment/configuration key whose presence turns on the OTLP exporter.</summary>
     public const string OtlpEndpointKey = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
@@ -122,6 +125,10 @@ public static class PlatformServiceDefaultsExtensions
             }
         });
 
+        // Prometheus scrapes /metrics (ServiceMonitors in manifests/); the same meters also go out over OTLP.
+        builder.Services.TryAddSingleton<PrometheusMetrics>();
+        builder.Services.ConfigureOpenTelemetryMeterProvider((sp, metrics) => metrics.AddReader(sp.GetRequiredService<PrometheusMetrics>().Reader));
+
         if (!string.IsNullOrWhiteSpace(builder.Configuration[OtlpEndpointKey]))
         {
             otel.UseOtlpExporter();
@@ -161,6 +168,8 @@ public static class PlatformServiceDefaultsExtensions
             Predicate = registration => registration.Tags.Contains(LiveTag),
             ResponseWriter = HealthResponseWriter.WriteAsync,
         });
+        app.MapGet(MetricsPath, (PrometheusMetrics prometheus) =>
+            Results.Text(prometheus.Scrape(), "text/plain; version=0.0.4; charset=utf-8"));
         return app;
     }
 

@@ -16,5 +16,5 @@ public sealed class PlatformTelemetryOptions
     public IList<string> Meters { get; } = [];
 
     /// <summary>Request paths that are never traced (probes would otherwise flood the trace store).</summary>
-    public IList<string> UntracedPaths { get; } = ["/health", "/alive"];
+    public IList<string> UntracedPaths { get; } = ["/health", "/alive", "/metrics"];
 }
