@@ -8,18 +8,24 @@ namespace Platform.ModelRegistry;
 public static class ModelRegistryServiceCollectionExtensions
 {
     /// <summary>
-    /// Registers <see cref="ModelRegistryStore"/> (also as <see cref="IModelRegistryReader"/>) and
-    /// <see cref="ModelRegistryNotifications"/>. Needs <c>AddPlatformDataSource()</c>, <c>AddPlatformRedis()</c> and
-    /// <c>AddPlatformObjectStore()</c> (the object store is only touched by writes and deletes).
+    /// Registers <see cref="IModelRegistryReader"/> and <see cref="ModelRegistryNotifications"/>. Needs
+    /// <c>AddPlatformDataSource()</c> and <c>AddPlatformRedis()</c>.
     /// </summary>
     public static IHostApplicationBuilder AddPlatformModelRegistry(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddOptions<ModelRegistryOptions>().BindConfiguration(ModelRegistryOptions.SectionName);
-        builder.Services.TryAddSingleton<ModelRegistryStore>();
-        builder.Services.TryAddSingleton<IModelRegistryReader>(sp => sp.GetRequiredService<ModelRegistryStore>());
+        builder.Services.TryAddSingleton<IModelRegistryReader, ModelRegistryReader>();
         builder.Services.TryAddSingleton<ModelRegistryNotifications>();
+        return builder;
+    }
+
+    /// <summary>Also registers the write side, <see cref="ModelRegistryStore"/>; needs <c>AddPlatformObjectStore()</c> too.</summary>
+    public static IHostApplicationBuilder AddPlatformModelRegistryWriter(this IHostApplicationBuilder builder)
+    {
+        builder.AddPlatformModelRegistry();
+        builder.Services.TryAddSingleton<ModelRegistryStore>();
         return builder;
     }
 

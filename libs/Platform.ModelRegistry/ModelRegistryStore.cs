@@ -40,68 +40,17 @@ public sealed record ModelSettingsPatch(int? MaxBatchSize, long? MaxQueueDelayMi
 }
 
 /// <summary>
-/// The registry: rows in PostgreSQL (tables <c>models</c>, <c>model_versions</c>, created by AdminApi's migrations) and
+/// Write side of the registry: rows in PostgreSQL (tables <c>models</c>, <c>model_versions</c>, created by AdminApi's migrations) and
 /// artefacts in the object store under <see cref="ModelArtifacts.ObjectKey"/>. Writes take a transaction-scoped
 /// advisory lock per SHA-256 so an upload and a delete of the same bytes cannot interleave and orphan or lose the object.
 /// </summary>
 public sealed partial class ModelRegistryStore(NpgsqlDataSource dataSource, IObjectStore objectStore, ILogger<ModelRegistryStore> logger)
-    : IModelRegistryReader
 {
-    private const string VersionColumns =
-        "v.model_name, v.version, v.sha256, v.size_bytes, v.inputs::text, v.outputs::text, v.state, v.created_at, v.updated_at";
+    private const string VersionColumns = RegistrySql.VersionColumns;
 
-    private const string SettingsColumns =
-        "m.max_batch_size, m.max_queue_delay_us, m.queue_capacity, m.cache_enabled, m.cache_ttl_seconds";
+    private const string SettingsColumns = RegistrySql.SettingsColumns;
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
-
-    /// <inheritdoc />
-    public async Task<IReadOnlyList<ModelRecord>> ListModelsAsync(CancellationToken cancellationToken = default)
-    {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        return await ReadModelsAsync(connection, null, null, cancellationToken);
-    }
-
-    /// <inheritdoc />
-    public async Task<ModelRecord?> GetModelAsync(string name, CancellationToken cancellationToken = default)
-    {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        return (await ReadModelsAsync(connection, null, name, cancellationToken)).SingleOrDefault();
-    }
-
-    /// <inheritdoc />
-    public async Task<ModelVersionRecord?> GetVersionAsync(string name, long version, CancellationToken cancellationToken = default)
-    {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        return await ReadVersionAsync(connection, null, name, version, cancellationToken);
-    }
-
-    /// <inheritdoc />
-    public async Task<ActiveModelVersion?> GetActiveAsync(string name, long? version = null, CancellationToken cancellationToken = default)
-    {
-        await using var command = dataSource.CreateCommand(
-            $"SELECT {VersionColumns}, {SettingsColumns} FROM model_versions v JOIN models m ON m.name = v.model_name " +
-            "WHERE v.model_name = $1 AND v.state = 'active' AND ($2::bigint IS NULL OR v.version = $2) ORDER BY v.version DESC LIMIT 1");
-        command.Parameters.Add(new NpgsqlParameter { Value = name });
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)version ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? new ActiveModelVersion(ReadVersion(reader), ReadSettings(reader, 9)) : null;
-    }
-
-    /// <inheritdoc />
-    public async Task<IReadOnlyList<ActiveModelVersion>> ListActiveAsync(CancellationToken cancellationToken = default)
-    {
-        await using var command = dataSource.CreateCommand(
-            $"SELECT {VersionColumns}, {SettingsColumns} FROM model_versions v JOIN models m ON m.name = v.model_name " +
-            "WHERE v.state = 'active' ORDER BY v.model_name, v.version");
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var result = new List<ActiveModelVersion>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            result.Add(new ActiveModelVersion(ReadVersion(reader), ReadSettings(reader, 9)));
-        }
-        return result;
-    }
+    private static readonly JsonSerializerOptions Json = RegistrySql.Json;
 
     /// <summary>
     /// Registers a validated ONNX file as the model's next version, uploading it to the object store unless those bytes
@@ -150,7 +99,7 @@ public sealed partial class ModelRegistryStore(NpgsqlDataSource dataSource, IObj
                 await using var reader = await existing.ExecuteReaderAsync(cancellationToken);
                 if (await reader.ReadAsync(cancellationToken))
                 {
-                    var found = ReadVersion(reader);
+                    var found = RegistrySql.ReadVersion(reader);
                     await reader.DisposeAsync();
                     await transaction.CommitAsync(cancellationToken);
                     return new RegisterVersionResult(found, Created: false);
@@ -184,7 +133,7 @@ public sealed partial class ModelRegistryStore(NpgsqlDataSource dataSource, IObj
                 insert.Parameters.Add(new NpgsqlParameter { Value = activate ? ModelVersionStates.Active : ModelVersionStates.Inactive });
                 await using var reader = await insert.ExecuteReaderAsync(cancellationToken);
                 await reader.ReadAsync(cancellationToken);
-                created = ReadVersion(reader);
+                created = RegistrySql.ReadVersion(reader);
             }
 
             await using (var bump = new NpgsqlCommand("UPDATE models SET next_version = $2 WHERE name = $1", connection, transaction))
@@ -216,7 +165,7 @@ public sealed partial class ModelRegistryStore(NpgsqlDataSource dataSource, IObj
         command.Parameters.Add(new NpgsqlParameter { Value = version });
         command.Parameters.Add(new NpgsqlParameter { Value = state });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? ReadVersion(reader) : null;
+        return await reader.ReadAsync(cancellationToken) ? RegistrySql.ReadVersion(reader) : null;
     }
 
     /// <summary>
@@ -235,7 +184,7 @@ public sealed partial class ModelRegistryStore(NpgsqlDataSource dataSource, IObj
                 await lockModel.ExecuteScalarAsync(cancellationToken);
             }
 
-            var target = await ReadVersionAsync(connection, transaction, name, version, cancellationToken);
+            var target = await RegistrySql.ReadVersionAsync(connection, transaction, name, version, cancellationToken);
             if (target is null)
             {
                 return DeleteVersionOutcome.NotFound;
@@ -285,7 +234,7 @@ public sealed partial class ModelRegistryStore(NpgsqlDataSource dataSource, IObj
             {
                 return null;
             }
-            current = ReadSettings(reader, 0);
+            current = RegistrySql.ReadSettings(reader, 0);
         }
 
         var updated = patch.ApplyTo(current);
@@ -331,74 +280,6 @@ public sealed partial class ModelRegistryStore(NpgsqlDataSource dataSource, IObj
         command.Parameters.Add(new NpgsqlParameter { Value = "model-artifact:" + sha256 });
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
-
-    private static async Task<ModelVersionRecord?> ReadVersionAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string name, long version,
-        CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(
-            $"SELECT {VersionColumns} FROM model_versions v WHERE v.model_name = $1 AND v.version = $2", connection, transaction);
-        command.Parameters.Add(new NpgsqlParameter { Value = name });
-        command.Parameters.Add(new NpgsqlParameter { Value = version });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? ReadVersion(reader) : null;
-    }
-
-    private static async Task<IReadOnlyList<ModelRecord>> ReadModelsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string? name,
-        CancellationToken cancellationToken)
-    {
-        var models = new List<(string Name, ModelSettings Settings, DateTimeOffset Created, DateTimeOffset Updated)>();
-        await using (var command = new NpgsqlCommand(
-            $"SELECT m.name, {SettingsColumns}, m.created_at, m.updated_at FROM models m WHERE ($1::text IS NULL OR m.name = $1) ORDER BY m.name",
-            connection, transaction))
-        {
-            command.Parameters.Add(new NpgsqlParameter { Value = (object?)name ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                models.Add((reader.GetString(0), ReadSettings(reader, 1), reader.GetFieldValue<DateTimeOffset>(6), reader.GetFieldValue<DateTimeOffset>(7)));
-            }
-        }
-
-        var versions = new Dictionary<string, List<ModelVersionRecord>>(StringComparer.Ordinal);
-        await using (var command = new NpgsqlCommand(
-            $"SELECT {VersionColumns} FROM model_versions v WHERE ($1::text IS NULL OR v.model_name = $1) ORDER BY v.model_name, v.version",
-            connection, transaction))
-        {
-            command.Parameters.Add(new NpgsqlParameter { Value = (object?)name ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                var version = ReadVersion(reader);
-                if (!versions.TryGetValue(version.Name, out var list))
-                {
-                    versions[version.Name] = list = [];
-                }
-                list.Add(version);
-            }
-        }
-
-        return [.. models.Select(m => new ModelRecord(m.Name, m.Settings, versions.TryGetValue(m.Name, out var v) ? v : [], m.Created, m.Updated))];
-    }
-
-    private static ModelVersionRecord ReadVersion(NpgsqlDataReader reader) => new(
-        reader.GetString(0),
-        reader.GetInt64(1),
-        reader.GetString(2),
-        reader.GetInt64(3),
-        JsonSerializer.Deserialize<ModelTensorSpec[]>(reader.GetString(4), Json) ?? [],
-        JsonSerializer.Deserialize<ModelTensorSpec[]>(reader.GetString(5), Json) ?? [],
-        reader.GetString(6),
-        reader.GetFieldValue<DateTimeOffset>(7),
-        reader.GetFieldValue<DateTimeOffset>(8));
-
-    private static ModelSettings ReadSettings(NpgsqlDataReader reader, int offset) => new()
-    {
-        MaxBatchSize = reader.GetInt32(offset),
-        MaxQueueDelayMicros = reader.GetInt64(offset + 1),
-        QueueCapacity = reader.GetInt32(offset + 2),
-        CacheEnabled = reader.GetBoolean(offset + 3),
-        CacheTtlSeconds = reader.GetInt32(offset + 4),
-    };
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Registering {Model} ({Sha256}) failed after its upload; removing the artefact if unreferenced: {Reason}")]
     private static partial void LogRegistrationFailed(ILogger logger, string model, string sha256, string reason);

@@ -14,7 +14,7 @@ builder.AddPlatformMigrations(typeof(Program).Assembly, "Platform.AdminApi.Migra
 builder.AddPlatformRedis();
 builder.AddPlatformObjectStore();
 builder.AddPlatformObjectStoreBucketInitializer();
-builder.AddPlatformModelRegistry();
+builder.AddPlatformModelRegistryWriter();
 
 // Uploads are validated by loading them with ONNX Runtime (CPU, one thread: a check, not serving).
 builder.Services.AddSingleton(_ => new OrtEnvironment());

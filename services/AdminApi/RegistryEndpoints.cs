@@ -17,14 +17,14 @@ internal static partial class RegistryEndpoints
     {
         var api = endpoints.MapGroup("/api/models").AddEndpointFilter<AdminKeyFilter>();
 
-        api.MapGet("/", async (ModelRegistryStore store, CancellationToken ct) => Results.Ok(new { models = await store.ListModelsAsync(ct) }));
+        api.MapGet("/", async (IModelRegistryReader store, CancellationToken ct) => Results.Ok(new { models = await store.ListModelsAsync(ct) }));
 
-        api.MapGet("/{name}", async (string name, ModelRegistryStore store, CancellationToken ct) =>
+        api.MapGet("/{name}", async (string name, IModelRegistryReader store, CancellationToken ct) =>
             ValidateName(name) ?? (await store.GetModelAsync(name, ct) is { } model ? Results.Ok(model) : UnknownModel(name)));
 
         api.MapPost("/{name}/versions", UploadAsync);
 
-        api.MapGet("/{name}/versions/{version}", async (string name, string version, ModelRegistryStore store, CancellationToken ct) =>
+        api.MapGet("/{name}/versions/{version}", async (string name, string version, IModelRegistryReader store, CancellationToken ct) =>
         {
             if (ValidateNameAndVersion(name, version, out var number) is { } invalid)
             {
@@ -65,7 +65,7 @@ internal static partial class RegistryEndpoints
             }
         });
 
-        api.MapGet("/{name}/settings", async (string name, ModelRegistryStore store, CancellationToken ct) =>
+        api.MapGet("/{name}/settings", async (string name, IModelRegistryReader store, CancellationToken ct) =>
             ValidateName(name) ?? (await store.GetModelAsync(name, ct) is { } model ? Results.Ok(model.Settings) : UnknownModel(name)));
 
         api.MapPut("/{name}/settings", UpdateSettingsAsync);
