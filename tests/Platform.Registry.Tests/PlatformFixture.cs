@@ -14,6 +14,9 @@ public sealed class PlatformFixture : IAsyncLifetime
 {
     private IDistributedApplicationTestingBuilder? _builder;
 
+    /// <summary>The workers' registry reconcile interval in these tests.</summary>
+    public static readonly TimeSpan ReconcileInterval = TimeSpan.FromSeconds(15);
+
     public DistributedApplication App { get; private set; } = null!;
 
     public HttpClient Admin { get; private set; } = null!;
@@ -27,6 +30,10 @@ public sealed class PlatformFixture : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         _builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>();
+        // A reconcile interval longer than any pub/sub assertion, so a test that passes within it proves the
+        // notification path, and a test that bypasses notifications proves the reconcile.
+        var worker = _builder.Resources.Find("model-worker")!;
+        _builder.CreateResourceBuilder((ProjectResource)worker).WithEnvironment("ModelRegistry__ReconcileInterval", ReconcileInterval.ToString());
         App = await _builder.BuildAsync();
         await App.StartAsync();
         await Task.WhenAll(

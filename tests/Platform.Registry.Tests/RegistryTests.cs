@@ -301,17 +301,32 @@ public sealed class RegistryTests(PlatformFixture platform)
         (await UploadAsync(name, ModelCatalog.Generate("mlp", new ModelRequest { Seed = 5 }).Bytes)).Dispose();
         await AssertOnWorkersAsync(name, 1, HttpStatusCode.NotFound, TimeSpan.FromSeconds(1));
 
-        // Redis pub/sub carries the change; the 10 s reconcile is only the safety net, so this must be quicker.
+        // Redis pub/sub carries the change; the reconcile (15 s here) is only the safety net, so this must be quicker.
         var clock = Stopwatch.StartNew();
         await PostAsync($"/api/models/{name}/versions/1/activate", HttpStatusCode.OK);
-        await AssertOnWorkersAsync(name, 1, HttpStatusCode.OK, TimeSpan.FromSeconds(8));
+        await AssertOnWorkersAsync(name, 1, HttpStatusCode.OK, TimeSpan.FromSeconds(5));
         var activation = clock.Elapsed;
 
         await PostAsync($"/api/models/{name}/versions/1/deactivate", HttpStatusCode.OK);
-        await AssertOnWorkersAsync(name, 1, HttpStatusCode.NotFound, TimeSpan.FromSeconds(8));
+        await AssertOnWorkersAsync(name, 1, HttpStatusCode.NotFound, TimeSpan.FromSeconds(5));
 
         Assert.Equal(pidsBefore, platform.App.ResourceNotifications.TryGet("model-worker")!.Pids.Order().ToArray());
-        Assert.True(activation < TimeSpan.FromSeconds(8), $"activation took {activation}");
+        TestContext.Current.TestOutputHelper?.WriteLine($"activation reached both replicas in {activation.TotalMilliseconds:0} ms");
+    }
+
+    [Fact]
+    public async Task AMissedNotificationIsRepairedByThePeriodicReconcile()
+    {
+        var name = Unique("reconcile");
+        (await UploadAsync(name, ModelCatalog.Generate("mlp", new ModelRequest { Seed = 6 }).Bytes)).Dispose();
+
+        // Activate behind the API's back: no notification is published, as if the message had been lost.
+        await using (var command = platform.Database.CreateCommand("UPDATE model_versions SET state = 'active' WHERE model_name = $1 AND version = 1"))
+        {
+            command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = name });
+            Assert.Equal(1, await command.ExecuteNonQueryAsync(Ct));
+        }
+        await AssertOnWorkersAsync(name, 1, HttpStatusCode.OK, PlatformFixture.ReconcileInterval + TimeSpan.FromSeconds(10));
     }
 
     private async Task AssertOnWorkersAsync(string name, long version, HttpStatusCode expected, TimeSpan within)
