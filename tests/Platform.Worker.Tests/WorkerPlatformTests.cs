@@ -142,6 +142,76 @@ public sealed class WorkerPlatformTests(PlatformFixture platform) : IClassFixtur
     }
 
     [Fact]
+    public async Task EveryDatatypeIncludingBytesRoundTripsAndBatchesExactly()
+    {
+        var name = Unique("alltypes");
+        var version = await platform.UploadActiveAsync(name, ModelCatalog.Generate("all-types").Bytes, Ct);
+        await platform.PutSettingsAsync(name, new { maxBatchSize = 16, maxQueueDelayMicros = 300_000 }, Ct);
+        await platform.WaitUntilReadyEverywhereAsync(name, version, TimeSpan.FromSeconds(60), Ct,
+            ready => ready.GetProperty("settings").GetProperty("maxQueueDelayMicros").GetInt64() == 300_000);
+
+        // Two requests with n = 3 share a batch; the n = 4 one cannot join them.
+        var requests = new[] { AllTypes(name, version, 2, 3, seed: 1), AllTypes(name, version, 2, 3, seed: 2), AllTypes(name, version, 1, 4, seed: 3) };
+        using var client = platform.CreateH2cClient(0);
+        var results = await Task.WhenAll(requests.Select(r => SendAsync(client, r)));
+
+        Assert.All(results, r => Assert.True(r.Status == HttpStatusCode.OK, r.Error?.Message));
+        Assert.Equal([4, 4, 1], results.Select(r => r.Response!.BatchSize));
+        for (var i = 0; i < requests.Length; i++)
+        {
+            var outputs = results[i].Response!.Outputs.ToDictionary(o => o.Name);
+            Assert.Equal(13, outputs.Count);
+            foreach (var input in requests[i].Inputs)
+            {
+                var output = outputs["out_" + input.Name[3..]];
+                Assert.Equal(input.Datatype, output.Datatype);
+                Assert.Equal(input.Shape, output.Shape);
+                Assert.Equal(Convert.ToHexString(input.Data.Span), Convert.ToHexString(output.Data.Span));
+            }
+        }
+    }
+
+    private static WorkerInferRequest AllTypes(string model, long version, int rows, int n, int seed)
+    {
+        var random = new Random(seed);
+        var request = new WorkerInferRequest { Model = model, Version = version };
+        foreach (var (type, suffix) in AllTypesModel.Types)
+        {
+            var datatype = suffix switch
+            {
+                "float" => "FP32", "double" => "FP64", "float16" => "FP16", "string" => "BYTES", "bool" => "BOOL",
+                _ => suffix.ToUpperInvariant(),
+            };
+            byte[] data;
+            if (datatype == "BYTES")
+            {
+                using var buffer = new MemoryStream();
+                for (var e = 0; e < rows * n; e++)
+                {
+                    var text = System.Text.Encoding.UTF8.GetBytes($"é{seed}-{e}-{new string('x', random.Next(0, 5))}");
+                    buffer.Write(BitConverter.GetBytes(text.Length));
+                    buffer.Write(text);
+                }
+                data = buffer.ToArray();
+            }
+            else
+            {
+                var size = datatype switch { "BOOL" or "UINT8" or "INT8" => 1, "UINT16" or "INT16" or "FP16" => 2, "UINT32" or "INT32" or "FP32" => 4, _ => 8 };
+                data = new byte[rows * n * size];
+                random.NextBytes(data);
+                if (datatype == "BOOL")
+                {
+                    data = [.. data.Select(b => (byte)(b & 1))];
+                }
+            }
+            var tensor = new WireTensor { Name = AllTypesModel.InputName(suffix), Datatype = datatype, Data = ByteString.CopyFrom(data) };
+            tensor.Shape.Add([rows, n]);
+            request.Inputs.Add(tensor);
+        }
+        return request;
+    }
+
+    [Fact]
     public async Task AFullQueueAnswers429WithRetryAfter()
     {
         var name = Unique("full");
