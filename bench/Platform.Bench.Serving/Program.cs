@@ -8,6 +8,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Runtime.InteropServices;
+using Platform.Hosting;
 using Platform.Hosting.Testing;
 using Platform.Inference.OpenInference;
 using Platform.Inference.Protocol;
@@ -16,6 +17,10 @@ using Platform.OnnxRuntime;
 
 var seconds = args.SkipWhile(a => a != "--seconds").Skip(1).Select(double.Parse).FirstOrDefault(5);
 var measure = TimeSpan.FromSeconds(seconds);
+// ONNX Runtime intra-op threads per worker replica (0 = ORT's default, one per core).
+var workerThreads = args.SkipWhile(a => a != "--worker-threads").Skip(1).Select(int.Parse).FirstOrDefault(0);
+// The batching-on queue delay (µs).
+var queueDelayMicros = args.SkipWhile(a => a != "--queue-delay-us").Skip(1).Select(int.Parse).FirstOrDefault(2000);
 var model = ModelCatalog.Generate("benchmark");
 const int Features = 512;
 Console.WriteLine($"benchmark model: {model.ParameterCount:N0} parameters, {model.FlopsPerSample / 1e6:F1} MFLOP/sample; {Environment.ProcessorCount} cores");
@@ -67,9 +72,41 @@ using (var session = ort.CreateSession(model.Bytes))
     rawBest = Math.Max(rawBest, rows[0].Throughput);
 }
 
+// Control: the same single-row run with the workers' session settings (pool threads do not spin: ModelWorker's
+// AllowSpinning default), so the table shows how much of the workers' compute time is that setting, not the platform.
+using (var ort = new OrtEnvironment())
+using (var session = ort.CreateSession(model.Bytes, new InferenceSessionOptions
+{
+    ConfigEntries = new Dictionary<string, string> { ["session.intra_op.allow_spinning"] = "0", ["session.inter_op.allow_spinning"] = "0" },
+}))
+{
+    var single = RandomRows(new Random(1), 1);
+    for (var i = 0; i < 50; i++)
+    {
+        Run(session, single, 1);
+    }
+
+    var latencies = new List<double>();
+    var sw = Stopwatch.StartNew();
+    while (sw.Elapsed < measure / 2)
+    {
+        var t = Stopwatch.GetTimestamp();
+        Run(session, single, 1);
+        latencies.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+    }
+
+    rows.Add(new Row("raw ORT no spinning", "batch 1", 1, latencies.Count / sw.Elapsed.TotalSeconds, Percentile(latencies, 0.5), Percentile(latencies, 0.99)));
+}
+
 // (b) the platform, started here the way the integration tests start it.
 const string AdminKey = "bench-admin-key";
 await using var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>([$"--Parameters:admin-api-key={AdminKey}"]);
+if (workerThreads > 0)
+{
+    var worker = builder.Resources.OfType<Platform.Hosting.ApplicationModel.ProjectResource>().Single(r => r.Name == "model-worker");
+    builder.CreateResourceBuilder(worker).WithEnvironment("ModelWorker__IntraOpNumThreads", workerThreads.ToString(CultureInfo.InvariantCulture));
+}
+
 await using var app = await builder.BuildAsync();
 await app.StartAsync();
 await app.WaitForAllHealthyAsync(TimeSpan.FromSeconds(180));
@@ -90,19 +127,44 @@ using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer
 var request = BuildRequest(RandomRows(new Random(2), 1));
 await WaitServedAsync(http, request);
 
+// Every process on the path JIT-compiles its hot code to tier 1 only after enough calls: without this the first
+// measured step pays for the compiler threads (measured: several CPU-ms per request at concurrency 1).
+await LoadAsync(http, request, 8, TimeSpan.FromSeconds(Math.Max(5, seconds)));
+
 var results = new Dictionary<(bool Batching, int Concurrency), Row>();
 foreach (var batching in new[] { false, true })
 {
     var settings = batching
-        ? new { maxBatchSize = 64, maxQueueDelayMicros = 2000, queueCapacity = 4096, cacheEnabled = false, cacheTtlSeconds = 300 }
+        ? new { maxBatchSize = 64, maxQueueDelayMicros = queueDelayMicros, queueCapacity = 4096, cacheEnabled = false, cacheTtlSeconds = 300 }
         : new { maxBatchSize = 1, maxQueueDelayMicros = 0, queueCapacity = 4096, cacheEnabled = false, cacheTtlSeconds = 300 };
     (await admin.PutAsJsonAsync("/api/models/bench/settings", settings)).EnsureSuccessStatusCode();
-    await Task.Delay(TimeSpan.FromSeconds(3)); // every worker picks the settings up (notification + reconcile)
+    // Every worker picks the settings up (notification + reconcile); meanwhile, what the idle platform burns.
+    var idleBefore = CpuSeconds(app);
+    await Task.Delay(TimeSpan.FromSeconds(3));
+    var idleAfter = CpuSeconds(app);
+    Console.WriteLine(string.Join(", ", idleAfter.Select(c => string.Create(CultureInfo.InvariantCulture, $"{c.Key} {(c.Value - idleBefore[c.Key]) / 3:F3}"))) + " cores while idle");
     foreach (var concurrency in new[] { 1, 8, 32, 64 })
     {
-        await LoadAsync(http, request, concurrency, TimeSpan.FromSeconds(1)); // warm-up
+        await LoadAsync(http, request, concurrency, TimeSpan.FromSeconds(2)); // warm-up
+        var cpuBefore = CpuSeconds(app);
+        var threadsBefore = ThreadCpuSeconds(app);
         var row = await LoadAsync(http, request, concurrency, measure);
-        row = row with { Setup = $"e2e batching {(batching ? "on" : "off")}" };
+        var cpuAfter = CpuSeconds(app);
+        var threadsAfter = ThreadCpuSeconds(app);
+        var served = row.Throughput * measure.TotalSeconds;
+        row = row with
+        {
+            Setup = $"e2e batching {(batching ? "on" : "off")}",
+            CpuMsPerInference = cpuAfter.ToDictionary(c => c.Key, c => (cpuAfter[c.Key] - cpuBefore.GetValueOrDefault(c.Key)) * 1000 / served),
+            CoresBusy = cpuAfter.Sum(c => c.Value - cpuBefore.GetValueOrDefault(c.Key)) / measure.TotalSeconds,
+        };
+        if (args.Contains("--threads"))
+        {
+            // Which threads (grouped by name) the CPU went to: tells runtime spinning from socket work from ONNX Runtime.
+            var top = threadsAfter.Select(t => (t.Key, Ms: (t.Value - threadsBefore.GetValueOrDefault(t.Key)) * 1000 / served))
+                .Where(t => t.Ms > 0.01).OrderByDescending(t => t.Ms).Take(12);
+            Console.WriteLine($"{row.Setup} c{concurrency} CPU ms/inference by thread: " + string.Join("; ", top.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.Key} {t.Ms:F3}"))));
+        }
         results[(batching, concurrency)] = row;
         rows.Add(row);
     }
@@ -114,6 +176,29 @@ foreach (var row in rows)
 {
     Console.WriteLine($"{row.Setup,-22} {row.Load,-10} {row.Concurrency,5} {row.Throughput,10:F0} {row.P50Ms,9:F3} {row.P99Ms,9:F3} {row.Errors,7}");
 }
+
+// Where an e2e request's time goes (medians, ms): InferenceApi's Server-Timing phases; hop = worker round trip minus
+// the worker's queue + compute (routing, protobuf, h2c both ways, worker HTTP); client = client latency minus
+// InferenceApi's total.
+Console.WriteLine();
+Console.WriteLine($"{"time split (p50 ms)",-22} {"conc",5} {"client",7} {"read",6} {"decode",7} {"hop",6} {"queue",7} {"compute",8} {"encode",7} {"batch",6}");
+foreach (var row in rows.Where(r => r.Split is not null))
+{
+    double Get(string name) => row.Split!.TryGetValue(name, out var v) ? v : double.NaN;
+    Console.WriteLine($"{row.Setup,-22} {row.Concurrency,5} {Get("client"),7:F3} {Get("read"),6:F3} {Get("decode"),7:F3} {Get("hop"),6:F3} {Get("queue"),7:F3} {Get("compute"),8:F3} {Get("encode"),7:F3} {Get("batch"),6:F0}");
+}
+
+// CPU each process spent per inference (user + system, from /proc): what the cores pay beyond ONNX Runtime's own compute.
+Console.WriteLine();
+Console.WriteLine($"{"CPU ms per inference",-22} {"conc",5} {"client",7} {"api",7} {"workers",8} {"sum",7} {"cores",6}");
+foreach (var row in rows.Where(r => r.CpuMsPerInference is not null))
+{
+    var cpu = row.CpuMsPerInference!;
+    Console.WriteLine($"{row.Setup,-22} {row.Concurrency,5} {cpu.GetValueOrDefault("client"),7:F3} {cpu.GetValueOrDefault("inference-api"),7:F3} {cpu.GetValueOrDefault("model-worker"),8:F3} {cpu.Values.Sum(),7:F3} {row.CoresBusy,6:F2}");
+}
+
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"raw ORT best: {2000.0 / rawBest:F3} core-ms per inference if it kept both cores busy"));
+Console.WriteLine($"load average: {File.ReadAllText("/proc/loadavg").Trim()}");
 
 var e2eOverRaw = results[(true, 64)].Throughput / rawBest;
 var batchingGain = results[(true, 32)].Throughput / results[(false, 32)].Throughput;
@@ -140,20 +225,40 @@ static (byte[] Body, int JsonLength) BuildRequest(float[] row)
     return (buffer.WrittenSpan.ToArray(), jsonLength);
 }
 
-static async Task<HttpStatusCode> PostAsync(HttpClient http, (byte[] Body, int JsonLength) request)
+static async Task<(HttpStatusCode Status, string? ServerTiming)> PostAsync(HttpClient http, (byte[] Body, int JsonLength) request)
 {
     using var content = new ByteArrayContent(request.Body);
     content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
     content.Headers.Add(InferRequestReader.HeaderContentLengthHeader, request.JsonLength.ToString(CultureInfo.InvariantCulture));
     using var response = await http.PostAsync("/v2/models/bench/infer", content);
     await response.Content.ReadAsByteArrayAsync();
-    return response.StatusCode;
+    return (response.StatusCode, response.Headers.TryGetValues("Server-Timing", out var values) ? values.FirstOrDefault() : null);
+}
+
+// Server-Timing "name;dur=ms, name;desc=x" -> name -> value.
+static Dictionary<string, double> ParseServerTiming(string header)
+{
+    var phases = new Dictionary<string, double>(StringComparer.Ordinal);
+    foreach (var part in header.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+    {
+        var fields = part.Split(';');
+        foreach (var field in fields.Skip(1))
+        {
+            var kv = field.Split('=', 2);
+            if (kv.Length == 2 && kv[0] is "dur" or "desc" && double.TryParse(kv[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
+            {
+                phases[fields[0]] = value;
+            }
+        }
+    }
+
+    return phases;
 }
 
 static async Task WaitServedAsync(HttpClient http, (byte[] Body, int JsonLength) request)
 {
     var deadline = DateTime.UtcNow.AddSeconds(120);
-    while (await PostAsync(http, request) != HttpStatusCode.OK)
+    while ((await PostAsync(http, request)).Status != HttpStatusCode.OK)
     {
         if (DateTime.UtcNow > deadline)
         {
@@ -167,16 +272,24 @@ static async Task WaitServedAsync(HttpClient http, (byte[] Body, int JsonLength)
 static async Task<Row> LoadAsync(HttpClient http, (byte[] Body, int JsonLength) request, int concurrency, TimeSpan duration)
 {
     var latencies = new List<double>[concurrency];
+    var timings = new List<(double ClientMs, string Header)>[concurrency];
     var errors = 0;
     var sw = Stopwatch.StartNew();
     await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async i =>
     {
         var mine = latencies[i] = new List<double>(4096);
+        var myTimings = timings[i] = new List<(double, string)>(4096);
         while (sw.Elapsed < duration)
         {
             var t = Stopwatch.GetTimestamp();
-            var status = await PostAsync(http, request);
-            mine.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+            var (status, serverTiming) = await PostAsync(http, request);
+            var ms = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+            mine.Add(ms);
+            if (serverTiming is not null)
+            {
+                myTimings.Add((ms, serverTiming));
+            }
+
             if (status != HttpStatusCode.OK)
             {
                 Interlocked.Increment(ref errors);
@@ -185,7 +298,104 @@ static async Task<Row> LoadAsync(HttpClient http, (byte[] Body, int JsonLength) 
     }));
     var elapsed = sw.Elapsed.TotalSeconds;
     var all = latencies.SelectMany(l => l).ToList();
-    return new Row("e2e", "1 row/req", concurrency, (all.Count - errors) / elapsed, Percentile(all, 0.5), Percentile(all, 0.99), errors);
+    // Median of each phase InferenceApi reports, plus "client": what the client saw beyond InferenceApi's total
+    // (HTTP/1.1 to InferenceApi, both ends' socket and scheduling time).
+    var parsed = timings.SelectMany(t => t).Select(t => (t.ClientMs, Phases: ParseServerTiming(t.Header))).ToList();
+    var split = new SortedDictionary<string, double>(StringComparer.Ordinal);
+    foreach (var name in new[] { "read", "decode", "worker", "queue", "compute", "batch", "encode", "total" })
+    {
+        var values = parsed.Where(p => p.Phases.ContainsKey(name)).Select(p => p.Phases[name]).ToList();
+        if (values.Count > 0)
+        {
+            split[name] = Percentile(values, 0.5);
+        }
+    }
+
+    var hop = parsed.Where(p => p.Phases.ContainsKey("worker")).Select(p => p.Phases["worker"] - p.Phases["queue"] - p.Phases["compute"]).ToList();
+    if (hop.Count > 0)
+    {
+        split["hop"] = Percentile(hop, 0.5);
+    }
+
+    var client = parsed.Where(p => p.Phases.ContainsKey("total")).Select(p => p.ClientMs - p.Phases["total"]).ToList();
+    if (client.Count > 0)
+    {
+        split["client"] = Percentile(client, 0.5);
+    }
+
+    return new Row("e2e", "1 row/req", concurrency, (all.Count - errors) / elapsed, Percentile(all, 0.5), Percentile(all, 0.99), errors, split);
+}
+
+// CPU seconds (user + system) of the client (this process), InferenceApi and the worker replicas so far.
+static Dictionary<string, double> CpuSeconds(Platform.Hosting.DistributedApplication app)
+{
+    var ticks = 100.0; // USER_HZ: /proc reports clock ticks of 1/100 s on Linux
+    double Of(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / ticks;
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
+    }
+
+    var result = new Dictionary<string, double> { ["client"] = Of(Environment.ProcessId) };
+    foreach (var name in new[] { "inference-api", "model-worker" })
+    {
+        result[name] = app.ResourceNotifications.TryGet(name)?.Pids.Sum(Of) ?? 0;
+    }
+
+    return result;
+}
+
+// CPU seconds per (process, thread name), summed over threads of that name.
+static Dictionary<string, double> ThreadCpuSeconds(Platform.Hosting.DistributedApplication app)
+{
+    var result = new Dictionary<string, double>(StringComparer.Ordinal);
+    var processes = new List<(string Name, int Pid)> { ("client", Environment.ProcessId) };
+    foreach (var name in new[] { "inference-api", "model-worker" })
+    {
+        processes.AddRange((app.ResourceNotifications.TryGet(name)?.Pids ?? []).Select(pid => (name, pid)));
+    }
+
+    foreach (var (name, pid) in processes)
+    {
+        string[] tasks;
+        try
+        {
+            tasks = Directory.GetDirectories($"/proc/{pid}/task");
+        }
+        catch (IOException)
+        {
+            continue;
+        }
+
+        foreach (var task in tasks)
+        {
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(task, "stat"));
+                var open = stat.IndexOf('(');
+                var close = stat.LastIndexOf(')');
+                var comm = stat[(open + 1)..close];
+                var fields = stat[(close + 2)..].Split(' ');
+                var seconds = (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+                var key = $"{name}/{comm}";
+                result[key] = result.GetValueOrDefault(key) + seconds;
+            }
+            catch (IOException)
+            {
+                // the thread exited
+            }
+        }
+    }
+
+    return result;
 }
 
 static double Percentile(List<double> values, double p)
@@ -199,4 +409,10 @@ static double Percentile(List<double> values, double p)
     return sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))];
 }
 
-internal sealed record Row(string Setup, string Load, int Concurrency, double Throughput, double P50Ms, double P99Ms, int Errors = 0);
+internal sealed record Row(string Setup, string Load, int Concurrency, double Throughput, double P50Ms, double P99Ms, int Errors = 0,
+    IReadOnlyDictionary<string, double>? Split = null)
+{
+    public IReadOnlyDictionary<string, double>? CpuMsPerInference { get; init; }
+
+    public double CoresBusy { get; init; }
+}

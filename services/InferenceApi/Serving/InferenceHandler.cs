@@ -25,6 +25,14 @@ public sealed partial class InferenceHandler(
     /// <summary>Response header telling whether the answer came from the cache: "hit" or "miss" (absent when the cache was not used).</summary>
     public const string CacheHeader = "Platform-Cache";
 
+    /// <summary>
+    /// W3C Server-Timing on every 200: <c>read</c> (body), <c>decode</c> (parse + validate), <c>cache</c> (lookup),
+    /// <c>worker</c> (round trip to the replica, retries included), <c>queue</c> and <c>compute</c> (reported by the
+    /// worker, inside <c>worker</c>), <c>batch</c> (rows ONNX Runtime ran together; desc only), <c>encode</c>, <c>total</c>.
+    /// Milliseconds. Lets a client see where a slow request spent its time without access to the servers.
+    /// </summary>
+    public const string ServerTimingHeader = "Server-Timing";
+
     /// <summary>Handles one request and writes the whole response.</summary>
     public async Task HandleAsync(HttpContext context, string model, string? versionText)
     {
@@ -55,7 +63,9 @@ public sealed partial class InferenceHandler(
             }
 
             var length = 0;
+            var timing = new RequestTiming(started);
             (body, length) = await ReadBodyAsync(context.Request, options.Value.MaxRequestBytes, cancellationToken);
+            timing.Read = timeProvider.GetTimestamp();
             if (body is null)
             {
                 status = await WriteErrorAsync(context, 413, $"the request body exceeds {options.Value.MaxRequestBytes} bytes");
@@ -66,6 +76,7 @@ public sealed partial class InferenceHandler(
                 context.Request.Headers[InferRequestReader.HeaderContentLengthHeader].FirstOrDefault(), length);
             var request = InferRequestReader.Read(body.AsMemory(0, length), jsonLength);
             InferRequestValidator.Validate(request, served.Signature, model);
+            timing.Decoded = timeProvider.GetTimestamp();
 
             var timeout = request.Parameters.TimeoutMicroseconds is { } micros
                 ? TimeSpan.FromTicks(Math.Min(micros * 10, options.Value.MaxTimeout.Ticks))
@@ -88,6 +99,8 @@ public sealed partial class InferenceHandler(
                 }
             }
 
+            timing.Cached = timeProvider.GetTimestamp();
+
             if (result is null)
             {
                 var (response, answeredBy, error) = await RunAsync(request, served, pinned: version is not null, deadline, cancellationToken);
@@ -99,6 +112,7 @@ public sealed partial class InferenceHandler(
 
                 result = response!;
                 served = answeredBy;
+                timing.Worked = timeProvider.GetTimestamp();
                 if (useCache)
                 {
                     await cache.SetAsync(ResponseCache.Key(model, served.Version, request), result,
@@ -106,7 +120,7 @@ public sealed partial class InferenceHandler(
                 }
             }
 
-            status = await WriteResponseAsync(context, request, served, result);
+            status = await WriteResponseAsync(context, request, served, result, timing, timeProvider);
         }
         catch (InferenceRequestException ex)
         {
@@ -213,7 +227,8 @@ public sealed partial class InferenceHandler(
         return wire;
     }
 
-    private static async Task<int> WriteResponseAsync(HttpContext context, InferRequest request, ServedModel served, WorkerInferResponse result)
+    private static async Task<int> WriteResponseAsync(
+        HttpContext context, InferRequest request, ServedModel served, WorkerInferResponse result, RequestTiming timing, TimeProvider timeProvider)
     {
         var outputs = new List<InferTensor>(result.Outputs.Count);
         if (request.Outputs.Count > 0)
@@ -258,6 +273,7 @@ public sealed partial class InferenceHandler(
         }
 
         response.ContentLength = buffer.WrittenCount;
+        response.Headers[ServerTimingHeader] = timing.Format(timeProvider, result);
         await response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted);
         return 200;
     }
@@ -354,4 +370,39 @@ public sealed partial class InferenceHandler(
 
     [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "Model {Model} version {Version}: worker error {Status} after {Attempts} attempts: {Reason}")]
     private static partial void LogWorkerError(ILogger logger, string model, long version, int status, string reason, int attempts);
+
+    /// <summary>Timestamps of one request's phases (<see cref="TimeProvider.GetTimestamp"/>); 0 = phase skipped.</summary>
+    private sealed class RequestTiming(long started)
+    {
+        public long Read;
+        public long Decoded;
+        public long Cached;
+        public long Worked;
+
+        public string Format(TimeProvider clock, WorkerInferResponse result)
+        {
+            var now = clock.GetTimestamp();
+            var builder = new System.Text.StringBuilder(160);
+            Append(builder, "read", started, Read, clock);
+            Append(builder, "decode", Read, Decoded, clock);
+            Append(builder, "cache", Decoded, Cached, clock);
+            if (Worked != 0)
+            {
+                Append(builder, "worker", Cached, Worked, clock);
+                builder.Append(CultureInfo.InvariantCulture, $"queue;dur={result.QueueMicros / 1000.0:0.###}, compute;dur={result.ComputeMicros / 1000.0:0.###}, batch;desc={result.BatchSize}, ");
+            }
+
+            Append(builder, "encode", Worked != 0 ? Worked : Cached, now, clock);
+            Append(builder, "total", started, now, clock);
+            return builder.ToString(0, builder.Length - 2);
+        }
+
+        private static void Append(System.Text.StringBuilder builder, string name, long from, long to, TimeProvider clock)
+        {
+            if (from != 0 && to != 0)
+            {
+                builder.Append(CultureInfo.InvariantCulture, $"{name};dur={clock.GetElapsedTime(from, to).TotalMilliseconds:0.###}, ");
+            }
+        }
+    }
 }
