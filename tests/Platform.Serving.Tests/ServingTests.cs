@@ -166,6 +166,10 @@ public sealed class ServingTests(ServingFixture fixture)
         Assert.Equal("miss", r1.Headers.GetValues("Platform-Cache").Single());
         Assert.Equal("hit", r2.Headers.GetValues("Platform-Cache").Single());
         Assert.Equal(first, second);
+        // The miss ran on a worker; the hit did not (Server-Timing lists a worker phase only when one answered).
+        Assert.Contains("worker;dur=", r1.Headers.GetValues("Server-Timing").Single(), StringComparison.Ordinal);
+        Assert.DoesNotContain("worker;dur=", r2.Headers.GetValues("Server-Timing").Single(), StringComparison.Ordinal);
+        Assert.Contains("cache;dur=", r2.Headers.GetValues("Server-Timing").Single(), StringComparison.Ordinal);
         var (_, _, r3) = await Client.PostAsync("/v2/models/cached/infer", [input], TensorEncoding.JsonFlat, ct: Ct);
         Assert.False(r3.Headers.Contains("Platform-Cache"), "the model does not cache by default");
     }
