@@ -135,9 +135,13 @@ public sealed partial class S3ObjectStore(IAmazonS3 s3, IOptions<ObjectStoreOpti
         }
     }
 
-    /// <summary>Lists at most one key: proves the endpoint answers, the credentials work and the bucket exists.</summary>
+    /// <summary>
+    /// Asks for the bucket's location: proves the endpoint answers, the credentials work and the bucket exists, without
+    /// listing objects (s3rver lists by reading every object's metadata, and one object being deleted concurrently made
+    /// a one-key listing fail with 500 and the workers' health flap).
+    /// </summary>
     internal async Task ProbeAsync(CancellationToken cancellationToken) =>
-        await s3.ListObjectsV2Async(new ListObjectsV2Request { BucketName = Bucket, MaxKeys = 1 }, cancellationToken);
+        await s3.GetBucketLocationAsync(new GetBucketLocationRequest { BucketName = Bucket }, cancellationToken);
 
     private async Task<ObjectPutResult> PutSeekableAsync(string key, Stream content, CancellationToken cancellationToken)
     {
