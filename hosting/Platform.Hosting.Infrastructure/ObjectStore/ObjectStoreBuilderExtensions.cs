@@ -123,8 +123,10 @@ namespace Platform.Hosting
                     $"The object store needs s3rver in eng/tools/node_modules (not found from '{appHostDirectory}'). Install it with: {InstallHint}");
             }
 
+            // s3rver 3.7 encrypts listing continuation tokens with DES, which Node 20's OpenSSL 3 only offers
+            // through the legacy provider: without it every truncated listing answers 500.
             return Task.FromResult(new NativeProcessSpec(node,
-                [script, Path.Combine(context.DataDirectory, "objects"), "127.0.0.1", api.Port.ToString(CultureInfo.InvariantCulture)],
+                ["--openssl-legacy-provider", script, Path.Combine(context.DataDirectory, "objects"), "127.0.0.1", api.Port.ToString(CultureInfo.InvariantCulture)],
                 Environment: env));
         }
     }
