@@ -1,7 +1,11 @@
-using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using Microsoft.Playwright;
+using Platform.OnnxModels;
 
 namespace Platform.Browser.Tests;
 
@@ -62,39 +66,95 @@ public sealed class DashboardBrowserTests(PlatformProcessFixture platform)
     }
 
     [Fact]
-    public async Task ARequestsTraceShowsSpansFromTwoServicesInOneWaterfall()
+    public async Task AnInferencesTraceShowsSpansFromInferenceApiAndModelWorkerInOneWaterfall()
     {
-        // No service calls another over HTTP yet without a registered model, so the test is the caller: one
-        // W3C trace context propagated to admin-api and inference-api, as an upstream client would do.
-        var resources = await platform.Api().GetFromJsonAsync<JsonElement>("/api/resources", Ct);
-        string Endpoint(string name) => resources.EnumerateArray().Single(r => r.GetProperty("name").GetString() == name)
-            .GetProperty("endpoints")[0].GetProperty("url").GetString()!;
-        var traceId = ActivityTraceId.CreateRandom().ToHexString();
-        using var http = new HttpClient();
-        foreach (var service in new[] { "admin-api", "inference-api" })
+        // A real cross-service request: a model uploaded to and activated in AdminApi's registry, then one inference
+        // through InferenceApi, which calls a ModelWorker replica (protobuf over HTTP/2). The test sends no trace
+        // context of its own: the trace starts at InferenceApi and reaches the worker only by propagation.
+        var model = "trace-mlp-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
+        var features = new MlpClassifierOptions().InputFeatures;
+        var onnx = ModelCatalog.Generate("mlp", new ModelRequest { Features = features });
+        using var admin = new HttpClient { BaseAddress = await platform.EndpointAsync("admin-api", Ct) };
+        admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", platform.AdminKey);
+        using var upload = new ByteArrayContent(onnx.Bytes);
+        upload.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        using var uploaded = await admin.PostAsync($"/api/models/{model}/versions", upload, Ct);
+        var uploadBody = await uploaded.Content.ReadAsStringAsync(Ct);
+        Assert.True(uploaded.IsSuccessStatusCode, $"upload: {(int)uploaded.StatusCode} {uploadBody}");
+        var version = JsonDocument.Parse(uploadBody).RootElement.GetProperty("version").GetInt64();
+        using var activated = await admin.PostAsync($"/api/models/{model}/versions/{version}/activate", null, Ct);
+        Assert.True(activated.IsSuccessStatusCode, $"activate: {(int)activated.StatusCode} {await activated.Content.ReadAsStringAsync(Ct)}");
+
+        // Random inputs, so the response cache cannot answer without a worker.
+        var data = string.Join(',', Enumerable.Range(0, features).Select(_ => (Random.Shared.NextSingle() * 2 - 1).ToString("R", CultureInfo.InvariantCulture)));
+        var body = $$"""{"inputs":[{"name":"input","datatype":"FP32","shape":[1,{{features}}],"data":[{{data}}]}]}""";
+        using var inference = new HttpClient { BaseAddress = await platform.EndpointAsync("inference-api", Ct) };
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        var (status, answer) = (0, string.Empty);
+        do
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, Endpoint(service) + "/");
-            request.Headers.Add("traceparent", $"00-{traceId}-{ActivitySpanId.CreateRandom().ToHexString()}-01");
-            (await http.SendAsync(request, Ct)).EnsureSuccessStatusCode();
+            if (status != 0)
+            {
+                await Task.Delay(250, Ct);
+            }
+
+            using var content = new StringContent(body, Encoding.UTF8, "application/json");
+            using var response = await inference.PostAsync($"/v2/models/{model}/versions/{version}/infer", content, Ct);
+            (status, answer) = ((int)response.StatusCode, await response.Content.ReadAsStringAsync(Ct));
+        }
+        while (status == 503 && DateTime.UtcNow < deadline); // workers pick activations up asynchronously
+        Assert.True(status == 200, $"infer: {status} {answer}");
+        Assert.Equal(4, JsonDocument.Parse(answer).RootElement.GetProperty("outputs")[0].GetProperty("data").GetArrayLength());
+
+        // Traces list, filtered in the UI to traces with a model-worker span that mention the model; of those, the one
+        // that also has inference-api spans (the worker's batch span starts a trace of its own, linked to the requests').
+        var page = await platform.LoggedInPageAsync();
+        await page.GotoAsync($"{platform.DashboardUrl}/traces?resource=model-worker&text={model}");
+        var row = page.Locator("[data-testid=trace-row]").Filter(new() { HasTextString = "inference-api" }).First;
+        try
+        {
+            await Assertions.Expect(row).ToBeVisibleAsync(new() { Timeout = 30_000 });
+        }
+        catch (PlaywrightException ex)
+        {
+            using var diagnostics = platform.Api();
+            Assert.Fail($"No trace with both inference-api and model-worker spans for {model}: {ex.Message}\nTraces mentioning it: "
+                + await diagnostics.GetStringAsync($"/api/traces?text={model}", Ct));
         }
 
-        var page = await platform.LoggedInPageAsync();
-        await page.GotoAsync($"{platform.DashboardUrl}/traces?text={traceId}");
-        var row = page.Locator($"[data-trace-id='{traceId}']");
-        await Assertions.Expect(row).ToBeVisibleAsync(new() { Timeout = 30_000 });
-        await Assertions.Expect(row).ToContainTextAsync("admin-api");
-        await Assertions.Expect(row).ToContainTextAsync("inference-api");
+        await Assertions.Expect(row).ToContainTextAsync("model-worker");
+        var traceId = (await row.GetAttributeAsync("data-trace-id"))!;
         await platform.ScreenshotAsync(page, "traces");
+
+        // The waterfall of that one trace.
         await row.ClickAsync();
+        await page.WaitForURLAsync($"**/traces/{traceId}");
         await page.WaitForSelectorAsync("[data-testid=waterfall]");
-        await Assertions.Expect(page.Locator("[data-testid=span-row][data-resource='admin-api']").First).ToBeVisibleAsync();
         await Assertions.Expect(page.Locator("[data-testid=span-row][data-resource='inference-api']").First).ToBeVisibleAsync();
-        await page.Locator("[data-testid=span-row]").First.ClickAsync();
-        await Assertions.Expect(page.Locator("[data-testid=span-details]")).ToContainTextAsync("http.route");
+        await Assertions.Expect(page.Locator("[data-testid=span-row][data-resource='model-worker']").First).ToBeVisibleAsync();
+        // The last worker span is the attempt that answered (InferenceApi's resilience may have retried a replica
+        // that had not loaded the model yet).
+        await page.Locator("[data-testid=span-row][data-resource='model-worker']").Last.ClickAsync();
+        await Assertions.Expect(page.Locator("[data-testid=span-details]")).ToContainTextAsync("Server");
         await platform.ScreenshotAsync(page, "trace-waterfall");
 
-        var export = await platform.Api().GetFromJsonAsync<JsonElement>($"/api/traces/{traceId}/otlp", Ct);
-        Assert.Equal(2, export.GetProperty("resourceSpans").GetArrayLength());
+        // Propagated, not coincidental: the worker's server span is a child of an inference-api (client) span, and the
+        // trace's root is InferenceApi's server span for the infer request.
+        using var api = platform.Api();
+        var trace = await api.GetFromJsonAsync<JsonElement>($"/api/traces/{traceId}", Ct);
+        var spans = trace.GetProperty("spans").EnumerateArray().ToList();
+        string Describe() => string.Join("; ", spans.Select(x => $"{x.GetProperty("resource")} {x.GetProperty("kind")} '{x.GetProperty("name")}' {x.GetProperty("spanId")}<-{x.GetProperty("parentSpanId")}"));
+        var inferenceSpanIds = spans.Where(x => x.GetProperty("resource").GetString() == "inference-api").Select(x => x.GetProperty("spanId").GetString()).ToHashSet();
+        Assert.True(spans.Any(x => x.GetProperty("resource").GetString() == "model-worker" && x.GetProperty("kind").GetString() == "Server"
+            && inferenceSpanIds.Contains(x.GetProperty("parentSpanId").GetString())), Describe());
+        Assert.Equal("inference-api", trace.GetProperty("summary").GetProperty("rootResource").GetString());
+
+        var export = await api.GetFromJsonAsync<JsonElement>($"/api/traces/{traceId}/otlp", Ct);
+        var services = export.GetProperty("resourceSpans").EnumerateArray()
+            .Select(r => r.GetProperty("resource").GetProperty("attributes").EnumerateArray()
+                .Single(a => a.GetProperty("key").GetString() == "service.name").GetProperty("value").GetProperty("stringValue").GetString())
+            .ToHashSet();
+        Assert.Superset(new HashSet<string?> { "inference-api", "model-worker" }, services);
 
         await page.GotoAsync(platform.DashboardUrl + "/structuredlogs");
         await page.WaitForSelectorAsync("[data-testid=log-row]");
@@ -134,6 +194,50 @@ public sealed class DashboardBrowserTests(PlatformProcessFixture platform)
         Assert.Equal("Healthy", after.GetProperty("health").GetString());
         await Assertions.Expect(page.Locator("tr[data-resource='model-worker'] [data-testid=health]")).ToHaveTextAsync("Healthy", new() { Timeout = 30_000 });
         await platform.ScreenshotAsync(page, "worker-restarted");
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task StoppingRedisMakesItsDependantsUnhealthyAndStartingItBringsThemBack()
+    {
+        // Every service checks Redis in /health (Platform.Redis' "redis" check), so all four go Unhealthy with it.
+        // In this class, so no other test of the fixture runs while Redis is down.
+        string[] dependants = ["admin-api", "inference-api", "model-worker", "context-enrichment"];
+        var page = await platform.LoggedInPageAsync();
+        await page.WaitForSelectorAsync("[data-testid='stop-redis']");
+        foreach (var name in dependants.Append("redis"))
+        {
+            await Assertions.Expect(page.Locator($"tr[data-resource='{name}'] [data-testid=health]")).ToHaveTextAsync("Healthy", new() { Timeout = 60_000 });
+        }
+
+        try
+        {
+            await page.ClickAsync("[data-testid='stop-redis']");
+            await Assertions.Expect(page.Locator("tr[data-resource='redis'] [data-testid=health]")).Not.ToHaveTextAsync("Healthy", new() { Timeout = 30_000 });
+            foreach (var name in dependants)
+            {
+                await Assertions.Expect(page.Locator($"tr[data-resource='{name}'] [data-testid=health]")).ToHaveTextAsync("Unhealthy", new() { Timeout = 30_000 });
+            }
+
+            using (var api = platform.Api())
+            {
+                var adminApi = await api.GetFromJsonAsync<JsonElement>("/api/resources/admin-api", Ct);
+                Assert.Contains("/health answered 503", adminApi.ToString(), StringComparison.Ordinal);
+            }
+
+            await platform.ScreenshotAsync(page, "redis-stopped");
+        }
+        finally
+        {
+            await page.ClickAsync("[data-testid='start-redis']");
+        }
+
+        foreach (var name in dependants.Append("redis"))
+        {
+            await Assertions.Expect(page.Locator($"tr[data-resource='{name}'] [data-testid=health]")).ToHaveTextAsync("Healthy", new() { Timeout = 60_000 });
+        }
+
+        await platform.ScreenshotAsync(page, "redis-started");
         await page.Context.CloseAsync();
     }
 }

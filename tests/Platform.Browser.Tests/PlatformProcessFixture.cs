@@ -1,8 +1,10 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.Playwright;
 
@@ -23,6 +25,9 @@ public sealed partial class PlatformProcessFixture : IAsyncLifetime
 
     public string Token { get; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 
+    /// <summary>The AppHost's <c>admin-api-key</c> parameter, passed on its command line.</summary>
+    public string AdminKey { get; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+
     public string DashboardUrl { get; private set; } = string.Empty;
 
     public string LoginUrl { get; private set; } = string.Empty;
@@ -40,7 +45,7 @@ public sealed partial class PlatformProcessFixture : IAsyncLifetime
         Directory.CreateDirectory(ScreenshotDirectory);
         _stateDirectory = Directory.CreateTempSubdirectory("platform-browser-").FullName;
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "Platform.AppHost.dll"), "--dashboard-port", "0", "--Platform:StateDirectory", _stateDirectory })
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "Platform.AppHost.dll"), "--dashboard-port", "0", "--Platform:StateDirectory", _stateDirectory, "--Parameters:admin-api-key", AdminKey })
         {
             psi.ArgumentList.Add(a);
         }
@@ -115,6 +120,15 @@ public sealed partial class PlatformProcessFixture : IAsyncLifetime
         var client = new HttpClient { BaseAddress = new Uri(DashboardUrl) };
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Token);
         return client;
+    }
+
+    /// <summary>The first endpoint of a resource, as <c>/api/resources</c> lists it.</summary>
+    public async Task<Uri> EndpointAsync(string resource, CancellationToken cancellationToken)
+    {
+        using var api = Api();
+        var resources = await api.GetFromJsonAsync<JsonElement>("/api/resources", cancellationToken);
+        return new Uri(resources.EnumerateArray().Single(r => r.GetProperty("name").GetString() == resource)
+            .GetProperty("endpoints")[0].GetProperty("url").GetString()!);
     }
 
     public Task ScreenshotAsync(IPage page, string name) =>
