@@ -21,7 +21,10 @@ public sealed record UsageRecord(
     decimal Cost,
     string Currency,
     string? TraceId,
-    DateTimeOffset OccurredAt);
+    DateTimeOffset OccurredAt,
+    string? RequestId = null,
+    long InputElements = 0,
+    bool Cached = false);
 
 /// <summary>
 /// The durable buffer between answering a request and recording it: records go to a Redis list
@@ -58,83 +61,141 @@ public sealed class UsageBuffer(IRedisConnection redis)
         ?? throw new FormatException("Empty usage record.");
 }
 
-/// <summary>Moves usage records from the Redis buffer into <c>usage_records</c>.</summary>
+/// <summary>
+/// Moves usage records (and budget events) from their Redis buffers into Postgres. Each drain takes a batch atomically
+/// from the pending list into a processing list (one Lua call), inserts it in one statement with <c>ON CONFLICT DO
+/// NOTHING</c>, and only then deletes the processing list; a writer that dies in between leaves the batch in processing,
+/// where the next drain finds and re-inserts it. A short Redis lease keeps two AdminApi replicas from draining at once.
+/// </summary>
 public sealed partial class UsageWriter(IRedisConnection redis, NpgsqlDataSource db, TimeProvider time, ILogger<UsageWriter> logger) : BackgroundService
 {
     /// <summary>Most records written per transaction.</summary>
-    public const int BatchSize = 500;
+    public const int BatchSize = 1000;
 
-    /// <summary>Writes everything buffered now; returns how many records were committed.</summary>
+    private const string LeaseKey = "usage:writer-lease";
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    private readonly string _leaseOwner = Guid.NewGuid().ToString("N");
+
+    // KEYS: pending, processing. ARGV: batch size. An unfinished batch in processing is returned again first.
+    private const string TakeScript = """
+        local existing = redis.call('LRANGE', KEYS[2], 0, -1)
+        if #existing > 0 then return existing end
+        local items = redis.call('LRANGE', KEYS[1], -tonumber(ARGV[1]), -1)
+        if #items == 0 then return items end
+        redis.call('LTRIM', KEYS[1], 0, -#items - 1)
+        redis.call('RPUSH', KEYS[2], unpack(items))
+        return items
+        """;
+
+    /// <summary>Writes what is buffered now (up to one batch of each kind); returns how many usage records were committed.</summary>
     public async Task<int> DrainOnceAsync(CancellationToken cancellationToken)
     {
         var cache = await redis.GetDatabaseAsync(cancellationToken);
-        var taken = new List<RedisValue>();
-        // Anything left in processing belongs to a writer that died mid-batch: write it again (idempotent).
-        taken.AddRange(await cache.ListRangeAsync(UsageBuffer.ProcessingKey));
-        while (taken.Count < BatchSize)
+        if (!await cache.StringSetAsync(LeaseKey, _leaseOwner, TimeSpan.FromSeconds(30), When.NotExists)
+            && await cache.StringGetAsync(LeaseKey) != _leaseOwner)
         {
-            var item = await cache.ListRightPopLeftPushAsync(UsageBuffer.PendingKey, UsageBuffer.ProcessingKey);
-            if (item.IsNull)
-            {
-                break;
-            }
-
-            taken.Add(item);
+            return 0; // another replica is draining
         }
 
-        if (taken.Count == 0)
+        try
+        {
+            var written = await DrainAsync(cache, UsageBuffer.PendingKey, UsageBuffer.ProcessingKey, InsertUsageAsync, cancellationToken);
+            await DrainAsync(cache, TenancyChannels.PendingBudgetEvents, TenancyChannels.PendingBudgetEvents + ":processing", InsertEventsAsync, cancellationToken);
+            return written;
+        }
+        finally
+        {
+            // Release only our own lease (a compare-and-delete).
+            await cache.ScriptEvaluateAsync("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+                [(RedisKey)LeaseKey], [_leaseOwner]);
+        }
+    }
+
+    private async Task<int> DrainAsync(IDatabase cache, string pending, string processing,
+        Func<NpgsqlConnection, IReadOnlyList<string>, CancellationToken, Task> insert, CancellationToken cancellationToken)
+    {
+        var taken = (RedisValue[])(await cache.ScriptEvaluateAsync(TakeScript, [(RedisKey)pending, (RedisKey)processing], [BatchSize]))!;
+        if (taken.Length == 0)
         {
             return 0;
         }
 
         await using (var connection = await db.OpenConnectionAsync(cancellationToken))
-        await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
         {
-            foreach (var raw in taken)
-            {
-                var r = UsageBuffer.Parse(raw!);
-                await using var insert = new NpgsqlCommand(
-                    "INSERT INTO usage_records (id, tenant_id, key_id, model, version, status, latency_ms, batch_size, cost, currency, trace_id, occurred_at) " +
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING", connection, transaction);
-                insert.Parameters.AddWithValue(r.Id);
-                insert.Parameters.AddWithValue(r.TenantId);
-                insert.Parameters.AddWithValue((object?)r.KeyId ?? DBNull.Value);
-                insert.Parameters.AddWithValue(r.Model);
-                insert.Parameters.AddWithValue(r.Version);
-                insert.Parameters.AddWithValue(r.Status);
-                insert.Parameters.AddWithValue(r.LatencyMs);
-                insert.Parameters.AddWithValue(r.BatchSize);
-                insert.Parameters.AddWithValue(r.Cost);
-                insert.Parameters.AddWithValue(r.Currency);
-                insert.Parameters.AddWithValue((object?)r.TraceId ?? DBNull.Value);
-                insert.Parameters.AddWithValue(r.OccurredAt);
-                await insert.ExecuteNonQueryAsync(cancellationToken);
-            }
-
-            await transaction.CommitAsync(cancellationToken);
+            await insert(connection, [.. taken.Select(t => (string)t!)], cancellationToken);
         }
 
-        // Committed: only now may the records leave Redis.
-        foreach (var raw in taken)
-        {
-            await cache.ListRemoveAsync(UsageBuffer.ProcessingKey, raw, 1);
-        }
+        // Committed: only now may the batch leave Redis.
+        await cache.KeyDeleteAsync(processing);
+        return taken.Length;
+    }
 
-        return taken.Count;
+    private static async Task InsertUsageAsync(NpgsqlConnection connection, IReadOnlyList<string> raw, CancellationToken cancellationToken)
+    {
+        var records = raw.Select(UsageBuffer.Parse).ToArray();
+        await using var insert = new NpgsqlCommand(
+            """
+            INSERT INTO usage_records (id, tenant_id, key_id, model, version, status, latency_ms, batch_size, cost, currency, trace_id,
+                                       occurred_at, request_id, input_elements, cached)
+            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::int[], $7::float8[], $8::int[],
+                                 $9::numeric[], $10::text[], $11::text[], $12::timestamptz[], $13::text[], $14::bigint[], $15::bool[])
+            ON CONFLICT (id) DO NOTHING
+            """, connection);
+        insert.Parameters.AddWithValue(records.Select(r => r.Id).ToArray());
+        insert.Parameters.AddWithValue(records.Select(r => r.TenantId).ToArray());
+        insert.Parameters.AddWithValue(records.Select(r => r.KeyId).ToArray());
+        insert.Parameters.AddWithValue(records.Select(r => r.Model).ToArray());
+        insert.Parameters.AddWithValue(records.Select(r => r.Version).ToArray());
+        insert.Parameters.AddWithValue(records.Select(r => r.Status).ToArray());
+        insert.Parameters.AddWithValue(records.Select(r => r.LatencyMs).ToArray());
+        insert.Parameters.AddWithValue(records.Select(r => r.BatchSize).ToArray());
+        insert.Parameters.AddWithValue(records.Select(r => r.Cost).ToArray());
+        insert.Parameters.AddWithValue(records.Select(r => r.Currency).ToArray());
+        insert.Parameters.AddWithValue(records.Select(r => r.TraceId).ToArray());
+        insert.Parameters.AddWithValue(records.Select(r => r.OccurredAt).ToArray());
+        insert.Parameters.AddWithValue(records.Select(r => r.RequestId).ToArray());
+        insert.Parameters.AddWithValue(records.Select(r => r.InputElements).ToArray());
+        insert.Parameters.AddWithValue(records.Select(r => r.Cached).ToArray());
+        await insert.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static async Task InsertEventsAsync(NpgsqlConnection connection, IReadOnlyList<string> raw, CancellationToken cancellationToken)
+    {
+        foreach (var json in raw)
+        {
+            var e = JsonSerializer.Deserialize<BudgetEvent>(json, Json) ?? throw new FormatException("Empty budget event.");
+            await using var insert = new NpgsqlCommand(
+                "INSERT INTO budget_events (id, tenant_id, kind, threshold, period, period_start, spent, limit_amount, currency, occurred_at) " +
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING", connection);
+            insert.Parameters.AddWithValue(e.Id);
+            insert.Parameters.AddWithValue(e.TenantId);
+            insert.Parameters.AddWithValue(e.Kind);
+            insert.Parameters.AddWithValue(e.Threshold);
+            insert.Parameters.AddWithValue(e.Period);
+            insert.Parameters.AddWithValue(e.PeriodStart);
+            insert.Parameters.AddWithValue(e.Spent);
+            insert.Parameters.AddWithValue(e.Limit);
+            insert.Parameters.AddWithValue(e.Currency);
+            insert.Parameters.AddWithValue(e.OccurredAt);
+            await insert.ExecuteNonQueryAsync(cancellationToken);
+        }
     }
 
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var delay = TimeSpan.FromMilliseconds(200);
         while (!stoppingToken.IsCancellationRequested)
         {
+            var delay = TimeSpan.FromMilliseconds(200);
             try
             {
                 var written = await DrainOnceAsync(stoppingToken);
-                delay = written >= BatchSize ? TimeSpan.Zero : TimeSpan.FromMilliseconds(200);
+                if (written >= BatchSize)
+                {
+                    delay = TimeSpan.Zero;
+                }
             }
-            catch (Exception ex) when (ex is NpgsqlException or RedisException or TimeoutException && !stoppingToken.IsCancellationRequested)
+            catch (Exception ex) when (ex is NpgsqlException or RedisException or TimeoutException or System.Net.Sockets.SocketException && !stoppingToken.IsCancellationRequested)
             {
                 // Postgres or Redis restarting: the records stay buffered; try again shortly.
                 LogRetry(logger, ex.Message);

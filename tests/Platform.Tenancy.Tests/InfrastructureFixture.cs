@@ -35,9 +35,13 @@ public sealed class InfrastructureFixture : IAsyncLifetime
         await App.WaitForAllHealthyAsync(TimeSpan.FromSeconds(60));
         RedisConnectionString = (await App.GetConnectionStringAsync("redis"))!;
         Db = NpgsqlDataSource.Create((await App.GetConnectionStringAsync("db"))!);
-        using var sql = new StreamReader(typeof(InfrastructureFixture).Assembly.GetManifestResourceStream("tenancy.sql")!);
-        await using var migrate = Db.CreateCommand(await sql.ReadToEndAsync());
-        await migrate.ExecuteNonQueryAsync();
+        // AdminApi's own migrations, in order (the same files, embedded).
+        foreach (var name in new[] { "migrations.0200.sql", "migrations.0201.sql" })
+        {
+            using var sql = new StreamReader(typeof(InfrastructureFixture).Assembly.GetManifestResourceStream(name)!);
+            await using var migrate = Db.CreateCommand(await sql.ReadToEndAsync());
+            await migrate.ExecuteNonQueryAsync();
+        }
     }
 
     public RedisConnection NewRedisConnection() => new(RedisConnectionString, NullLogger<RedisConnection>.Instance);
