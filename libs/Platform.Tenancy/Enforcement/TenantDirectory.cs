@@ -1,0 +1,227 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Platform.Redis;
+
+namespace Platform.Tenancy.Enforcement;
+
+/// <summary>Options of <see cref="TenantDirectory"/> (configuration section <c>Tenancy</c>).</summary>
+public sealed class TenantDirectoryOptions
+{
+    /// <summary>Configuration section.</summary>
+    public const string SectionName = "Tenancy";
+
+    /// <summary>
+    /// How long a key, tenant, budget or price read from Postgres is reused. Changes made through AdminApi reach every
+    /// replica at once through Redis pub/sub; this bound covers a missed message.
+    /// </summary>
+    public TimeSpan CacheTtl { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long an unknown key prefix is remembered as unknown (limits database lookups from key guessing).</summary>
+    public TimeSpan NegativeCacheTtl { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Per-key rate limit of tenants that set none.</summary>
+    public RateLimit DefaultRateLimit { get; set; } = new(100, 200);
+}
+
+/// <summary>Outcome of presenting an API key.</summary>
+public enum KeyStatus
+{
+    /// <summary>Not a key of this platform, or no such key.</summary>
+    Unknown,
+
+    /// <summary>The key was revoked.</summary>
+    Revoked,
+
+    /// <summary>The key has expired.</summary>
+    Expired,
+
+    /// <summary>The key is valid.</summary>
+    Active,
+}
+
+/// <summary>Who is calling: an authenticated key, its tenant and the tenant's budget.</summary>
+/// <param name="KeyId">Key id.</param>
+/// <param name="KeyPrefix">Key prefix (safe to log).</param>
+/// <param name="Tenant">The key's tenant.</param>
+/// <param name="Budget">The tenant's budget, if it has one.</param>
+public sealed record TenantContext(Guid KeyId, string KeyPrefix, Tenant Tenant, Budget? Budget);
+
+/// <summary>Result of <see cref="TenantDirectory.AuthenticateAsync"/>.</summary>
+/// <param name="Status">Whether the key is usable.</param>
+/// <param name="Context">Caller when <see cref="KeyStatus.Active"/>; for revoked and expired keys too (for auditing).</param>
+/// <param name="Prefix">The presented key's prefix when it parsed.</param>
+public sealed record KeyAuthentication(KeyStatus Status, TenantContext? Context, string? Prefix);
+
+/// <summary>
+/// Read side of tenancy for the request path: API keys, tenants, budgets and prices from Postgres, cached in memory
+/// per replica and dropped on AdminApi's change notifications, so an authenticated request costs no database round trip.
+/// </summary>
+public sealed partial class TenantDirectory
+{
+    private readonly NpgsqlDataSource _db;
+    private readonly IRedisConnection _redis;
+    private readonly TimeProvider _time;
+    private readonly TenantDirectoryOptions _options;
+    private readonly ILogger<TenantDirectory> _logger;
+    private readonly ConcurrentDictionary<string, Cached<StoredKey?>> _keys = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Guid, Cached<(Tenant Tenant, Budget? Budget)?>> _tenants = new();
+    private Cached<IReadOnlyDictionary<string, ModelPrice>>? _prices;
+    private Task? _subscription;
+
+    /// <summary>Creates the directory.</summary>
+    public TenantDirectory(NpgsqlDataSource db, IRedisConnection redis, TimeProvider time, IOptions<TenantDirectoryOptions> options, ILogger<TenantDirectory> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _db = db;
+        _redis = redis;
+        _time = time;
+        _options = options.Value;
+        _logger = logger;
+    }
+
+    /// <summary>Platform default per-key rate limit.</summary>
+    public RateLimit DefaultRateLimit => _options.DefaultRateLimit;
+
+    /// <summary>Checks a presented key (the full <c>pk_…</c> string).</summary>
+    public async Task<KeyAuthentication> AuthenticateAsync(string presented, CancellationToken cancellationToken)
+    {
+        EnsureSubscribed();
+        if (!ApiKeys.TryParse(presented, out var prefix, out var secret))
+        {
+            return new KeyAuthentication(KeyStatus.Unknown, null, null);
+        }
+
+        var stored = await GetKeyAsync(prefix, cancellationToken);
+        if (stored is null || !ApiKeys.Verify(secret, stored.Salt, stored.Hash))
+        {
+            return new KeyAuthentication(KeyStatus.Unknown, null, prefix);
+        }
+
+        var tenant = await GetTenantAsync(stored.TenantId, cancellationToken);
+        if (tenant is null)
+        {
+            return new KeyAuthentication(KeyStatus.Unknown, null, prefix);
+        }
+
+        var context = new TenantContext(stored.Id, prefix, tenant.Value.Tenant, tenant.Value.Budget);
+        var now = _time.GetUtcNow();
+        var status = stored.RevokedAt is not null ? KeyStatus.Revoked
+            : stored.ExpiresAt is { } expires && expires <= now ? KeyStatus.Expired
+            : KeyStatus.Active;
+        return new KeyAuthentication(status, context, prefix);
+    }
+
+    /// <summary>The tenant and its budget, or null when it does not exist.</summary>
+    public async Task<(Tenant Tenant, Budget? Budget)?> GetTenantAsync(Guid tenantId, CancellationToken cancellationToken)
+    {
+        EnsureSubscribed();
+        var now = _time.GetUtcNow();
+        if (_tenants.TryGetValue(tenantId, out var cached) && cached.ValidUntil > now)
+        {
+            return cached.Value;
+        }
+
+        var loaded = await TenantQueries.LoadTenantAsync(_db, tenantId, cancellationToken);
+        _tenants[tenantId] = new Cached<(Tenant, Budget?)?>(loaded, now + _options.CacheTtl);
+        return loaded;
+    }
+
+    /// <summary>The price of <paramref name="model"/>, or null when it is free (no price set).</summary>
+    public async Task<ModelPrice?> GetPriceAsync(string model, CancellationToken cancellationToken)
+    {
+        EnsureSubscribed();
+        var now = _time.GetUtcNow();
+        var prices = _prices;
+        if (prices is null || prices.ValidUntil <= now)
+        {
+            prices = new Cached<IReadOnlyDictionary<string, ModelPrice>>(await TenantQueries.LoadPricesAsync(_db, cancellationToken), now + _options.CacheTtl);
+            _prices = prices;
+        }
+
+        return prices.Value.GetValueOrDefault(model);
+    }
+
+    /// <summary>Drops everything cached about <paramref name="tenantId"/> (null: everything).</summary>
+    public void Invalidate(Guid? tenantId)
+    {
+        if (tenantId is not { } id)
+        {
+            _keys.Clear();
+            _tenants.Clear();
+            _prices = null;
+            return;
+        }
+
+        _tenants.TryRemove(id, out _);
+        foreach (var (prefix, entry) in _keys)
+        {
+            if (entry.Value is null || entry.Value.TenantId == id)
+            {
+                _keys.TryRemove(prefix, out _);
+            }
+        }
+    }
+
+    private async Task<StoredKey?> GetKeyAsync(string prefix, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        if (_keys.TryGetValue(prefix, out var cached) && cached.ValidUntil > now)
+        {
+            return cached.Value;
+        }
+
+        var loaded = await TenantQueries.LoadKeyAsync(_db, prefix, cancellationToken);
+        _keys[prefix] = new Cached<StoredKey?>(loaded, now + (loaded is null ? _options.NegativeCacheTtl : _options.CacheTtl));
+        return loaded;
+    }
+
+    private void EnsureSubscribed()
+    {
+        if (_subscription is null)
+        {
+            // Lazily, so constructing the directory never blocks on Redis; a failed subscription is retried on next use.
+            lock (_keys)
+            {
+                _subscription ??= SubscribeAsync();
+            }
+        }
+        else if (_subscription.IsFaulted)
+        {
+            lock (_keys)
+            {
+                if (_subscription.IsFaulted)
+                {
+                    _subscription = SubscribeAsync();
+                }
+            }
+        }
+    }
+
+    private async Task SubscribeAsync()
+    {
+        try
+        {
+            var database = await _redis.GetDatabaseAsync();
+            await database.Multiplexer.GetSubscriber().SubscribeAsync(
+                (StackExchange.Redis.RedisChannel)TenancyChannels.Changes,
+                (_, message) => Invalidate(Guid.TryParse(message.ToString(), out var id) ? id : null));
+            // Anything changed before the subscription was live would be missed: start clean.
+            Invalidate(null);
+        }
+        catch (Exception ex)
+        {
+            LogSubscribeFailed(_logger, ex.Message);
+            throw;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Subscribing to tenancy changes failed ({Reason}); cached keys and tenants expire after the cache TTL instead")]
+    private static partial void LogSubscribeFailed(ILogger logger, string reason);
+
+    private sealed record Cached<T>(T Value, DateTimeOffset ValidUntil);
+}
+
+/// <summary>A key row as the request path needs it.</summary>
+internal sealed record StoredKey(Guid Id, Guid TenantId, byte[] Salt, byte[] Hash, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt);
