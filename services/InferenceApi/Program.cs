@@ -5,6 +5,8 @@ using Platform.InferenceApi.Serving;
 using Platform.ModelRegistry;
 using Platform.ObjectStore;
 using Platform.Redis;
+using Platform.Tenancy;
+using Platform.InferenceApi.Tenancy;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -25,6 +27,8 @@ else
 }
 
 builder.AddPlatformActiveModelsView();
+builder.AddPlatformTenancy();
+builder.Services.AddSingleton<TenancyTelemetry>();
 
 builder.Services.AddOptions<InferenceApiOptions>().BindConfiguration(InferenceApiOptions.SectionName);
 builder.Services.AddWorkerRouting();
@@ -44,6 +48,7 @@ var app = builder.Build();
 
 app.MapDefaultEndpoints();
 app.MapServiceInfo("inference-api");
+app.UseMiddleware<TenantEnforcementMiddleware>();
 app.MapOpenInference();
 
 app.Run();

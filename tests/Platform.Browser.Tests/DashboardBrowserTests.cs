@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Playwright;
+using Platform.TestSupport;
 using Platform.OnnxModels;
 
 namespace Platform.Browser.Tests;
@@ -88,7 +89,10 @@ public sealed class DashboardBrowserTests(PlatformProcessFixture platform)
         // Random inputs, so the response cache cannot answer without a worker.
         var data = string.Join(',', Enumerable.Range(0, features).Select(_ => (Random.Shared.NextSingle() * 2 - 1).ToString("R", CultureInfo.InvariantCulture)));
         var body = $$"""{"inputs":[{"name":"input","datatype":"FP32","shape":[1,{{features}}],"data":[{{data}}]}]}""";
-        using var inference = new HttpClient { BaseAddress = await platform.EndpointAsync("inference-api", Ct) };
+        // Inference needs a tenant key; the tenant's attribution must show up on InferenceApi's span.
+        var tenant = await PlatformTenants.CreateAsync(admin, $"browser-{Guid.NewGuid():N}"[..20], [model],
+            attribution: new { team = "dashboards", project = "tracing", environment = "test", customer = "customer-7" }, cancellationToken: Ct);
+        using var inference = new HttpClient { BaseAddress = await platform.EndpointAsync("inference-api", Ct) }.WithApiKey(tenant.Key);
         var deadline = DateTime.UtcNow.AddSeconds(30);
         var (status, answer) = (0, string.Empty);
         do
@@ -148,6 +152,18 @@ public sealed class DashboardBrowserTests(PlatformProcessFixture platform)
         Assert.True(spans.Any(x => x.GetProperty("resource").GetString() == "model-worker" && x.GetProperty("kind").GetString() == "Server"
             && inferenceSpanIds.Contains(x.GetProperty("parentSpanId").GetString())), Describe());
         Assert.Equal("inference-api", trace.GetProperty("summary").GetProperty("rootResource").GetString());
+
+        // GenAI conventions and attribution on InferenceApi's server span (the customer is on spans, never on metrics).
+        var server = spans.Single(x => x.GetProperty("resource").GetString() == "inference-api" && x.GetProperty("parentSpanId").GetString() is null or "");
+        var attributes = server.GetProperty("attributes").EnumerateArray()
+            .ToDictionary(a => a.GetProperty("key").GetString()!, a => a.GetProperty("value").GetString());
+        Assert.Equal("inference", attributes.GetValueOrDefault("gen_ai.operation.name"));
+        Assert.Equal("platform", attributes.GetValueOrDefault("gen_ai.provider.name"));
+        Assert.Equal(model, attributes.GetValueOrDefault("gen_ai.request.model"));
+        Assert.Equal(tenant.Name, attributes.GetValueOrDefault("platform.tenant"));
+        Assert.Equal("dashboards", attributes.GetValueOrDefault("platform.team"));
+        Assert.Equal("customer-7", attributes.GetValueOrDefault("platform.customer"));
+        Assert.True(attributes.ContainsKey("platform.cost"), string.Join(", ", attributes.Keys));
 
         var export = await api.GetFromJsonAsync<JsonElement>($"/api/traces/{traceId}/otlp", Ct);
         var services = export.GetProperty("resourceSpans").EnumerateArray()

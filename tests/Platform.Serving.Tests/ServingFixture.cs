@@ -1,6 +1,7 @@
 using Platform.Hosting;
 using Platform.Hosting.Testing;
 using Platform.OnnxRuntime;
+using Platform.TestSupport;
 
 [assembly: AssemblyFixture(typeof(Platform.Serving.Tests.ServingFixture))]
 
@@ -27,7 +28,9 @@ public sealed class ServingFixture : IAsyncLifetime
         await App.WaitForAllHealthyAsync(TimeSpan.FromSeconds(180));
         var admin = App.CreateHttpClient("admin-api");
         admin.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);
-        Client = new ServingClient(admin, App.CreateHttpClient("inference-api"));
+        // Every inference needs a tenant key; this tenant may use every model and is not rate limited in practice.
+        var tenant = await PlatformTenants.CreateAsync(admin, "serving-tests");
+        Client = new ServingClient(admin, App.CreateHttpClient("inference-api").WithApiKey(tenant.Key));
     }
 
     public async ValueTask DisposeAsync()

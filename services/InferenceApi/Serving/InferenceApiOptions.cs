@@ -23,4 +23,7 @@ public sealed class InferenceApiOptions
     /// (covers a request arriving between an activation and its notification).
     /// </summary>
     public TimeSpan UnknownModelRefreshInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Currency recorded on usage of a model that has no price (its cost is 0).</summary>
+    public string DefaultCurrency { get; set; } = "USD";
 }

@@ -6,6 +6,7 @@ using Platform.Inference.OpenInference;
 using Platform.Inference.Protocol;
 using Platform.Inference.Protocol.Wire;
 using Platform.Inference.Routing;
+using Platform.InferenceApi.Tenancy;
 
 namespace Platform.InferenceApi.Serving;
 
@@ -77,6 +78,12 @@ public sealed partial class InferenceHandler(
             var request = InferRequestReader.Read(body.AsMemory(0, length), jsonLength);
             InferRequestValidator.Validate(request, served.Signature, model);
             timing.Decoded = timeProvider.GetTimestamp();
+            var usage = context.Features.Get<InferenceUsageFeature>();
+            if (usage is not null)
+            {
+                usage.RequestId = request.Id;
+                usage.InputElements = request.Inputs.Sum(i => i.Shape.Aggregate(1L, (product, dim) => product * dim));
+            }
 
             var timeout = request.Parameters.TimeoutMicroseconds is { } micros
                 ? TimeSpan.FromTicks(Math.Min(micros * 10, options.Value.MaxTimeout.Ticks))
@@ -96,6 +103,7 @@ public sealed partial class InferenceHandler(
                 else
                 {
                     metrics.CacheHit(model);
+                    usage?.Cached = true;
                 }
             }
 
@@ -118,6 +126,12 @@ public sealed partial class InferenceHandler(
                     await cache.SetAsync(ResponseCache.Key(model, served.Version, request), result,
                         TimeSpan.FromSeconds(served.Settings.CacheTtlSeconds), cancellationToken);
                 }
+            }
+
+            if (usage is not null)
+            {
+                usage.Version = served.Version;
+                usage.BatchSize = result.BatchSize;
             }
 
             status = await WriteResponseAsync(context, request, served, result, timing, timeProvider);

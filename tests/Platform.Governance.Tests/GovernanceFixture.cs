@@ -1,0 +1,144 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Npgsql;
+using Platform.Hosting;
+using Platform.Hosting.ApplicationModel;
+using Platform.Hosting.Testing;
+using Platform.OnnxModels;
+using Platform.Redis;
+using Platform.Tenancy;
+
+[assembly: AssemblyFixture(typeof(Platform.Governance.Tests.GovernanceFixture))]
+
+// The tests kill InferenceApi replicas and restart Postgres: they must not overlap.
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
+namespace Platform.Governance.Tests;
+
+/// <summary>The whole platform with two InferenceApi replicas (limits must hold across replicas) and one served model.</summary>
+public sealed class GovernanceFixture : IAsyncLifetime
+{
+    public const string AdminKey = "governance-tests-admin-key";
+    public const string Model = "governed-mlp";
+    public const string OtherModel = "governed-mlp-b";
+
+    private IDistributedApplicationTestingBuilder? _builder;
+
+    public DistributedApplication App { get; private set; } = null!;
+
+    public HttpClient Admin { get; private set; } = null!;
+
+    public NpgsqlDataSource Db { get; private set; } = null!;
+
+    public RedisConnection Redis { get; private set; } = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        _builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>([$"--Parameters:admin-api-key={AdminKey}"]);
+        var inferenceApi = (ProjectResource)_builder.Resources.Find("inference-api")!;
+        _builder.CreateResourceBuilder(inferenceApi).WithReplicas(2);
+        App = await _builder.BuildAsync();
+        await App.StartAsync();
+        await App.WaitForAllHealthyAsync(TimeSpan.FromSeconds(180));
+        Admin = App.CreateHttpClient("admin-api");
+        Admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
+        Db = NpgsqlDataSource.Create((await App.GetConnectionStringAsync("platformdb"))!);
+        Redis = new RedisConnection((await App.GetConnectionStringAsync("redis"))!, Microsoft.Extensions.Logging.Abstractions.NullLogger<RedisConnection>.Instance);
+
+        foreach (var (name, seed) in new[] { (Model, 31UL), (OtherModel, 32UL) })
+        {
+            using var content = new ByteArrayContent(ModelCatalog.Generate("mlp", new ModelRequest { Seed = seed }).Bytes);
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+            using var uploaded = await Admin.PostAsync($"/api/models/{name}/versions?activate=true", content);
+            var body = await uploaded.Content.ReadAsStringAsync();
+            Assert.True(uploaded.IsSuccessStatusCode, $"upload {name}: {(int)uploaded.StatusCode} {body}");
+        }
+    }
+
+    /// <summary>An InferenceApi client for one replica.</summary>
+    public HttpClient Inference(int replica = 0) => App.CreateHttpClient("inference-api", replica: replica);
+
+    /// <summary>A JSON inference request body for the test MLP (16 features, batch 1).</summary>
+    public static JsonContent InferBody(string? id = null, int seed = 0) =>
+        JsonContent.Create(new
+        {
+            id,
+            inputs = new[] { new { name = "input", shape = new[] { 1, 16 }, datatype = "FP32", data = Enumerable.Range(0, 16).Select(i => (float)((i + seed) % 7) / 7f).ToArray() } },
+        });
+
+    /// <summary>Waits until <paramref name="client"/> (carrying a key allowed <paramref name="model"/>) gets a 200 from it.</summary>
+    public static async Task WaitServedAsync(HttpClient client, string model, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        var last = string.Empty;
+        while (DateTime.UtcNow < deadline)
+        {
+            using var response = await client.PostAsync($"/v2/models/{model}/infer", InferBody(), ct);
+            if (response.IsSuccessStatusCode)
+            {
+                return;
+            }
+
+            last = $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(ct)}";
+            await Task.Delay(200, ct);
+        }
+
+        Assert.Fail($"{model} was not served within 60 s: {last}");
+    }
+
+    /// <summary>Usage records of a tenant in Postgres, by status.</summary>
+    public async Task<IReadOnlyList<(string? RequestId, int Status, decimal Cost)>> UsageAsync(Guid tenant, CancellationToken ct)
+    {
+        await using var command = Db.CreateCommand("SELECT request_id, status, cost FROM usage_records WHERE tenant_id = $1");
+        command.Parameters.AddWithValue(tenant);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        var rows = new List<(string?, int, decimal)>();
+        while (await reader.ReadAsync(ct))
+        {
+            rows.Add((reader.IsDBNull(0) ? null : reader.GetString(0), reader.GetInt32(1), reader.GetDecimal(2)));
+        }
+
+        return rows;
+    }
+
+    /// <summary>Waits until the usage buffer in Redis is empty (every record is in Postgres) and returns the tenant's records.</summary>
+    public async Task<IReadOnlyList<(string? RequestId, int Status, decimal Cost)>> SettledUsageAsync(Guid tenant, int expectedAtLeast, CancellationToken ct)
+    {
+        var buffer = new UsageBuffer(Redis);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        IReadOnlyList<(string?, int, decimal)> rows = [];
+        while (DateTime.UtcNow < deadline)
+        {
+            rows = await UsageAsync(tenant, ct);
+            if (rows.Count >= expectedAtLeast && await buffer.BacklogAsync(ct) == 0)
+            {
+                return rows;
+            }
+
+            await Task.Delay(200, ct);
+        }
+
+        Assert.Fail($"usage of {tenant} did not settle: {rows.Count} records in Postgres, backlog {await buffer.BacklogAsync(ct)}");
+        return rows;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Admin?.Dispose();
+        if (Db is not null)
+        {
+            await Db.DisposeAsync();
+        }
+
+        if (Redis is not null)
+        {
+            await Redis.DisposeAsync();
+        }
+
+        if (_builder is not null)
+        {
+            await _builder.DisposeAsync();
+        }
+    }
+}
