@@ -4,6 +4,8 @@ using Platform.ModelRegistry;
 using Platform.ObjectStore;
 using Platform.OnnxRuntime;
 using Platform.Redis;
+using Platform.Tenancy;
+using Platform.Tenancy.Admin;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -15,6 +17,9 @@ builder.AddPlatformRedis();
 builder.AddPlatformObjectStore();
 builder.AddPlatformObjectStoreBucketInitializer();
 builder.AddPlatformModelRegistryWriter();
+// Tenants, keys, budgets, prices and usage reports; the usage writer drains InferenceApi's Redis buffer into Postgres.
+builder.AddPlatformTenancyAdmin();
+builder.AddPlatformUsageWriter();
 
 // Uploads are validated by loading them with ONNX Runtime (CPU, one thread: a check, not serving).
 builder.Services.AddSingleton(_ => new OrtEnvironment());
@@ -25,5 +30,6 @@ var app = builder.Build();
 app.MapDefaultEndpoints();
 app.MapServiceInfo("admin-api");
 app.MapRegistryEndpoints();
+app.MapTenancyEndpoints();
 
 app.Run();
