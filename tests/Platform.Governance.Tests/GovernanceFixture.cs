@@ -65,7 +65,11 @@ public sealed class GovernanceFixture : IAsyncLifetime
         {
             id,
             inputs = new[] { new { name = "input", shape = new[] { 1, 16 }, datatype = "FP32", data = Enumerable.Range(0, 16).Select(i => (float)((i + seed) % 7) / 7f).ToArray() } },
-        });
+        }, options: new JsonSerializerOptions(JsonSerializerDefaults.Web) { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull });
+
+    /// <summary>The last console lines of a resource, for failure messages.</summary>
+    public string Logs(string resource, int lines = 40) =>
+        string.Join('\n', App.ResourceLogs.GetLines(resource, lines).Select(l => l.Text));
 
     /// <summary>Waits until <paramref name="client"/> (carrying a key allowed <paramref name="model"/>) gets a 200 from it.</summary>
     public static async Task WaitServedAsync(HttpClient client, string model, CancellationToken ct)
@@ -110,7 +114,18 @@ public sealed class GovernanceFixture : IAsyncLifetime
         IReadOnlyList<(string?, int, decimal)> rows = [];
         while (DateTime.UtcNow < deadline)
         {
-            rows = await UsageAsync(tenant, ct);
+            try
+            {
+                rows = await UsageAsync(tenant, ct);
+            }
+            catch (NpgsqlException) when (DateTime.UtcNow < deadline)
+            {
+                // Postgres restarting (one test restarts it): pooled connections die with it.
+                Db.Clear();
+                await Task.Delay(200, ct);
+                continue;
+            }
+
             if (rows.Count >= expectedAtLeast && await buffer.BacklogAsync(ct) == 0)
             {
                 return rows;
