@@ -136,8 +136,11 @@ public sealed partial class TenantEnforcementMiddleware(
             }
 
             var admit = time.GetElapsedTime(authenticated, context.Features.Get<AdmitTiming>()?.Admitted ?? authenticated);
-            context.Response.Headers.Append(InferenceHandler.ServerTimingHeader, string.Create(CultureInfo.InvariantCulture,
-                $"auth;dur={time.GetElapsedTime(started, authenticated).TotalMilliseconds:0.###}, admit;dur={admit.TotalMilliseconds:0.###}, record;dur={recordTime.TotalMilliseconds:0.###}"));
+            // One header line: the handler's serving phases, then enforcement's.
+            var enforcement = string.Create(CultureInfo.InvariantCulture,
+                $"auth;dur={time.GetElapsedTime(started, authenticated).TotalMilliseconds:0.###}, admit;dur={admit.TotalMilliseconds:0.###}, record;dur={recordTime.TotalMilliseconds:0.###}");
+            var serving = context.Response.Headers[InferenceHandler.ServerTimingHeader].ToString();
+            context.Response.Headers[InferenceHandler.ServerTimingHeader] = serving.Length == 0 ? enforcement : $"{serving}, {enforcement}";
         }
 
         context.Response.OnStarting(RecordAsync);
