@@ -81,9 +81,9 @@ public sealed class UsageLedger(IRedisConnection redis, NpgsqlDataSource db, Tim
         redis.call('EXPIREAT', KEYS[2], ARGV[3])
         local before = after - tonumber(ARGV[2])
         local result = { tostring(after) }
-        for i = 4, #ARGV do
+        for i = 5, #ARGV do
           local amount = tonumber(ARGV[i])
-          if before < amount and after >= amount then table.insert(result, i - 3) end
+          if before < amount and after >= amount then table.insert(result, i - 4) end
         end
         return result
         """;
