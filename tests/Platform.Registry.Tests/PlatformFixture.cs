@@ -27,6 +27,9 @@ public sealed class PlatformFixture : IAsyncLifetime
 
     public Amazon.S3.IAmazonS3 ObjectStore { get; private set; } = null!;
 
+    /// <summary>The platform's Redis (usage buffer, spending counters, change notifications).</summary>
+    public string RedisConnectionString { get; private set; } = null!;
+
     public async ValueTask InitializeAsync()
     {
         _builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>();
@@ -43,6 +46,7 @@ public sealed class PlatformFixture : IAsyncLifetime
         Admin = App.CreateHttpClient("admin-api");
         Admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
         Database = NpgsqlDataSource.Create((await App.GetConnectionStringAsync("platformdb"))!);
+        RedisConnectionString = (await App.GetConnectionStringAsync("redis"))!;
         ObjectStore = S3ObjectStore.CreateClient(ObjectStoreConnection.Parse((await App.GetConnectionStringAsync("objectstore"))!));
     }
 
