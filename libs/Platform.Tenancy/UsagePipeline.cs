@@ -99,8 +99,8 @@ public sealed partial class UsageWriter(IRedisConnection redis, NpgsqlDataSource
 
         try
         {
-            var written = await DrainAsync(cache, UsageBuffer.PendingKey, UsageBuffer.ProcessingKey, InsertUsageAsync, cancellationToken);
-            await DrainAsync(cache, TenancyChannels.PendingBudgetEvents, TenancyChannels.PendingBudgetEvents + ":processing", InsertEventsAsync, cancellationToken);
+            var written = await DrainAsync<UsageRecord>(cache, UsageBuffer.PendingKey, UsageBuffer.ProcessingKey, InsertUsageAsync, cancellationToken);
+            await DrainAsync<BudgetEvent>(cache, TenancyChannels.PendingBudgetEvents, TenancyChannels.PendingBudgetEvents + ":processing", InsertEventsAsync, cancellationToken);
             return written;
         }
         finally
@@ -111,8 +111,8 @@ public sealed partial class UsageWriter(IRedisConnection redis, NpgsqlDataSource
         }
     }
 
-    private async Task<int> DrainAsync(IDatabase cache, string pending, string processing,
-        Func<NpgsqlConnection, IReadOnlyList<string>, CancellationToken, Task> insert, CancellationToken cancellationToken)
+    private async Task<int> DrainAsync<T>(IDatabase cache, string pending, string processing,
+        Func<NpgsqlConnection, IReadOnlyList<T>, CancellationToken, Task> insert, CancellationToken cancellationToken)
     {
         var taken = (RedisValue[])(await cache.ScriptEvaluateAsync(TakeScript, [(RedisKey)pending, (RedisKey)processing], [BatchSize]))!;
         if (taken.Length == 0)
@@ -120,9 +120,31 @@ public sealed partial class UsageWriter(IRedisConnection redis, NpgsqlDataSource
             return 0;
         }
 
-        await using (var connection = await db.OpenConnectionAsync(cancellationToken))
+        // A record that does not parse would fail every retry and block everything behind it: set it aside instead.
+        var parsed = new List<T>(taken.Length);
+        var rejected = new List<RedisValue>();
+        foreach (var raw in taken)
         {
-            await insert(connection, [.. taken.Select(t => (string)t!)], cancellationToken);
+            try
+            {
+                parsed.Add(JsonSerializer.Deserialize<T>((string)raw!, Json) ?? throw new JsonException("null"));
+            }
+            catch (JsonException ex)
+            {
+                LogRejected(logger, pending, ex.Message);
+                rejected.Add(raw);
+            }
+        }
+
+        if (parsed.Count > 0)
+        {
+            await using var connection = await db.OpenConnectionAsync(cancellationToken);
+            await insert(connection, parsed, cancellationToken);
+        }
+
+        if (rejected.Count > 0)
+        {
+            await cache.ListLeftPushAsync(pending + ":rejected", [.. rejected]);
         }
 
         // Committed: only now may the batch leave Redis.
@@ -130,9 +152,8 @@ public sealed partial class UsageWriter(IRedisConnection redis, NpgsqlDataSource
         return taken.Length;
     }
 
-    private static async Task InsertUsageAsync(NpgsqlConnection connection, IReadOnlyList<string> raw, CancellationToken cancellationToken)
+    private static async Task InsertUsageAsync(NpgsqlConnection connection, IReadOnlyList<UsageRecord> records, CancellationToken cancellationToken)
     {
-        var records = raw.Select(UsageBuffer.Parse).ToArray();
         await using var insert = new NpgsqlCommand(
             """
             INSERT INTO usage_records (id, tenant_id, key_id, model, version, status, latency_ms, batch_size, cost, currency, trace_id,
@@ -159,11 +180,10 @@ public sealed partial class UsageWriter(IRedisConnection redis, NpgsqlDataSource
         await insert.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private static async Task InsertEventsAsync(NpgsqlConnection connection, IReadOnlyList<string> raw, CancellationToken cancellationToken)
+    private static async Task InsertEventsAsync(NpgsqlConnection connection, IReadOnlyList<BudgetEvent> events, CancellationToken cancellationToken)
     {
-        foreach (var json in raw)
+        foreach (var e in events)
         {
-            var e = JsonSerializer.Deserialize<BudgetEvent>(json, Json) ?? throw new FormatException("Empty budget event.");
             await using var insert = new NpgsqlCommand(
                 "INSERT INTO budget_events (id, tenant_id, kind, threshold, period, period_start, spent, limit_amount, currency, occurred_at) " +
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING", connection);
@@ -208,6 +228,9 @@ public sealed partial class UsageWriter(IRedisConnection redis, NpgsqlDataSource
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "An entry of {Buffer} is not valid JSON for its type and was moved to {Buffer}:rejected: {Reason}")]
+    private static partial void LogRejected(ILogger logger, string buffer, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Usage records stay buffered in Redis; writing them failed: {Reason}")]
     private static partial void LogRetry(ILogger logger, string reason);

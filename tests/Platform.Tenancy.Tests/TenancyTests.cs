@@ -156,4 +156,25 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra)
 
         Assert.Equal(50, await CountAsync(tenant));
     }
+
+    [Fact]
+    public async Task AnEntryThatIsNotARecordIsSetAsideAndDoesNotBlockTheOthers()
+    {
+        await using var redis = infra.NewRedisConnection();
+        var buffer = new UsageBuffer(redis);
+        var tenant = Guid.NewGuid();
+        var db = await redis.GetDatabaseAsync(Ct);
+        await buffer.AppendAsync(Record(tenant, 1), Ct);
+        await db.ListLeftPushAsync(UsageBuffer.PendingKey, "{not json");
+        await buffer.AppendAsync(Record(tenant, 2), Ct);
+
+        var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, NullLogger<UsageWriter>.Instance);
+        while (await writer.DrainOnceAsync(Ct) > 0)
+        {
+        }
+
+        Assert.Equal(2, await CountAsync(tenant));
+        Assert.Equal(0, await buffer.BacklogAsync(Ct));
+        Assert.Contains((await db.ListRangeAsync(UsageBuffer.PendingKey + ":rejected")).Select(v => (string)v!), v => v == "{not json");
+    }
 }
