@@ -6,6 +6,7 @@ using Platform.ModelRegistry;
 using Platform.ObjectStore;
 using Platform.Redis;
 using Platform.Tenancy;
+using Platform.Tenancy.Enforcement;
 using Platform.InferenceApi.Tenancy;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -29,6 +30,8 @@ else
 builder.AddPlatformActiveModelsView();
 builder.AddPlatformTenancy();
 builder.Services.AddSingleton<TenancyTelemetry>();
+builder.Services.AddSingleton<KeyUsageTracker>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<KeyUsageTracker>());
 
 builder.Services.AddOptions<InferenceApiOptions>().BindConfiguration(InferenceApiOptions.SectionName);
 builder.Services.AddWorkerRouting();

@@ -50,6 +50,18 @@ public sealed class EnforcementTests(GovernanceFixture fixture)
         Assert.Contains("auth;dur=", timing, StringComparison.Ordinal);
         Assert.Contains("admit;dur=", timing, StringComparison.Ordinal);
         Assert.Contains("record;dur=", timing, StringComparison.Ordinal);
+
+        // The key's last use reaches AdminApi's listing (InferenceApi writes sightings every 10 s, not per request).
+        var deadline = DateTime.UtcNow.AddSeconds(40);
+        JsonElement key;
+        do
+        {
+            await Task.Delay(500, Ct);
+            var listing = await fixture.Admin.GetFromJsonAsync<JsonElement>($"/api/tenants/{tenant.Id}/keys", Ct);
+            key = listing.GetProperty("keys").EnumerateArray().Single(k => k.GetProperty("id").GetGuid() == tenant.KeyId);
+        }
+        while (key.GetProperty("lastUsedAt").ValueKind == JsonValueKind.Null && DateTime.UtcNow < deadline);
+        Assert.InRange(key.GetProperty("lastUsedAt").GetDateTimeOffset(), DateTimeOffset.UtcNow.AddMinutes(-2), DateTimeOffset.UtcNow.AddSeconds(5));
     }
 
     [Fact]

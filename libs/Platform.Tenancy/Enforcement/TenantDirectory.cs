@@ -21,6 +21,9 @@ public sealed class TenantDirectoryOptions
     /// <summary>How long an unknown key prefix is remembered as unknown (limits database lookups from key guessing).</summary>
     public TimeSpan NegativeCacheTtl { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>How often InferenceApi writes the keys' <c>last_used_at</c> (sightings are kept in memory in between).</summary>
+    public TimeSpan LastUsedFlushInterval { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Per-key rate limit of tenants that set none.</summary>
     public RateLimit DefaultRateLimit { get; set; } = new(100, 200);
 }

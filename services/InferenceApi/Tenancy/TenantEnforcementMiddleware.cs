@@ -38,6 +38,7 @@ public sealed partial class TenantEnforcementMiddleware(
     TenantDirectory directory,
     UsageLedger ledger,
     TenancyTelemetry telemetry,
+    KeyUsageTracker keyUsage,
     IOptions<InferenceApiOptions> options,
     TimeProvider time,
     ILogger<TenantEnforcementMiddleware> logger)
@@ -86,6 +87,7 @@ public sealed partial class TenantEnforcementMiddleware(
             return;
         }
 
+        keyUsage.Seen(caller.KeyId);
         if (!caller.Tenant.MayUse(model))
         {
             telemetry.Refused(caller.Tenant, "model_not_allowed");
