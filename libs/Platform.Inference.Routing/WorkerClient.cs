@@ -55,7 +55,7 @@ public sealed partial class WorkerClient : IDisposable
         _options = options.Value;
         _timeProvider = timeProvider;
         _logger = logger;
-        _balancer = new ReplicaBalancer(timeProvider, _options.FailureCooldown);
+        _balancer = new ReplicaBalancer(timeProvider, _options.FailureCooldown, _options.PackBelow);
         var handler = new SocketsHttpHandler
         {
             // One connection's stream limit (Kestrel: 100) must not cap concurrency to a replica.

@@ -30,6 +30,13 @@ public sealed class WorkerRoutingOptions
     /// </summary>
     public TimeSpan ReadinessCacheDuration { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// 0 (default): spread, least outstanding requests with ties rotating. Above 0: pack, the first healthy replica with
+    /// fewer than this many requests in flight takes the next request (see <see cref="ReplicaBalancer"/>); for replicas
+    /// that share a machine's cores, where one busy replica batches better and keeps one copy of the weights in cache.
+    /// </summary>
+    public int PackBelow { get; set; }
+
     /// <summary>Pause before trying the same replicas again once every replica has been tried.</summary>
     public TimeSpan RetryBackoff { get; set; } = TimeSpan.FromMilliseconds(100);
 }
