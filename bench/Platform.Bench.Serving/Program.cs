@@ -21,7 +21,11 @@ var measure = TimeSpan.FromSeconds(seconds);
 var workerThreads = args.SkipWhile(a => a != "--worker-threads").Skip(1).Select(int.Parse).FirstOrDefault(0);
 // The batching-on queue delay (µs).
 var queueDelayMicros = args.SkipWhile(a => a != "--queue-delay-us").Skip(1).Select(int.Parse).FirstOrDefault(2000);
+// InferenceApi's WorkerRouting:PackBelow (0 = spread by least outstanding requests; N = pack onto the first replica
+// below N requests in flight).
+var packBelow = args.SkipWhile(a => a != "--pack-below").Skip(1).Select(int.Parse).FirstOrDefault(0);
 var model = ModelCatalog.Generate("benchmark");
+Console.WriteLine($"load average at start: {File.ReadAllText("/proc/loadavg").Trim()}");
 const int Features = 512;
 Console.WriteLine($"benchmark model: {model.ParameterCount:N0} parameters, {model.FlopsPerSample / 1e6:F1} MFLOP/sample; {Environment.ProcessorCount} cores");
 
@@ -96,6 +100,29 @@ using (var session = ort.CreateSession(model.Bytes, new InferenceSessionOptions
     }
 
     rows.Add(new Row("raw ORT no spinning", "batch 1", 1, latencies.Count / sw.Elapsed.TotalSeconds, Percentile(latencies, 0.5), Percentile(latencies, 0.99)));
+
+    // Control: the same, alternating between two sessions of the model, as two worker replicas taking turns do. Each
+    // session holds its own ~20 MB of weights; a single row streams all of them, so this shows what losing the CPU
+    // cache to the other copy costs.
+    using var other = ort.CreateSession(model.Bytes, new InferenceSessionOptions
+    {
+        ConfigEntries = new Dictionary<string, string> { ["session.intra_op.allow_spinning"] = "0", ["session.inter_op.allow_spinning"] = "0" },
+    });
+    for (var i = 0; i < 50; i++)
+    {
+        Run(i % 2 == 0 ? session : other, single, 1);
+    }
+
+    latencies.Clear();
+    sw.Restart();
+    for (var i = 0; sw.Elapsed < measure / 2; i++)
+    {
+        var t = Stopwatch.GetTimestamp();
+        Run(i % 2 == 0 ? session : other, single, 1);
+        latencies.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+    }
+
+    rows.Add(new Row("raw ORT 2 sessions alt.", "batch 1", 1, latencies.Count / sw.Elapsed.TotalSeconds, Percentile(latencies, 0.5), Percentile(latencies, 0.99)));
 }
 
 // (b) the platform, started here the way the integration tests start it.
@@ -105,6 +132,12 @@ if (workerThreads > 0)
 {
     var worker = builder.Resources.OfType<Platform.Hosting.ApplicationModel.ProjectResource>().Single(r => r.Name == "model-worker");
     builder.CreateResourceBuilder(worker).WithEnvironment("ModelWorker__IntraOpNumThreads", workerThreads.ToString(CultureInfo.InvariantCulture));
+}
+
+if (packBelow > 0)
+{
+    var api = builder.Resources.OfType<Platform.Hosting.ApplicationModel.ProjectResource>().Single(r => r.Name == "inference-api");
+    builder.CreateResourceBuilder(api).WithEnvironment("WorkerRouting__PackBelow", packBelow.ToString(CultureInfo.InvariantCulture));
 }
 
 await using var app = await builder.BuildAsync();
@@ -171,10 +204,11 @@ foreach (var batching in new[] { false, true })
 }
 
 Console.WriteLine();
+Console.WriteLine($"worker intra-op threads {(workerThreads > 0 ? workerThreads.ToString(CultureInfo.InvariantCulture) : "ORT default")}, routing {(packBelow > 0 ? $"pack below {packBelow}" : "spread")}, batching-on max queue delay {queueDelayMicros} µs (idle dispatch: only reached when a batch runs that long)");
 Console.WriteLine($"{"setup",-22} {"load",-10} {"conc",5} {"inf/s",10} {"p50 ms",9} {"p99 ms",9} {"errors",7}");
 foreach (var row in rows)
 {
-    Console.WriteLine($"{row.Setup,-22} {row.Load,-10} {row.Concurrency,5} {row.Throughput,10:F0} {row.P50Ms,9:F3} {row.P99Ms,9:F3} {row.Errors,7}");
+    Console.WriteLine($"{row.Setup,-23} {row.Load,-9} {row.Concurrency,5} {row.Throughput,10:F0} {row.P50Ms,9:F3} {row.P99Ms,9:F3} {row.Errors,7}");
 }
 
 // Where an e2e request's time goes (medians, ms): InferenceApi's Server-Timing phases; hop = worker round trip minus

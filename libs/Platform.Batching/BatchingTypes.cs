@@ -4,9 +4,22 @@ namespace Platform.Batching;
 
 /// <summary>Batching limits of one model version; may be replaced while the batcher runs.</summary>
 /// <param name="MaxBatchSize">A batch closes once it holds this many rows (dimension-0 items); 1 disables batching.</param>
-/// <param name="MaxQueueDelay">A batch closes once its oldest request has waited this long.</param>
+/// <param name="MaxQueueDelay">
+/// A batch closes once its oldest request has waited this long. With <see cref="DispatchWhenIdle"/> (the default) a
+/// batch never waits for company while the model is idle, so the delay only bounds waiting when idle dispatch is off.
+/// </param>
 /// <param name="QueueCapacity">Requests waiting beyond this are rejected with <see cref="QueueFullException"/>.</param>
-public sealed record BatchingOptions(int MaxBatchSize, TimeSpan MaxQueueDelay, int QueueCapacity);
+public sealed record BatchingOptions(int MaxBatchSize, TimeSpan MaxQueueDelay, int QueueCapacity)
+{
+    /// <summary>
+    /// Whether a batch also closes as soon as the model version has no batch running: queued requests then run at once
+    /// and batches form only from requests that arrived while the previous batch ran. A lone request does not wait
+    /// <see cref="MaxQueueDelay"/> for company that may never come, and under load batches still grow to what arrives
+    /// during one run (up to <see cref="MaxBatchSize"/>). Off, a batch waits for <see cref="MaxBatchSize"/> rows or
+    /// <see cref="MaxQueueDelay"/> (fuller batches at the cost of latency, e.g. for accelerators with a high per-run cost).
+    /// </summary>
+    public bool DispatchWhenIdle { get; init; } = true;
+}
 
 /// <summary>One input tensor of a request: raw little-endian element bytes, or strings for string tensors.</summary>
 /// <param name="Name">Model input name.</param>

@@ -8,11 +8,13 @@ namespace Platform.Batching;
 
 /// <summary>
 /// Dynamic batcher of one model version. Requests wait in a bounded queue; a batch closes when it holds
-/// <see cref="BatchingOptions.MaxBatchSize"/> rows or its oldest request has waited <see cref="BatchingOptions.MaxQueueDelay"/>.
+/// <see cref="BatchingOptions.MaxBatchSize"/> rows, when its oldest request has waited <see cref="BatchingOptions.MaxQueueDelay"/>,
+/// or (<see cref="BatchingOptions.DispatchWhenIdle"/>, the default) as soon as no batch of this model version is running.
 /// Only requests with the same non-batch dimensions, element types and requested outputs share a batch; they are
 /// concatenated along dimension 0 into one buffer per input, run once, and each output is split back by rows.
 /// Batches run one at a time: ONNX Runtime already spreads one run over its intra-op threads, and requests that
-/// arrive meanwhile form the next, larger batch.
+/// arrive meanwhile form the next, larger batch. So with idle dispatch a lone request runs at once, and under load the
+/// batch size follows the arrival rate times the run time without any timer.
 /// </summary>
 public sealed partial class ModelBatcher : IAsyncDisposable
 {
@@ -177,7 +179,9 @@ public sealed partial class ModelBatcher : IAsyncDisposable
                 {
                     var waited = _time.GetElapsedTime(head!.EnqueuedTimestamp);
                     var rows = RowsIn(queue);
-                    if (_stopped || head.Solo || rows >= options.MaxBatchSize || waited >= options.MaxQueueDelay)
+                    // Batches run one at a time on this loop, so deciding here means the model version is idle: with idle
+                    // dispatch nothing is gained by waiting, the requests that arrived during the last run are the batch.
+                    if (_stopped || head.Solo || options.DispatchWhenIdle || rows >= options.MaxBatchSize || waited >= options.MaxQueueDelay)
                     {
                         batch = Take(queue, options.MaxBatchSize);
                         if (queue.Count == 0)

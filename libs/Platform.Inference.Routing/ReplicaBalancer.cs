@@ -7,7 +7,13 @@ namespace Platform.Inference.Routing;
 /// or reset) sits out a cool-down so the requests after it do not trip over the same dead address; when every
 /// candidate is cooling down the least loaded one is tried anyway rather than failing without trying.
 /// </summary>
-public sealed class ReplicaBalancer(TimeProvider timeProvider, TimeSpan failureCooldown)
+/// <remarks>
+/// With <paramref name="packBelow"/> above 0, requests are packed instead of spread while load is light: the first
+/// healthy candidate (in the order service discovery lists them) with fewer than that many requests in flight takes the
+/// request, and only beyond it does least-outstanding apply. Replicas that share cores gain from this: one replica's
+/// batches grow larger and only its copy of the weights has to stay in the CPU caches.
+/// </remarks>
+public sealed class ReplicaBalancer(TimeProvider timeProvider, TimeSpan failureCooldown, int packBelow = 0)
 {
     private readonly ConcurrentDictionary<Uri, ReplicaState> _replicas = new();
     private int _rotation;
@@ -24,6 +30,25 @@ public sealed class ReplicaBalancer(TimeProvider timeProvider, TimeSpan failureC
         }
 
         var now = timeProvider.GetTimestamp();
+        if (packBelow > 0)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var uri = candidates[i];
+                if (exclude is not null && exclude.Contains(uri))
+                {
+                    continue;
+                }
+
+                var state = _replicas.GetOrAdd(uri, static u => new ReplicaState(u));
+                if (Volatile.Read(ref state.CooldownUntil) <= now && Volatile.Read(ref state.Outstanding) < packBelow)
+                {
+                    Interlocked.Increment(ref state.Outstanding);
+                    return new ReplicaLease(state);
+                }
+            }
+        }
+
         var start = (int)((uint)Interlocked.Increment(ref _rotation) % (uint)count);
         ReplicaState? best = null;
         var bestHealthy = false;

@@ -1,5 +1,7 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using Google.Protobuf;
@@ -37,6 +39,7 @@ public sealed partial class WorkerClient : IDisposable
     private readonly ILogger<WorkerClient> _logger;
     private readonly Counter<long> _attempts;
     private readonly Counter<long> _retries;
+    private readonly ConcurrentDictionary<(string Model, long Version), ReadinessEntry> _readiness = new();
 
     /// <summary>Creates the client and its connection pool.</summary>
     public WorkerClient(
@@ -52,7 +55,7 @@ public sealed partial class WorkerClient : IDisposable
         _options = options.Value;
         _timeProvider = timeProvider;
         _logger = logger;
-        _balancer = new ReplicaBalancer(timeProvider, _options.FailureCooldown);
+        _balancer = new ReplicaBalancer(timeProvider, _options.FailureCooldown, _options.PackBelow);
         var handler = new SocketsHttpHandler
         {
             // One connection's stream limit (Kestrel: 100) must not cap concurrency to a replica.
@@ -165,8 +168,64 @@ public sealed partial class WorkerClient : IDisposable
         return new WorkerCallResult(null, lastError ?? new WorkerError { Code = 503, Message = "no model worker answered" }, attempts);
     }
 
+    /// <summary>
+    /// Whether at least one replica has <paramref name="model"/> version <paramref name="version"/> loaded and ready, as
+    /// the replicas report it (<see cref="WorkerRoutingOptions.ReadyPathTemplate"/>). Asks every replica at once and
+    /// reuses the answer for <see cref="WorkerRoutingOptions.ReadinessCacheDuration"/>. An unreachable replica counts as
+    /// not having it.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public async Task<bool> IsLoadedOnAnyReplicaAsync(string model, long version, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        var key = (model, version);
+        var now = _timeProvider.GetTimestamp();
+        if (_readiness.TryGetValue(key, out var cached) && now < cached.ExpiresAt)
+        {
+            return cached.Ready;
+        }
+
+        IReadOnlyList<ServiceEndpoint> endpoints;
+        try
+        {
+            endpoints = await _resolver.GetEndpointsAsync(_options.ServiceName, cancellationToken);
+        }
+        catch (ServiceEndpointNotFoundException)
+        {
+            endpoints = [];
+        }
+
+        var path = _options.ReadyPathTemplate
+            .Replace("{name}", Uri.EscapeDataString(model), StringComparison.Ordinal)
+            .Replace("{version}", version.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.ConnectTimeout);
+        var answers = await Task.WhenAll(endpoints.Select(e => IsReadyAsync(new Uri(e.Address, path), timeout.Token)));
+        cancellationToken.ThrowIfCancellationRequested();
+        var ready = answers.Any(a => a);
+        // Measured from the answer, not the question: a slow fan-out must not leave an already stale entry.
+        var expires = _timeProvider.GetTimestamp() + (long)(_options.ReadinessCacheDuration.TotalSeconds * _timeProvider.TimestampFrequency);
+        _readiness[key] = new ReadinessEntry(ready, expires);
+        return ready;
+    }
+
     /// <inheritdoc />
     public void Dispose() => _http.Dispose();
+
+    private async Task<bool> IsReadyAsync(Uri uri, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var response = await _http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            return response.StatusCode == HttpStatusCode.OK;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or OperationCanceledException)
+        {
+            // Unreachable, or no answer within the connect timeout: this replica does not count as having it. (A caller
+            // that left is noticed by the caller.)
+            return false;
+        }
+    }
 
     private async Task<Outcome> SendAsync(Uri replica, byte[] payload, CancellationToken cancellationToken)
     {
@@ -236,4 +295,6 @@ public sealed partial class WorkerClient : IDisposable
     private static partial void LogRetry(ILogger logger, string replica, string reason, string detail);
 
     private sealed record Outcome(WorkerInferResponse? Response, WorkerError? Error, bool Unreachable);
+
+    private sealed record ReadinessEntry(bool Ready, long ExpiresAt);
 }

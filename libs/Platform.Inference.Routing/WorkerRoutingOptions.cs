@@ -21,6 +21,22 @@ public sealed class WorkerRoutingOptions
     /// <summary>Attempts per request across replicas (connection failures, 503 and 429 move to another replica).</summary>
     public int MaxAttempts { get; set; } = 6;
 
+    /// <summary>Path of a replica's per-version readiness (<c>{name}</c> and <c>{version}</c> are filled in): 200 when loaded.</summary>
+    public string ReadyPathTemplate { get; set; } = "/v1/models/{name}/versions/{version}/ready";
+
+    /// <summary>
+    /// How long an answer to "is this version loaded on some replica" is reused, so readiness probes do not fan out to
+    /// every replica each time.
+    /// </summary>
+    public TimeSpan ReadinessCacheDuration { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// 0 (default): spread, least outstanding requests with ties rotating. Above 0: pack, the first healthy replica with
+    /// fewer than this many requests in flight takes the next request (see <see cref="ReplicaBalancer"/>); for replicas
+    /// that share a machine's cores, where one busy replica batches better and keeps one copy of the weights in cache.
+    /// </summary>
+    public int PackBelow { get; set; }
+
     /// <summary>Pause before trying the same replicas again once every replica has been tried.</summary>
     public TimeSpan RetryBackoff { get; set; } = TimeSpan.FromMilliseconds(100);
 }

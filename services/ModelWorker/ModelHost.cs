@@ -233,8 +233,11 @@ internal sealed partial class ModelHost(
         }
     }
 
-    private static BatchingOptions ToBatching(ModelSettings settings) =>
-        new(settings.MaxBatchSize, TimeSpan.FromMicroseconds(settings.MaxQueueDelayMicros), settings.QueueCapacity);
+    private BatchingOptions ToBatching(ModelSettings settings) =>
+        new(settings.MaxBatchSize, TimeSpan.FromMicroseconds(settings.MaxQueueDelayMicros), settings.QueueCapacity)
+        {
+            DispatchWhenIdle = options.Value.DispatchWhenIdle,
+        };
 
     [LoggerMessage(EventId = 40, Level = LogLevel.Information,
         Message = "Loaded {Model} version {Version} ({Sha256}) on {ExecutionProvider} in {ElapsedMs:0} ms; batching {Batching}")]

@@ -18,6 +18,13 @@ public sealed class WorkerOptions
     /// </summary>
     public bool AllowSpinning { get; set; }
 
+    /// <summary>
+    /// Whether batches also close as soon as a model version is idle (<see cref="Platform.Batching.BatchingOptions.DispatchWhenIdle"/>):
+    /// a lone request runs at once and batches form from what arrives during a run. Off, every batch waits for the model's
+    /// max batch size or max queue delay.
+    /// </summary>
+    public bool DispatchWhenIdle { get; set; } = true;
+
     /// <summary>Try CUDA first (falls back to CPU with the reason in /health).</summary>
     public bool PreferCuda { get; set; } = true;
 

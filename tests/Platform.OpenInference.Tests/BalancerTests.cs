@@ -49,6 +49,46 @@ public sealed class BalancerTests
     }
 
     [Fact]
+    public void PackingFillsTheFirstReplicaUpToTheThresholdThenSpreads()
+    {
+        var time = new ManualTime();
+        var balancer = new ReplicaBalancer(time, TimeSpan.FromSeconds(5), packBelow: 3);
+        // Light load: one request at a time always lands on the first replica (no rotation).
+        for (var i = 0; i < 4; i++)
+        {
+            using var lease = balancer.Acquire([A, B])!;
+            Assert.Equal(A, lease.Replica);
+        }
+
+        var held = Enumerable.Range(0, 5).Select(_ => balancer.Acquire([A, B])!).ToList();
+        // A takes 3, then the next replica in order (B) is packed the same way.
+        Assert.Equal([A, A, A, B, B], held.Select(l => l.Replica));
+        held.Add(balancer.Acquire([A, B])!);
+        var counts = balancer.Snapshot().ToDictionary(s => s.Address, s => s.Outstanding);
+        Assert.Equal(6, counts[A] + counts[B]);
+        Assert.InRange(counts[B], 2, 3);
+
+        // A failed replica is not packed onto; neither is an excluded one.
+        held.ForEach(l => l.Dispose());
+        balancer.ReportFailure(A);
+        using (var lease = balancer.Acquire([A, B])!)
+        {
+            Assert.Equal(B, lease.Replica);
+        }
+
+        time.Now += 5_001;
+        using (var lease = balancer.Acquire([A, B], [A])!)
+        {
+            Assert.Equal(B, lease.Replica);
+        }
+
+        using (var lease = balancer.Acquire([A, B])!)
+        {
+            Assert.Equal(A, lease.Replica);
+        }
+    }
+
+    [Fact]
     public void ExcludedReplicasAreSkippedAndNoneLeftGivesNull()
     {
         var balancer = new ReplicaBalancer(new ManualTime(), TimeSpan.FromSeconds(5));

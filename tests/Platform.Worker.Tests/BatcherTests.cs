@@ -74,6 +74,64 @@ public sealed class BatcherTests(OrtFixture ort) : IClassFixture<OrtFixture>
     }
 
     [Fact]
+    public void IdleDispatchIsTheDefault() => Assert.True(new BatchingOptions(64, TimeSpan.FromMilliseconds(2), 16).DispatchWhenIdle);
+
+    [Fact]
+    public async Task WithIdleDispatchALoneRequestRunsAtOnceInsteadOfWaitingForTheDelay()
+    {
+        var delay = TimeSpan.FromHours(1);
+        await using var batcher = Create(ort.MlpSession, maxBatch: 64, delay: delay, dispatchWhenIdle: true);
+        for (var i = 0; i < 3; i++)
+        {
+            // Without idle dispatch this would wait the hour (see ABatchClosesAtMaxQueueDelayWhenItIsNotFull).
+            var result = await batcher.InferAsync(MlpWork(1, seed: i), Ct).WaitAsync(TimeSpan.FromSeconds(30), Ct);
+            Assert.Equal((1, 1), (result.BatchRows, result.BatchRequests));
+            Assert.True(result.QueueTime < delay, $"queue time {result.QueueTime}");
+        }
+    }
+
+    [Fact]
+    public async Task WithIdleDispatchRequestsThatArriveWhileABatchRunsFormTheNextBatchesUpToMaxSize()
+    {
+        // Holds the first batch at its start (the batch activity starts on the loop thread right before the run) while
+        // more requests arrive, which makes "arrived while a batch ran" deterministic without a test seam in the batcher.
+        var model = $"idle-{Guid.NewGuid():N}";
+        var firstStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var release = new ManualResetEventSlim();
+        var held = 0;
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == BatcherTelemetry.ActivitySourceName,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStarted = activity =>
+            {
+                if (activity.OperationName == $"batch {model}" && Interlocked.Exchange(ref held, 1) == 0)
+                {
+                    firstStarted.TrySetResult();
+                    release.Wait(TimeSpan.FromSeconds(30));
+                }
+            },
+        };
+        ActivitySource.AddActivityListener(listener);
+
+        await using var batcher = Create(ort.MlpSession, maxBatch: 4, delay: TimeSpan.FromHours(1), dispatchWhenIdle: true, model: model);
+        var first = batcher.InferAsync(MlpWork(1, seed: 1), Ct);
+        await firstStarted.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        InferenceWork[] later = [MlpWork(2, seed: 2), MlpWork(1, seed: 3), MlpWork(3, seed: 4), MlpWork(1, seed: 5)];
+        var tasks = later.Select(w => batcher.InferAsync(w, Ct)).ToArray();
+        Assert.Equal(4, batcher.QueueDepth);
+        release.Set();
+
+        var results = await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        Assert.Equal((1, 1), ((await first).BatchRows, (await first).BatchRequests));
+        // 2 + 1 rows, then 3 + 1: the third request would have made the first of these batches 6 rows, over the max of 4.
+        Assert.Equal([(3, 2), (3, 2), (4, 2), (4, 2)], results.Select(r => (r.BatchRows, r.BatchRequests)));
+        AssertSplitMatchesBatchRun(ort.MlpSession, later[..2], results[..2]);
+        AssertSplitMatchesBatchRun(ort.MlpSession, later[2..], results[2..]);
+        Assert.Equal(0, batcher.QueueDepth);
+    }
+
+    [Fact]
     public async Task OnlyRequestsWithTheSameNonBatchDimensionsShareABatch()
     {
         await using var batcher = Create(ort.EmbeddingSession, maxBatch: 64, delay: TimeSpan.FromMilliseconds(300));
@@ -224,7 +282,7 @@ public sealed class BatcherTests(OrtFixture ort) : IClassFixture<OrtFixture>
         listener.Start();
 
         var model = $"metrics-{Guid.NewGuid():N}";
-        await using (var batcher = new ModelBatcher(ort.MlpSession, model, 3, new BatchingOptions(8, TimeSpan.FromMilliseconds(50), 16),
+        await using (var batcher = new ModelBatcher(ort.MlpSession, model, 3, new BatchingOptions(8, TimeSpan.FromMilliseconds(50), 16) { DispatchWhenIdle = false },
                          ort.Telemetry, TimeProvider.System, NullLogger.Instance))
         {
             await Task.WhenAll(batcher.InferAsync(MlpWork(2, 1), Ct), batcher.InferAsync(MlpWork(3, 2), Ct));
@@ -266,7 +324,7 @@ public sealed class BatcherTests(OrtFixture ort) : IClassFixture<OrtFixture>
         using var requests = new ActivitySource("test.requests");
         var model = $"traced-{Guid.NewGuid():N}";
         var contexts = new List<ActivityContext>();
-        await using (var batcher = new ModelBatcher(ort.MlpSession, model, 2, new BatchingOptions(8, TimeSpan.FromMilliseconds(100), 16),
+        await using (var batcher = new ModelBatcher(ort.MlpSession, model, 2, new BatchingOptions(8, TimeSpan.FromMilliseconds(100), 16) { DispatchWhenIdle = false },
                          ort.Telemetry, TimeProvider.System, NullLogger.Instance))
         {
             var tasks = new List<Task<InferenceOutcome>>();
@@ -289,8 +347,12 @@ public sealed class BatcherTests(OrtFixture ort) : IClassFixture<OrtFixture>
         Assert.Equal(3, batch.GetTagItem("batch.requests"));
     }
 
-    private ModelBatcher Create(InferenceSession session, int maxBatch, TimeSpan delay, int capacity = 1024) =>
-        new(session, "test", 1, new BatchingOptions(maxBatch, delay, capacity), ort.Telemetry, TimeProvider.System, NullLogger.Instance);
+    // Idle dispatch is off unless a test is about it: the other tests need requests to stay queued until the batch closes
+    // at max size or max delay, which idle dispatch would pre-empt whenever the loop happens to run between two enqueues.
+    private ModelBatcher Create(InferenceSession session, int maxBatch, TimeSpan delay, int capacity = 1024, bool dispatchWhenIdle = false,
+        string model = "test") =>
+        new(session, model, 1, new BatchingOptions(maxBatch, delay, capacity) { DispatchWhenIdle = dispatchWhenIdle }, ort.Telemetry,
+            TimeProvider.System, NullLogger.Instance);
 
     private static InferenceWork MlpWork(int rows, int seed)
     {

@@ -21,6 +21,11 @@ public sealed class PlatformFixture : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         _builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>();
+        // These tests pin batch composition and a full queue through the models' max queue delay, which idle dispatch
+        // (the workers' default) would pre-empt whenever a replica is idle between two requests; idle dispatch itself is
+        // covered by BatcherTests on the same batcher.
+        var worker = _builder.Resources.OfType<Platform.Hosting.ApplicationModel.ProjectResource>().Single(r => r.Name == "model-worker");
+        _builder.CreateResourceBuilder(worker).WithEnvironment("ModelWorker__DispatchWhenIdle", "false");
         App = await _builder.BuildAsync();
         await App.StartAsync();
         await Task.WhenAll(

@@ -1,5 +1,6 @@
 using System.Reflection;
 using Platform.Inference.Protocol;
+using Platform.Inference.Routing;
 using Platform.ServiceDefaults.ServiceDiscovery;
 
 namespace Platform.InferenceApi.Serving;
@@ -31,9 +32,10 @@ public static class OpenInferenceEndpoints
         v2.MapGet("/models/{name}", (string name, ServedModelCatalog catalog, CancellationToken ct) => MetadataAsync(catalog, name, null, ct));
         v2.MapGet("/models/{name}/versions/{version}", (string name, string version, ServedModelCatalog catalog, CancellationToken ct) =>
             MetadataAsync(catalog, name, version, ct));
-        v2.MapGet("/models/{name}/ready", (string name, ServedModelCatalog catalog, CancellationToken ct) => ReadyAsync(catalog, name, null, ct));
-        v2.MapGet("/models/{name}/versions/{version}/ready", (string name, string version, ServedModelCatalog catalog, CancellationToken ct) =>
-            ReadyAsync(catalog, name, version, ct));
+        v2.MapGet("/models/{name}/ready", (string name, ServedModelCatalog catalog, WorkerClient workers, CancellationToken ct) =>
+            ReadyAsync(catalog, workers, name, null, ct));
+        v2.MapGet("/models/{name}/versions/{version}/ready", (string name, string version, ServedModelCatalog catalog, WorkerClient workers, CancellationToken ct) =>
+            ReadyAsync(catalog, workers, name, version, ct));
 
         v2.MapPost("/models/{name}/infer", (HttpContext context, string name, InferenceHandler handler) => handler.HandleAsync(context, name, null));
         v2.MapPost("/models/{name}/versions/{version}/infer", (HttpContext context, string name, string version, InferenceHandler handler) =>
@@ -60,10 +62,31 @@ public static class OpenInferenceEndpoints
             [.. model.Signature.Outputs.Select(o => new TensorMetadata(o.Name, o.DataType.ToProtocolName(), o.Shape))]));
     }
 
-    private static async Task<IResult> ReadyAsync(ServedModelCatalog catalog, string name, string? versionText, CancellationToken ct)
+    /// <summary>
+    /// Active in the registry is not enough: ready means at least one worker replica has the version loaded (the workers'
+    /// own per-version readiness, cached briefly by <see cref="WorkerClient"/>). Without a version, any active version
+    /// counts, as unversioned requests fall back to the next active version while the newest one loads.
+    /// </summary>
+    private static async Task<IResult> ReadyAsync(ServedModelCatalog catalog, WorkerClient workers, string name, string? versionText, CancellationToken ct)
     {
         var (model, error) = await ResolveAsync(catalog, name, versionText, ct);
-        return model is null ? error! : Results.Json(new ModelReadyResponse(model.Name, true));
+        if (model is null)
+        {
+            return error!;
+        }
+
+        IEnumerable<long> candidates = versionText is null
+            ? catalog.ActiveVersions(name).Select(m => m.Version).OrderDescending()
+            : [model.Version];
+        foreach (var version in candidates)
+        {
+            if (await workers.IsLoadedOnAnyReplicaAsync(model.Name, version, ct))
+            {
+                return Results.Json(new ModelReadyResponse(model.Name, true));
+            }
+        }
+
+        return Results.Json(new ModelReadyResponse(model.Name, false), statusCode: StatusCodes.Status503ServiceUnavailable);
     }
 
     private static async Task<(ServedModel? Model, IResult? Error)> ResolveAsync(ServedModelCatalog catalog, string name, string? versionText, CancellationToken ct)
