@@ -157,6 +157,9 @@ using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer
 {
     BaseAddress = inferenceUri,
 };
+// Inference is enforced like in production: a tenant key, a rate limit (set high enough never to bite) and a usage record per request.
+var tenant = await Platform.TestSupport.PlatformTenants.CreateAsync(admin, "bench");
+http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tenant.Key);
 var request = BuildRequest(RandomRows(new Random(2), 1));
 await WaitServedAsync(http, request);
 
@@ -215,12 +218,14 @@ foreach (var row in rows)
 // the worker's queue + compute (routing, protobuf, h2c both ways, worker HTTP); client = client latency minus
 // InferenceApi's total.
 Console.WriteLine();
-Console.WriteLine($"{"time split (p50 ms)",-22} {"conc",5} {"client",7} {"read",6} {"decode",7} {"hop",6} {"queue",7} {"compute",8} {"encode",7} {"batch",6}");
+Console.WriteLine($"{"time split (p50 ms)",-22} {"conc",5} {"client",7} {"enforce",8} {"read",6} {"decode",7} {"hop",6} {"queue",7} {"compute",8} {"encode",7} {"batch",6}");
 foreach (var row in rows.Where(r => r.Split is not null))
 {
     double Get(string name) => row.Split!.TryGetValue(name, out var v) ? v : double.NaN;
-    Console.WriteLine($"{row.Setup,-22} {row.Concurrency,5} {Get("client"),7:F3} {Get("read"),6:F3} {Get("decode"),7:F3} {Get("hop"),6:F3} {Get("queue"),7:F3} {Get("compute"),8:F3} {Get("encode"),7:F3} {Get("batch"),6:F0}");
+    Console.WriteLine($"{row.Setup,-22} {row.Concurrency,5} {Get("client"),7:F3} {Get("enforce"),8:F3} {Get("read"),6:F3} {Get("decode"),7:F3} {Get("hop"),6:F3} {Get("queue"),7:F3} {Get("compute"),8:F3} {Get("encode"),7:F3} {Get("batch"),6:F0}");
 }
+
+Console.WriteLine("enforce = auth (key lookup, in memory after the first request) + admit (one Redis script: rate limit + budget) + record (one Redis script: usage record + charge)");
 
 // CPU each process spent per inference (user + system, from /proc): what the cores pay beyond ONNX Runtime's own compute.
 Console.WriteLine();
@@ -336,7 +341,7 @@ static async Task<Row> LoadAsync(HttpClient http, (byte[] Body, int JsonLength) 
     // (HTTP/1.1 to InferenceApi, both ends' socket and scheduling time).
     var parsed = timings.SelectMany(t => t).Select(t => (t.ClientMs, Phases: ParseServerTiming(t.Header))).ToList();
     var split = new SortedDictionary<string, double>(StringComparer.Ordinal);
-    foreach (var name in new[] { "read", "decode", "worker", "queue", "compute", "batch", "encode", "total" })
+    foreach (var name in new[] { "read", "decode", "worker", "queue", "compute", "batch", "encode", "total", "auth", "admit", "record" })
     {
         var values = parsed.Where(p => p.Phases.ContainsKey(name)).Select(p => p.Phases[name]).ToList();
         if (values.Count > 0)
@@ -351,7 +356,16 @@ static async Task<Row> LoadAsync(HttpClient http, (byte[] Body, int JsonLength) 
         split["hop"] = Percentile(hop, 0.5);
     }
 
-    var client = parsed.Where(p => p.Phases.ContainsKey("total")).Select(p => p.ClientMs - p.Phases["total"]).ToList();
+    // Enforcement (tenant key, rate limit + budget, usage record) runs around the handler, outside its "total".
+    static double Enforcement(Dictionary<string, double> phases) =>
+        phases.GetValueOrDefault("auth") + phases.GetValueOrDefault("admit") + phases.GetValueOrDefault("record");
+    var enforcement = parsed.Where(p => p.Phases.ContainsKey("record")).Select(p => Enforcement(p.Phases)).ToList();
+    if (enforcement.Count > 0)
+    {
+        split["enforce"] = Percentile(enforcement, 0.5);
+    }
+
+    var client = parsed.Where(p => p.Phases.ContainsKey("total")).Select(p => p.ClientMs - p.Phases["total"] - Enforcement(p.Phases)).ToList();
     if (client.Count > 0)
     {
         split["client"] = Percentile(client, 0.5);

@@ -15,8 +15,12 @@ public sealed record RateLimitDecision(bool Allowed, long Remaining, TimeSpan Re
 /// </summary>
 public sealed class RedisTokenBucket(IRedisConnection redis)
 {
-    // KEYS[1] bucket; ARGV: capacity, refill tokens/s, cost. State: tokens (float) and last refill (µs).
-    private const string Script = """
+    /// <summary>
+    /// The bucket update, shared with the enforcement script in <see cref="Enforcement.UsageLedger"/>: KEYS[1] bucket;
+    /// ARGV[1..3] capacity, refill tokens/s, cost. Leaves locals <c>allowed</c> (0/1), <c>tokens</c> and
+    /// <c>retry_us</c>. State: tokens (float) and last refill (µs, Redis clock).
+    /// </summary>
+    internal const string TakeTokensLua = """
         local capacity = tonumber(ARGV[1])
         local rate = tonumber(ARGV[2])
         local cost = tonumber(ARGV[3])
@@ -40,8 +44,10 @@ public sealed class RedisTokenBucket(IRedisConnection redis)
         end
         redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
         redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
-        return { allowed, math.floor(tokens), retry_us }
+
         """;
+
+    private const string Script = TakeTokensLua + "return { allowed, math.floor(tokens), retry_us }";
 
     /// <summary>Takes <paramref name="cost"/> tokens from the bucket <paramref name="key"/> if it has them.</summary>
     public async Task<RateLimitDecision> TryAcquireAsync(string key, double capacity, double refillPerSecond, double cost = 1,

@@ -40,31 +40,8 @@ public sealed class UsageLedger(IRedisConnection redis, NpgsqlDataSource db, Tim
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
-    // KEYS: bucket, spend counter ('' = no budget). ARGV: capacity, refill/s, cost. Token bucket as in RedisTokenBucket.
-    private const string AdmitScript = """
-        local capacity = tonumber(ARGV[1])
-        local rate = tonumber(ARGV[2])
-        local cost = tonumber(ARGV[3])
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-        local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-        local tokens = tonumber(state[1])
-        local ts = tonumber(state[2])
-        if tokens == nil then
-          tokens = capacity
-          ts = now
-        end
-        tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate / 1000000)
-        local allowed = 0
-        local retry_us = 0
-        if tokens >= cost then
-          tokens = tokens - cost
-          allowed = 1
-        else
-          retry_us = math.ceil((cost - tokens) * 1000000 / rate)
-        end
-        redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-        redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
+    // KEYS: bucket, spend counter ('' = no budget). ARGV: capacity, refill/s, cost (the token bucket's own script).
+    private const string AdmitScript = RedisTokenBucket.TakeTokensLua + """
         local spent = false
         if KEYS[2] ~= '' then
           spent = redis.call('GET', KEYS[2])
