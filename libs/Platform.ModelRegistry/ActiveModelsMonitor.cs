@@ -221,7 +221,8 @@ public sealed partial class ActiveModelsMonitor(
         && a.All.Select(Identity).Order(StringComparer.Ordinal).SequenceEqual(b.All.Select(Identity).Order(StringComparer.Ordinal), StringComparer.Ordinal);
 
     private static string Identity(ActiveModelVersion v) =>
-        $"{v.Name}/{v.Version.Version}/{v.Version.Sha256}/{v.Settings}";
+        $"{v.Name}/{v.Version.Version}/{v.Version.Sha256}/{v.Settings}/" +
+        string.Join(';', v.Version.FeatureBindings.Select(b => $"{b.Input}={b.FeatureSet}:{(b.Default is null ? "-" : string.Join(',', b.Default))}"));
 
     [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Active models changed: {Models} models, {Versions} versions")]
     private static partial void LogChanged(ILogger logger, int models, int versions);

@@ -8,7 +8,7 @@ namespace Platform.ModelRegistry;
 /// <summary>A registry change announced to every service; receivers re-read the registry rather than trust the payload.</summary>
 /// <param name="Model">Model whose versions or settings changed.</param>
 /// <param name="Version">Version concerned, or null for model-wide changes (settings).</param>
-/// <param name="Kind">"registered", "activated", "deactivated", "deleted" or "settings".</param>
+/// <param name="Kind">"registered", "activated", "deactivated", "deleted", "settings" or "bindings" (a version's feature bindings).</param>
 public sealed record ModelRegistryChange(string Model, long? Version, string Kind);
 
 /// <summary>

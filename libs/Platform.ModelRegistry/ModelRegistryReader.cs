@@ -40,7 +40,7 @@ public sealed class ModelRegistryReader(NpgsqlDataSource dataSource) : IModelReg
         command.Parameters.Add(new NpgsqlParameter { Value = name });
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)version ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? new ActiveModelVersion(RegistrySql.ReadVersion(reader), RegistrySql.ReadSettings(reader, 9)) : null;
+        return await reader.ReadAsync(cancellationToken) ? new ActiveModelVersion(RegistrySql.ReadVersion(reader), RegistrySql.ReadSettings(reader, RegistrySql.SettingsAfterVersion)) : null;
     }
 
     /// <inheritdoc />
@@ -53,7 +53,7 @@ public sealed class ModelRegistryReader(NpgsqlDataSource dataSource) : IModelReg
         var result = new List<ActiveModelVersion>();
         while (await reader.ReadAsync(cancellationToken))
         {
-            result.Add(new ActiveModelVersion(RegistrySql.ReadVersion(reader), RegistrySql.ReadSettings(reader, 9)));
+            result.Add(new ActiveModelVersion(RegistrySql.ReadVersion(reader), RegistrySql.ReadSettings(reader, RegistrySql.SettingsAfterVersion)));
         }
         return result;
     }
@@ -63,7 +63,10 @@ public sealed class ModelRegistryReader(NpgsqlDataSource dataSource) : IModelReg
 internal static class RegistrySql
 {
     public const string VersionColumns =
-        "v.model_name, v.version, v.sha256, v.size_bytes, v.inputs::text, v.outputs::text, v.state, v.created_at, v.updated_at";
+        "v.model_name, v.version, v.sha256, v.size_bytes, v.inputs::text, v.outputs::text, v.state, v.created_at, v.updated_at, v.feature_bindings::text";
+
+    /// <summary>Index of the first <see cref="SettingsColumns"/> column when they follow <see cref="VersionColumns"/>.</summary>
+    public const int SettingsAfterVersion = 10;
 
     public const string SettingsColumns =
         "m.max_batch_size, m.max_queue_delay_us, m.queue_capacity, m.cache_enabled, m.cache_ttl_seconds";
@@ -127,7 +130,10 @@ internal static class RegistrySql
         JsonSerializer.Deserialize<ModelTensorSpec[]>(reader.GetString(5), Json) ?? [],
         reader.GetString(6),
         reader.GetFieldValue<DateTimeOffset>(7),
-        reader.GetFieldValue<DateTimeOffset>(8));
+        reader.GetFieldValue<DateTimeOffset>(8))
+    {
+        FeatureBindings = JsonSerializer.Deserialize<FeatureBinding[]>(reader.GetString(9), Json) ?? [],
+    };
 
     internal static ModelSettings ReadSettings(NpgsqlDataReader reader, int offset) => new()
     {

@@ -121,7 +121,7 @@ public sealed partial class ModelRegistryStore(NpgsqlDataSource dataSource, IObj
             ModelVersionRecord created;
             await using (var insert = new NpgsqlCommand(
                 "INSERT INTO model_versions (model_name, version, sha256, size_bytes, inputs, outputs, state) " +
-                "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING model_name, version, sha256, size_bytes, inputs::text, outputs::text, state, created_at, updated_at",
+                "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING model_name, version, sha256, size_bytes, inputs::text, outputs::text, state, created_at, updated_at, feature_bindings::text",
                 connection, transaction))
             {
                 insert.Parameters.Add(new NpgsqlParameter { Value = name });
@@ -258,6 +258,55 @@ public sealed partial class ModelRegistryStore(NpgsqlDataSource dataSource, IObj
 
         await transaction.CommitAsync(cancellationToken);
         return updated;
+    }
+
+    /// <summary>
+    /// Replaces a version's feature bindings (an empty list removes them) after checking them against the version's
+    /// inputs with <see cref="FeatureBindingRules.Validate"/>. The version row is locked while it is checked and
+    /// written, so concurrent replacements apply one after the other and the last one wins whole.
+    /// </summary>
+    /// <returns>The updated version; <c>Version</c> null and <c>Error</c> null when the version does not exist.</returns>
+    public async Task<FeatureBindingsUpdate> SetFeatureBindingsAsync(string name, long version, IReadOnlyList<FeatureBinding> bindings,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(bindings);
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        ModelVersionRecord? current;
+        await using (var select = new NpgsqlCommand(
+            $"SELECT {VersionColumns} FROM model_versions v WHERE v.model_name = $1 AND v.version = $2 FOR UPDATE", connection, transaction))
+        {
+            select.Parameters.Add(new NpgsqlParameter { Value = name });
+            select.Parameters.Add(new NpgsqlParameter { Value = version });
+            await using var reader = await select.ExecuteReaderAsync(cancellationToken);
+            current = await reader.ReadAsync(cancellationToken) ? RegistrySql.ReadVersion(reader) : null;
+        }
+
+        if (current is null)
+        {
+            return new FeatureBindingsUpdate(null, null);
+        }
+
+        if (FeatureBindingRules.Validate(current, bindings) is { } error)
+        {
+            return new FeatureBindingsUpdate(null, error);
+        }
+
+        ModelVersionRecord updated;
+        await using (var update = new NpgsqlCommand(
+            $"UPDATE model_versions v SET feature_bindings = $3 WHERE v.model_name = $1 AND v.version = $2 RETURNING {VersionColumns}",
+            connection, transaction))
+        {
+            update.Parameters.Add(new NpgsqlParameter { Value = name });
+            update.Parameters.Add(new NpgsqlParameter { Value = version });
+            update.Parameters.Add(new NpgsqlParameter { Value = JsonSerializer.Serialize(bindings, Json), NpgsqlDbType = NpgsqlDbType.Jsonb });
+            await using var reader = await update.ExecuteReaderAsync(cancellationToken);
+            await reader.ReadAsync(cancellationToken);
+            updated = RegistrySql.ReadVersion(reader);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return new FeatureBindingsUpdate(updated, null);
     }
 
     private async Task DeleteArtifactIfUnreferencedAsync(string sha256, CancellationToken cancellationToken)

@@ -71,6 +71,12 @@ public sealed record ModelVersionRecord(
 {
     /// <summary>Whether workers serve this version.</summary>
     public bool IsActive => State == ModelVersionStates.Active;
+
+    /// <summary>
+    /// Inputs InferenceApi fills from the feature store for requests naming an entity (<c>parameters.entity_id</c>);
+    /// empty when none are declared. Set with <see cref="ModelRegistryStore.SetFeatureBindingsAsync"/>.
+    /// </summary>
+    public IReadOnlyList<FeatureBinding> FeatureBindings { get; init; } = [];
 }
 
 /// <summary>A model with its settings and every version.</summary>
