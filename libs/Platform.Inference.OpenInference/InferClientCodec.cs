@@ -88,6 +88,11 @@ public static class InferClientCodec
                     writer.WriteNumber("timeout"u8, timeout);
                 }
 
+                if (parameters.EntityId is { } entity)
+                {
+                    writer.WriteString("entity_id"u8, entity);
+                }
+
                 writer.WriteEndObject();
             }
 

@@ -32,4 +32,10 @@ public sealed record InferRequestParameters
 
     /// <summary><c>timeout</c> in microseconds (Triton's name): the request fails with 504 rather than run later than this.</summary>
     public long? TimeoutMicroseconds { get; init; }
+
+    /// <summary>
+    /// <c>entity_id</c>: the entity (customer, item...) the request is about. Inputs the model version binds to feature
+    /// sets and the request leaves out are filled from that entity's features; null when absent.
+    /// </summary>
+    public string? EntityId { get; init; }
 }

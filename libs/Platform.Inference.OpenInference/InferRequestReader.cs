@@ -505,6 +505,16 @@ public static class InferRequestReader
 
                 parameters = parameters with { TimeoutMicroseconds = micros };
             }
+            else if (reader.ValueTextEquals("entity_id"u8))
+            {
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.String || reader.GetString() is not { Length: > 0 } entity)
+                {
+                    throw new InferenceRequestException("parameters.entity_id must be a non-empty string (the entity whose features fill bound inputs)");
+                }
+
+                parameters = parameters with { EntityId = entity };
+            }
             else
             {
                 reader.Read();

@@ -70,6 +70,8 @@ internal static partial class RegistryEndpoints
 
         api.MapPut("/{name}/settings", UpdateSettingsAsync);
         api.MapPatch("/{name}/settings", UpdateSettingsAsync);
+
+        api.MapFeatureBindingEndpoints();
     }
 
     private static async Task<IResult> UploadAsync(string name, string? activate, HttpContext context, ModelUpload upload, ModelRegistryStore store,
@@ -191,7 +193,7 @@ internal static partial class RegistryEndpoints
     private static IResult? ValidateName(string name) =>
         ModelNames.Validate(name) is { } problem ? BadRequest($"name: '{name}' {problem}") : null;
 
-    private static IResult? ValidateNameAndVersion(string name, string version, out long number)
+    internal static IResult? ValidateNameAndVersion(string name, string version, out long number)
     {
         var versionProblem = ParseVersion(version, out number);
         return ValidateName(name) ?? versionProblem;
@@ -202,11 +204,11 @@ internal static partial class RegistryEndpoints
             ? null
             : BadRequest($"version: '{text}' is not a positive integer");
 
-    private static IResult BadRequest(string message) => Results.BadRequest(new ApiError(message));
+    internal static IResult BadRequest(string message) => Results.BadRequest(new ApiError(message));
 
     private static IResult UnknownModel(string name) => Results.NotFound(new ApiError($"name: no model '{name}'"));
 
-    private static IResult UnknownVersion(string name, long version) =>
+    internal static IResult UnknownVersion(string name, long version) =>
         Results.NotFound(new ApiError($"version: model '{name}' has no version {version}"));
 
     [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Registered {Model} version {Version} ({Sha256}, {Bytes} bytes, {State})")]

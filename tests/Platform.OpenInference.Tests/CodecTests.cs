@@ -82,13 +82,22 @@ public sealed class CodecTests
         var strings = new InferTensor("s", DataType.Bytes, [2], Bytes("one", "two"));
         var buffer = new ArrayBufferWriter<byte>();
         var jsonLength = InferClientCodec.WriteRequest(buffer, [floats, strings], encoding,
-            [new RequestedOutput("y", true)], new InferRequestParameters { Cache = true, BinaryDataOutput = true, TimeoutMicroseconds = 5000 }, id: "abc");
+            [new RequestedOutput("y", true)], new InferRequestParameters { Cache = true, BinaryDataOutput = true, TimeoutMicroseconds = 5000, EntityId = "u-42:eu" }, id: "abc");
         var request = InferRequestReader.Read(buffer.WrittenMemory, encoding == TensorEncoding.Binary ? jsonLength : null);
         Assert.Equal("abc", request.Id);
         Assert.Equal(floats.Data.ToArray(), request.Inputs[0].Data.ToArray());
         Assert.Equal(strings.Data.ToArray(), request.Inputs[1].Data.ToArray());
         Assert.Equal(new RequestedOutput("y", true), Assert.Single(request.Outputs));
-        Assert.Equal(new InferRequestParameters { Cache = true, BinaryDataOutput = true, TimeoutMicroseconds = 5000 }, request.Parameters);
+        Assert.Equal(new InferRequestParameters { Cache = true, BinaryDataOutput = true, TimeoutMicroseconds = 5000, EntityId = "u-42:eu" }, request.Parameters);
+    }
+
+    [Fact]
+    public void EntityIdIsReadAndOtherParametersAreIgnored()
+    {
+        var request = InferRequestReader.Read(Encoding.UTF8.GetBytes(
+            """{"inputs":[],"parameters":{"vendor_thing":{"a":[1,2]},"entity_id":"customer-7","cache":false}}"""));
+        Assert.Equal(new InferRequestParameters { EntityId = "customer-7", Cache = false }, request.Parameters);
+        Assert.Null(InferRequestReader.Read(Encoding.UTF8.GetBytes("""{"inputs":[]}""")).Parameters.EntityId);
     }
 
     [Fact]
@@ -159,6 +168,9 @@ public sealed class CodecTests
         { """{"inputs":[],"parameters":{"cache":"yes"}}""", null, "parameters.cache must be true or false" },
         { """{"inputs":[],"parameters":{"binary_data_output":1}}""", null, "parameters.binary_data_output must be true or false" },
         { """{"inputs":[],"parameters":{"timeout":-5}}""", null, "parameters.timeout must be a positive integer (microseconds)" },
+        { """{"inputs":[],"parameters":{"entity_id":42}}""", null, "parameters.entity_id must be a non-empty string (the entity whose features fill bound inputs)" },
+        { """{"inputs":[],"parameters":{"entity_id":""}}""", null, "parameters.entity_id must be a non-empty string (the entity whose features fill bound inputs)" },
+        { """{"inputs":[],"parameters":{"entity_id":null}}""", null, "parameters.entity_id must be a non-empty string (the entity whose features fill bound inputs)" },
         { "{\"inputs\":[{\"name\":\"x\",\n \"shape\" [1]}]}", null, "malformed JSON at line 2, byte 10: '[' is invalid after a property name. Expected a ':'." },
         { "{\"inputs\":[", null, "malformed JSON at line 1, byte 12: Expected depth to be zero at the end of the JSON payload. There is an open JSON object or array that should be closed." },
     };
