@@ -171,7 +171,7 @@ public static partial class FeatureBindingRules
         {
             if (!TryWrite(spec.Datatype, values[i], row.AsSpan(i * size, size)))
             {
-                error = $"value {values[i].ToString("R", CultureInfo.InvariantCulture)} at index {i} {ConversionProblem(spec.Datatype, values[i])}";
+                error = $"has value {values[i].ToString("R", CultureInfo.InvariantCulture)} at index {i} that {ConversionProblem(spec.Datatype, values[i])}";
                 shape = [];
                 return false;
             }

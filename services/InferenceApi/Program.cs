@@ -38,6 +38,7 @@ builder.Services.AddWorkerRouting();
 builder.Services.AddSingleton<ServedModelCatalog>();
 builder.Services.AddSingleton<ResponseCache>();
 builder.Services.AddSingleton<InferenceMetrics>();
+builder.AddFeatureEnrichment();
 builder.Services.AddSingleton<InferenceHandler>();
 builder.Services.Configure<JsonOptions>(o =>
 {

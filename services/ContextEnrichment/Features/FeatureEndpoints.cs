@@ -5,13 +5,25 @@ namespace Platform.ContextEnrichment.Features;
 /// <summary>Body of <c>PUT /api/features/{featureSet}/{entityKey}</c>.</summary>
 public sealed record PutFeaturesRequest(float[]? Values);
 
+/// <summary>Answer of <c>GET /api/entities/{entityKey}/features?sets=...</c>.</summary>
+/// <param name="EntityKey">The entity.</param>
+/// <param name="Features">Vectors found, in the order the sets were asked for.</param>
+/// <param name="Missing">Sets the entity has no vector in.</param>
+public sealed record EntityFeatures(string EntityKey, IReadOnlyList<FeatureVector> Features, IReadOnlyList<string> Missing);
+
 /// <summary>HTTP surface of the feature store.</summary>
 public static partial class FeatureEndpoints
 {
     /// <summary>Most features a vector may hold.</summary>
     public const int MaxValues = 65_536;
 
-    /// <summary>Maps <c>PUT</c>/<c>GET /api/features/{featureSet}/{entityKey}</c>.</summary>
+    /// <summary>Most feature sets one <c>GET /api/entities/{entityKey}/features</c> may ask for.</summary>
+    public const int MaxSetsPerLookup = 64;
+
+    /// <summary>
+    /// Maps <c>PUT</c>/<c>GET /api/features/{featureSet}/{entityKey}</c> and the multi-set lookup
+    /// <c>GET /api/entities/{entityKey}/features?sets=a,b</c> (what InferenceApi's feature bindings call).
+    /// </summary>
     public static IEndpointRouteBuilder MapFeatureEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapPut("/api/features/{featureSet}/{entityKey}", async (string featureSet, string entityKey, PutFeaturesRequest? body,
@@ -46,6 +58,31 @@ public static partial class FeatureEndpoints
             ?? (await store.GetAsync(featureSet, entityKey, ct) is { } vector
                 ? Results.Ok(vector)
                 : Results.NotFound(new { error = $"No features for entity '{entityKey}' in feature set '{featureSet}'." })));
+
+        app.MapGet("/api/entities/{entityKey}/features", async (string entityKey, string? sets, FeatureStore store, CancellationToken ct) =>
+        {
+            var names = (sets ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.Ordinal).ToArray();
+            if (names.Length == 0)
+            {
+                return Results.BadRequest(new { error = "'sets' is required: a comma-separated list of feature set names." });
+            }
+
+            if (names.Length > MaxSetsPerLookup)
+            {
+                return Results.BadRequest(new { error = $"'sets' names {names.Length} feature sets; at most {MaxSetsPerLookup} are allowed per lookup." });
+            }
+
+            foreach (var name in names)
+            {
+                if (ValidateNames(name, entityKey) is { } invalid)
+                {
+                    return invalid;
+                }
+            }
+
+            var found = await store.GetManyAsync(entityKey, names, ct);
+            return Results.Ok(new EntityFeatures(entityKey, found, [.. names.Where(n => !found.Any(f => f.FeatureSet == n))]));
+        });
 
         return app;
     }

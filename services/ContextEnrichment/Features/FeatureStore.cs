@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Redis;
@@ -21,7 +22,8 @@ public sealed class FeatureStoreOptions
 }
 
 /// <summary>Postgres is the source of truth; Redis is the online cache (read-through, invalidated on write).</summary>
-public sealed class FeatureStore(NpgsqlDataSource db, IRedisConnection redis, IOptions<FeatureStoreOptions> options, TimeProvider time)
+public sealed partial class FeatureStore(
+    NpgsqlDataSource db, IRedisConnection redis, IOptions<FeatureStoreOptions> options, TimeProvider time, ILogger<FeatureStore> logger)
 {
     /// <summary>Writes a vector, then drops the cached copy so no reader sees the old one after this returns.</summary>
     public async Task<FeatureVector> PutAsync(string featureSet, string entityKey, float[] values, CancellationToken cancellationToken)
@@ -44,34 +46,93 @@ public sealed class FeatureStore(NpgsqlDataSource db, IRedisConnection redis, IO
     }
 
     /// <summary>Reads a vector: the cache first, then Postgres (and fills the cache); null when absent.</summary>
-    public async Task<FeatureVector?> GetAsync(string featureSet, string entityKey, CancellationToken cancellationToken)
+    public async Task<FeatureVector?> GetAsync(string featureSet, string entityKey, CancellationToken cancellationToken) =>
+        (await GetManyAsync(entityKey, [featureSet], cancellationToken)).FirstOrDefault();
+
+    /// <summary>
+    /// Reads one entity's vectors in several feature sets with one Redis round trip (MGET) and, for the sets the cache
+    /// lacks, one Postgres query; fills the cache with what Postgres had. Sets the entity has no vector in are left out.
+    /// InferenceApi's feature bindings read through this, so an inference needs one call whatever the number of sets.
+    /// A Redis failure is logged and read as a miss: the cache must not make features unavailable.
+    /// </summary>
+    public async Task<IReadOnlyList<FeatureVector>> GetManyAsync(string entityKey, IReadOnlyList<string> featureSets, CancellationToken cancellationToken)
     {
-        var cache = await redis.GetDatabaseAsync(cancellationToken);
-        var key = CacheKey(featureSet, entityKey);
-        var cached = (byte[]?)await cache.StringGetAsync(key);
-        if (cached is { Length: >= 8 })
+        var found = new FeatureVector?[featureSets.Count];
+        var keys = featureSets.Select(set => (RedisKey)CacheKey(set, entityKey)).ToArray();
+        IDatabase? cache = null;
+        try
         {
-            var updated = DateTimeOffset.FromUnixTimeMilliseconds(BitConverter.ToInt64(cached, 0));
-            return new FeatureVector(featureSet, entityKey, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(cached.AsSpan(8)).ToArray(), updated, "cache");
+            cache = await redis.GetDatabaseAsync(cancellationToken);
+            var cached = await cache.StringGetAsync(keys).WaitAsync(cancellationToken);
+            for (var i = 0; i < cached.Length; i++)
+            {
+                if ((byte[]?)cached[i] is { Length: >= 8 } payload)
+                {
+                    var updated = DateTimeOffset.FromUnixTimeMilliseconds(BitConverter.ToInt64(payload, 0));
+                    found[i] = new FeatureVector(featureSets[i], entityKey, MemoryMarshal.Cast<byte, float>(payload.AsSpan(8)).ToArray(), updated, "cache");
+                }
+            }
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            LogCacheFailed(logger, "read", ex.Message);
+            cache = null;
         }
 
-        await using var cmd = db.CreateCommand("SELECT vals, updated_at FROM entity_features WHERE feature_set = $1 AND entity_key = $2");
-        cmd.Parameters.AddWithValue(featureSet);
-        cmd.Parameters.AddWithValue(entityKey);
-        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken))
+        var misses = Enumerable.Range(0, featureSets.Count).Where(i => found[i] is null).ToList();
+        if (misses.Count > 0)
         {
-            return null;
+            await using var cmd = db.CreateCommand(
+                "SELECT feature_set, vals, updated_at FROM entity_features WHERE entity_key = $1 AND feature_set = ANY($2)");
+            cmd.Parameters.AddWithValue(entityKey);
+            cmd.Parameters.AddWithValue(misses.Select(i => featureSets[i]).ToArray());
+            var fromDatabase = new Dictionary<string, FeatureVector>(StringComparer.Ordinal);
+            await using (var reader = await cmd.ExecuteReaderAsync(cancellationToken))
+            {
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    var set = reader.GetString(0);
+                    fromDatabase[set] = new FeatureVector(set, entityKey, reader.GetFieldValue<float[]>(1), reader.GetFieldValue<DateTimeOffset>(2), "database");
+                }
+            }
+
+            var fills = new List<KeyValuePair<RedisKey, RedisValue>>();
+            foreach (var i in misses)
+            {
+                if (fromDatabase.TryGetValue(featureSets[i], out var vector))
+                {
+                    found[i] = vector;
+                    fills.Add(new(keys[i], Serialize(vector)));
+                }
+            }
+
+            if (cache is not null && fills.Count > 0)
+            {
+                try
+                {
+                    var ttl = options.Value.CacheTtl;
+                    await Task.WhenAll(fills.Select(f => cache.StringSetAsync(f.Key, f.Value, ttl))).WaitAsync(cancellationToken);
+                }
+                catch (Exception ex) when (ex is RedisException or TimeoutException)
+                {
+                    LogCacheFailed(logger, "fill", ex.Message);
+                }
+            }
         }
 
-        var values = reader.GetFieldValue<float[]>(0);
-        var updatedAt = reader.GetFieldValue<DateTimeOffset>(1);
-        var payload = new byte[8 + (values.Length * sizeof(float))];
-        BitConverter.TryWriteBytes(payload, updatedAt.ToUnixTimeMilliseconds());
-        System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).CopyTo(payload.AsSpan(8));
-        await cache.StringSetAsync(key, payload, options.Value.CacheTtl);
-        return new FeatureVector(featureSet, entityKey, values, updatedAt, "database");
+        return [.. found.OfType<FeatureVector>()];
     }
+
+    private static byte[] Serialize(FeatureVector vector)
+    {
+        var payload = new byte[8 + (vector.Values.Length * sizeof(float))];
+        BitConverter.TryWriteBytes(payload, vector.UpdatedAt.ToUnixTimeMilliseconds());
+        MemoryMarshal.AsBytes(vector.Values.AsSpan()).CopyTo(payload.AsSpan(8));
+        return payload;
+    }
+
+    [LoggerMessage(EventId = 30, Level = LogLevel.Warning, Message = "Feature cache {Operation} failed, reading Postgres instead: {Reason}")]
+    private static partial void LogCacheFailed(ILogger logger, string operation, string reason);
 
     private static string CacheKey(string featureSet, string entityKey) => $"features:{featureSet}:{entityKey}";
 }

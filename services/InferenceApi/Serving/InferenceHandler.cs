@@ -19,6 +19,7 @@ public sealed partial class InferenceHandler(
     WorkerClient workers,
     ResponseCache cache,
     InferenceMetrics metrics,
+    FeatureEnricher enricher,
     IOptions<InferenceApiOptions> options,
     TimeProvider timeProvider,
     ILogger<InferenceHandler> logger)
@@ -27,7 +28,8 @@ public sealed partial class InferenceHandler(
     public const string CacheHeader = "Platform-Cache";
 
     /// <summary>
-    /// W3C Server-Timing on every 200: <c>read</c> (body), <c>decode</c> (parse + validate), <c>cache</c> (lookup),
+    /// W3C Server-Timing on every 200: <c>read</c> (body), <c>decode</c> (parse + validate), <c>enrich</c> (feature
+    /// lookup inside <c>decode</c>, when bound inputs were filled), <c>cache</c> (lookup),
     /// <c>worker</c> (round trip to the replica, retries included), <c>queue</c> and <c>compute</c> (reported by the
     /// worker, inside <c>worker</c>), <c>batch</c> (rows ONNX Runtime ran together; desc only), <c>encode</c>, <c>total</c>.
     /// Milliseconds. Lets a client see where a slow request spent its time without access to the servers.
@@ -75,7 +77,10 @@ public sealed partial class InferenceHandler(
 
             var jsonLength = InferRequestReader.ParseHeaderContentLength(
                 context.Request.Headers[InferRequestReader.HeaderContentLengthHeader].FirstOrDefault(), length);
-            var request = InferRequestReader.Read(body.AsMemory(0, length), jsonLength);
+            var decoded = InferRequestReader.Read(body.AsMemory(0, length), jsonLength);
+            var enrichStarted = timeProvider.GetTimestamp();
+            var request = await enricher.EnrichAsync(decoded, served, cancellationToken);
+            timing.Enrich = ReferenceEquals(request, decoded) ? default : (enrichStarted, timeProvider.GetTimestamp());
             InferRequestValidator.Validate(request, served.Signature, model);
             timing.Decoded = timeProvider.GetTimestamp();
             var usage = context.Features.Get<InferenceUsageFeature>();
@@ -139,6 +144,10 @@ public sealed partial class InferenceHandler(
         catch (InferenceRequestException ex)
         {
             status = await WriteErrorAsync(context, 400, ex.Message);
+        }
+        catch (FeatureEnrichmentUnavailableException ex)
+        {
+            status = await WriteErrorAsync(context, ex.StatusCode, ex.Message, (int)ex.RetryAfter.TotalMilliseconds);
         }
         catch (BadHttpRequestException ex)
         {
@@ -392,6 +401,7 @@ public sealed partial class InferenceHandler(
         public long Decoded;
         public long Cached;
         public long Worked;
+        public (long From, long To) Enrich;
 
         public string Format(TimeProvider clock, WorkerInferResponse result)
         {
@@ -399,6 +409,7 @@ public sealed partial class InferenceHandler(
             var builder = new System.Text.StringBuilder(160);
             Append(builder, "read", started, Read, clock);
             Append(builder, "decode", Read, Decoded, clock);
+            Append(builder, "enrich", Enrich.From, Enrich.To, clock);
             Append(builder, "cache", Decoded, Cached, clock);
             if (Worked != 0)
             {
