@@ -36,6 +36,31 @@ public sealed class EnrichmentTests(PlatformFixture fixture)
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
     }
 
+    [Fact]
+    public async Task OneLookupReturnsAnEntitysVectorsInSeveralSetsAndNamesTheMissingOnes()
+    {
+        using var http = Client();
+        var entity = $"lookup-{Guid.NewGuid():N}";
+        await http.PutAsJsonAsync($"/api/features/lookup-a/{entity}", new { values = new[] { 1f, 2f } }, Ct);
+        await http.PutAsJsonAsync($"/api/features/lookup-b/{entity}", new { values = new[] { -3.5f } }, Ct);
+        await http.GetAsync($"/api/features/lookup-b/{entity}", Ct); // cached now: the lookup mixes cache and database
+
+        var answer = await http.GetFromJsonAsync<JsonElement>($"/api/entities/{entity}/features?sets=lookup-b,lookup-none,lookup-a", Ct);
+        var features = answer.GetProperty("features").EnumerateArray().ToList();
+        Assert.Equal(["lookup-b", "lookup-a"], features.Select(f => f.GetProperty("featureSet").GetString()));
+        Assert.Equal(["cache", "database"], features.Select(f => f.GetProperty("source").GetString()));
+        Assert.Equal([-3.5f], features[0].GetProperty("values").EnumerateArray().Select(v => v.GetSingle()));
+        Assert.Equal([1f, 2f], features[1].GetProperty("values").EnumerateArray().Select(v => v.GetSingle()));
+        Assert.Equal(["lookup-none"], answer.GetProperty("missing").EnumerateArray().Select(m => m.GetString()));
+
+        using var noSets = await http.GetAsync($"/api/entities/{entity}/features", Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, noSets.StatusCode);
+        Assert.Contains("'sets' is required", await noSets.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        using var badSet = await http.GetAsync($"/api/entities/{entity}/features?sets=ok,bad%20set", Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, badSet.StatusCode);
+        Assert.Contains("'featureSet'", await badSet.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("/api/features/churn-v1/x", "{}", "'values' is required")]
     [InlineData("/api/features/churn-v1/x", "{\"values\":[]}", "'values' is required")]

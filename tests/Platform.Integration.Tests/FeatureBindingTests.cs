@@ -108,6 +108,15 @@ public sealed class FeatureBindingTests(PlatformFixture fixture, OrtFixture ort)
             result.Response!["y"].Data.ToArray());
         Assert.Equal([1.0, 0.25, 9.0], MemoryMarshal.Cast<byte, double>(result.Response["scale_squared"].Data.Span).ToArray());
 
+        // The outcome counter, per model and feature set, on InferenceApi's Prometheus endpoint (labels sorted by name).
+        using (var inference = fixture.App.CreateHttpClient("inference-api"))
+        {
+            var metrics = await inference.GetStringAsync("/metrics", Ct);
+            Assert.Contains($"platform_inference_api_enrichment_inputs_total{{feature_set=\"{profileSet}\",model=\"{model}\",outcome=\"filled\"}} 2", metrics, StringComparison.Ordinal);
+            Assert.Contains($"platform_inference_api_enrichment_inputs_total{{feature_set=\"{scaleSet}\",model=\"{model}\",outcome=\"default\"}} 1", metrics, StringComparison.Ordinal);
+            Assert.Contains($"platform_inference_api_enrichment_inputs_total{{feature_set=\"{scaleSet}\",model=\"{model}\",outcome=\"supplied\"}} 1", metrics, StringComparison.Ordinal);
+        }
+
         // A feature write is seen by the next inference (the feature cache is invalidated on write).
         float[] updated = [-1f, 0f, 0.5f, 8f];
         await _client.PutFeaturesAsync(profileSet, entity, updated, Ct);
