@@ -3,13 +3,13 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json;
 using Platform.Hosting.ApplicationModel;
 using Platform.Hosting.Testing;
 using Platform.Inference.OpenInference;
 using Platform.Inference.Protocol;
 using Platform.OnnxRuntime;
+using Platform.TestSupport;
 
 [assembly: AssemblyFixture(typeof(Platform.Integration.Tests.OrtFixture))]
 
@@ -38,6 +38,8 @@ public sealed class FeatureBindingClient : IDisposable
     private readonly HttpClient _admin;
     private readonly HttpClient _features;
     private readonly HttpClient _inference;
+    private readonly SemaphoreSlim _tenantLock = new(1, 1);
+    private TestTenant? _tenant;
 
     public FeatureBindingClient(PlatformFixture fixture)
     {
@@ -81,11 +83,12 @@ public sealed class FeatureBindingClient : IDisposable
     }
 
     /// <summary>
-    /// Sends one inference request. Every inference call of these tests goes through here, so this is the one place
-    /// that would add a tenant API key once InferenceApi requires one.
+    /// Sends one inference request with this client's tenant API key (InferenceApi requires one on /v2/models/*).
+    /// Every inference call of these tests goes through here.
     /// </summary>
     public async Task<InferResult> InferAsync(string model, IReadOnlyList<InferTensor> inputs, string? entityId, CancellationToken ct)
     {
+        var tenant = await TenantAsync(ct);
         var buffer = new ArrayBufferWriter<byte>();
         var jsonLength = InferClientCodec.WriteRequest(buffer, inputs, TensorEncoding.Binary,
             parameters: new InferRequestParameters { BinaryDataOutput = true, EntityId = entityId });
@@ -93,6 +96,7 @@ public sealed class FeatureBindingClient : IDisposable
         content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         content.Headers.Add(InferRequestReader.HeaderContentLengthHeader, jsonLength.ToString(CultureInfo.InvariantCulture));
         using var request = new HttpRequestMessage(HttpMethod.Post, $"/v2/models/{model}/infer") { Content = content };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", tenant.Key);
         using var response = await _inference.SendAsync(request, ct);
         var body = await response.Content.ReadAsByteArrayAsync(ct);
         if (response.StatusCode != HttpStatusCode.OK)
@@ -134,10 +138,23 @@ public sealed class FeatureBindingClient : IDisposable
     public Task<InferResult> InferBoundAsync(string model, IReadOnlyList<InferTensor> inputs, string entityId, CancellationToken ct) =>
         InferUntilAsync(model, inputs, entityId, r => !(r.Status == 400 && r.Error!.StartsWith("missing input", StringComparison.Ordinal)), ct);
 
-    public static string Text(byte[] bytes) => Encoding.UTF8.GetString(bytes);
+    /// <summary>A tenant allowed every model (no rate limit to speak of), created on first use through AdminApi.</summary>
+    private async Task<TestTenant> TenantAsync(CancellationToken ct)
+    {
+        await _tenantLock.WaitAsync(ct);
+        try
+        {
+            return _tenant ??= await PlatformTenants.CreateAsync(_admin, $"bindings-{Guid.NewGuid():N}"[..21], cancellationToken: ct);
+        }
+        finally
+        {
+            _tenantLock.Release();
+        }
+    }
 
     public void Dispose()
     {
+        _tenantLock.Dispose();
         _admin.Dispose();
         _features.Dispose();
         _inference.Dispose();
