@@ -21,11 +21,14 @@ public sealed class FeatureStoreOptions
     public TimeSpan CacheTtl { get; set; } = TimeSpan.FromMinutes(10);
 }
 
-/// <summary>Postgres is the source of truth; Redis is the online cache (read-through, invalidated on write).</summary>
+/// <summary>
+/// Postgres is the source of truth; Redis is the online cache (read-through, written through on write). Cache entries
+/// carry the row's updated-at and are only ever replaced by a newer one, so a slow reader cannot re-cache a stale vector.
+/// </summary>
 public sealed partial class FeatureStore(
     NpgsqlDataSource db, IRedisConnection redis, IOptions<FeatureStoreOptions> options, TimeProvider time, ILogger<FeatureStore> logger)
 {
-    /// <summary>Writes a vector, then drops the cached copy so no reader sees the old one after this returns.</summary>
+    /// <summary>Writes a vector, then caches it, so no reader sees the old one after this returns.</summary>
     public async Task<FeatureVector> PutAsync(string featureSet, string entityKey, float[] values, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
@@ -40,9 +43,12 @@ public sealed partial class FeatureStore(
             await cmd.ExecuteNonQueryAsync(cancellationToken);
         }
 
+        // Write-through with the version check: a reader that read the old row before this commit and fills the cache
+        // after it cannot put the old vector back (its fill is older and is refused).
+        var vector = new FeatureVector(featureSet, entityKey, values, now, "database");
         var cache = await redis.GetDatabaseAsync(cancellationToken);
-        await cache.KeyDeleteAsync(CacheKey(featureSet, entityKey));
-        return new FeatureVector(featureSet, entityKey, values, now, "database");
+        await SetIfNewerAsync(cache, CacheKey(featureSet, entityKey), Serialize(vector), write: true);
+        return vector;
     }
 
     /// <summary>Reads a vector: the cache first, then Postgres (and fills the cache); null when absent.</summary>
@@ -110,8 +116,7 @@ public sealed partial class FeatureStore(
             {
                 try
                 {
-                    var ttl = options.Value.CacheTtl;
-                    await Task.WhenAll(fills.Select(f => cache.StringSetAsync(f.Key, f.Value, ttl))).WaitAsync(cancellationToken);
+                    await Task.WhenAll(fills.Select(f => SetIfNewerAsync(cache, f.Key, f.Value, write: false))).WaitAsync(cancellationToken);
                 }
                 catch (Exception ex) when (ex is RedisException or TimeoutException)
                 {
@@ -122,6 +127,27 @@ public sealed partial class FeatureStore(
 
         return [.. found.OfType<FeatureVector>()];
     }
+
+    // KEYS[1] cache key; ARGV: payload (8-byte little-endian updated-at ms, then the floats), TTL ms, mode. Sets the
+    // payload unless the cached one is newer (or, for a read fill, as new): versions only move forward.
+    private const string SetIfNewerScript = """
+        local function stamp(s)
+          local v = 0
+          for i = 8, 1, -1 do v = v * 256 + string.byte(s, i) end
+          return v
+        end
+        local current = redis.call('GET', KEYS[1])
+        if current and #current >= 8 then
+          local old = stamp(current)
+          local new = stamp(ARGV[1])
+          if new < old or (new == old and ARGV[3] == 'fill') then return 0 end
+        end
+        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+        return 1
+        """;
+
+    private Task SetIfNewerAsync(IDatabase cache, RedisKey key, RedisValue payload, bool write) =>
+        cache.ScriptEvaluateAsync(SetIfNewerScript, [key], [payload, (long)options.Value.CacheTtl.TotalMilliseconds, write ? "write" : "fill"]);
 
     private static byte[] Serialize(FeatureVector vector)
     {
