@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Platform.Hosting.Testing;
+using StackExchange.Redis;
 
 namespace Platform.Integration.Tests;
 
@@ -20,17 +21,27 @@ public sealed class EnrichmentTests(PlatformFixture fixture)
         var put = await http.PutAsJsonAsync($"/api/features/churn-v1/{entity}", new { values = new[] { 0.5f, -1.25f, 3f } }, Ct);
         Assert.Equal(HttpStatusCode.OK, put.StatusCode);
 
+        // Written through: the first read is already a cache hit.
         var first = await http.GetFromJsonAsync<JsonElement>($"/api/features/churn-v1/{entity}", Ct);
-        Assert.Equal("database", first.GetProperty("source").GetString());
+        Assert.Equal("cache", first.GetProperty("source").GetString());
         Assert.Equal([0.5f, -1.25f, 3f], first.GetProperty("values").EnumerateArray().Select(v => v.GetSingle()));
-        var second = await http.GetFromJsonAsync<JsonElement>($"/api/features/churn-v1/{entity}", Ct);
-        Assert.Equal("cache", second.GetProperty("source").GetString());
-        Assert.Equal([0.5f, -1.25f, 3f], second.GetProperty("values").EnumerateArray().Select(v => v.GetSingle()));
 
-        // A write invalidates the cached copy: the next read sees the new vector.
+        // Postgres is the source of truth: with the cache entry gone the vector is read from the database, then cached again.
+        await EvictAsync("churn-v1", entity);
+        var fromDatabase = await http.GetFromJsonAsync<JsonElement>($"/api/features/churn-v1/{entity}", Ct);
+        Assert.Equal("database", fromDatabase.GetProperty("source").GetString());
+        Assert.Equal([0.5f, -1.25f, 3f], fromDatabase.GetProperty("values").EnumerateArray().Select(v => v.GetSingle()));
+        var refilled = await http.GetFromJsonAsync<JsonElement>($"/api/features/churn-v1/{entity}", Ct);
+        Assert.Equal("cache", refilled.GetProperty("source").GetString());
+        Assert.Equal([0.5f, -1.25f, 3f], refilled.GetProperty("values").EnumerateArray().Select(v => v.GetSingle()));
+
+        // A write replaces the cached copy: the next read sees the new vector.
         await http.PutAsJsonAsync($"/api/features/churn-v1/{entity}", new { values = new[] { 9f } }, Ct);
         var third = await http.GetFromJsonAsync<JsonElement>($"/api/features/churn-v1/{entity}", Ct);
         Assert.Equal([9f], third.GetProperty("values").EnumerateArray().Select(v => v.GetSingle()));
+        await EvictAsync("churn-v1", entity);
+        var thirdFromDatabase = await http.GetFromJsonAsync<JsonElement>($"/api/features/churn-v1/{entity}", Ct);
+        Assert.Equal([9f], thirdFromDatabase.GetProperty("values").EnumerateArray().Select(v => v.GetSingle()));
 
         var missing = await http.GetAsync($"/api/features/churn-v1/nobody-{Guid.NewGuid():N}", Ct);
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
@@ -43,7 +54,7 @@ public sealed class EnrichmentTests(PlatformFixture fixture)
         var entity = $"lookup-{Guid.NewGuid():N}";
         await http.PutAsJsonAsync($"/api/features/lookup-a/{entity}", new { values = new[] { 1f, 2f } }, Ct);
         await http.PutAsJsonAsync($"/api/features/lookup-b/{entity}", new { values = new[] { -3.5f } }, Ct);
-        await http.GetAsync($"/api/features/lookup-b/{entity}", Ct); // cached now: the lookup mixes cache and database
+        await EvictAsync("lookup-a", entity); // lookup-b stays cached: the lookup mixes cache and database
 
         var answer = await http.GetFromJsonAsync<JsonElement>($"/api/entities/{entity}/features?sets=lookup-b,lookup-none,lookup-a", Ct);
         var features = answer.GetProperty("features").EnumerateArray().ToList();
@@ -59,6 +70,14 @@ public sealed class EnrichmentTests(PlatformFixture fixture)
         using var badSet = await http.GetAsync($"/api/entities/{entity}/features?sets=ok,bad%20set", Ct);
         Assert.Equal(HttpStatusCode.BadRequest, badSet.StatusCode);
         Assert.Contains("'featureSet'", await badSet.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+    }
+
+    /// <summary>Drops a vector's cache entry straight in the platform's Redis, as a TTL expiry or an eviction would.</summary>
+    private async Task EvictAsync(string featureSet, string entity)
+    {
+        var cs = await fixture.App.GetConnectionStringAsync("redis", Ct);
+        using var redis = await ConnectionMultiplexer.ConnectAsync(cs!);
+        Assert.True(await redis.GetDatabase().KeyDeleteAsync($"features:{featureSet}:{entity}"), "the vector was not cached");
     }
 
     [Theory]
