@@ -24,8 +24,9 @@ var adminApi = builder.AddProject<Projects.Platform_AdminApi>("admin-api")
     .WithHttpHealthCheck("/health").WithLivenessProbe("/alive")
     .WithExternalHttpEndpoints();
 
+const int WorkerReplicas = 2;
 var modelWorker = builder.AddProject<Projects.Platform_ModelWorker>("model-worker")
-    .WithReplicas(2)
+    .WithReplicas(WorkerReplicas)
     .WithReference(platformDb).WaitFor(platformDb)
     .WithReference(redis).WaitFor(redis)
     .WithReference(objectStore).WaitFor(objectStore)
@@ -37,7 +38,7 @@ var contextEnrichment = builder.AddProject<Projects.Platform_ContextEnrichment>(
     .WithReference(modelWorker)
     .WithHttpHealthCheck("/health").WithLivenessProbe("/alive");
 
-builder.AddProject<Projects.Platform_InferenceApi>("inference-api")
+var inferenceApi = builder.AddProject<Projects.Platform_InferenceApi>("inference-api")
     .WithReference(platformDb).WaitFor(platformDb)
     .WithReference(redis).WaitFor(redis)
     .WithReference(adminApi)
@@ -45,5 +46,17 @@ builder.AddProject<Projects.Platform_InferenceApi>("inference-api")
     .WithReference(modelWorker)
     .WithHttpHealthCheck("/health").WithLivenessProbe("/alive")
     .WithExternalHttpEndpoints();
+
+// Run mode puts every worker replica on this machine's cores, so: one share of the cores each for ONNX Runtime
+// (ORT's default is a thread per core per replica, which oversubscribes them), and InferenceApi packs requests onto
+// one replica until it has a batch's worth in flight, so one copy of the weights stays in cache and batches fill.
+// Measured with bench/Platform.Bench.Serving on 2 cores: c64 1,430-1,690 -> 2,130-2,330 inf/s, c1 p50 2.7 -> 1.7-2.6 ms.
+// Published manifests keep the defaults: pods get their own cores and are spread across.
+if (builder.ExecutionContext.IsRunMode)
+{
+    var threadsPerReplica = Math.Max(1, Environment.ProcessorCount / WorkerReplicas);
+    modelWorker.WithEnvironment("ModelWorker__IntraOpNumThreads", threadsPerReplica.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    inferenceApi.WithEnvironment("WorkerRouting__PackBelow", "16");
+}
 
 builder.Build().Run();

@@ -17,13 +17,14 @@ using Platform.OnnxRuntime;
 
 var seconds = args.SkipWhile(a => a != "--seconds").Skip(1).Select(double.Parse).FirstOrDefault(5);
 var measure = TimeSpan.FromSeconds(seconds);
-// ONNX Runtime intra-op threads per worker replica (0 = ORT's default, one per core).
-var workerThreads = args.SkipWhile(a => a != "--worker-threads").Skip(1).Select(int.Parse).FirstOrDefault(0);
+// ONNX Runtime intra-op threads per worker replica (0 = ORT's default, one per core; absent = the AppHost's run-mode
+// setting, the cores divided among the replicas).
+var workerThreads = args.SkipWhile(a => a != "--worker-threads").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
 // The batching-on queue delay (µs).
 var queueDelayMicros = args.SkipWhile(a => a != "--queue-delay-us").Skip(1).Select(int.Parse).FirstOrDefault(2000);
 // InferenceApi's WorkerRouting:PackBelow (0 = spread by least outstanding requests; N = pack onto the first replica
-// below N requests in flight).
-var packBelow = args.SkipWhile(a => a != "--pack-below").Skip(1).Select(int.Parse).FirstOrDefault(0);
+// below N requests in flight; absent = the AppHost's run-mode setting).
+var packBelow = args.SkipWhile(a => a != "--pack-below").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
 var model = ModelCatalog.Generate("benchmark");
 Console.WriteLine($"load average at start: {File.ReadAllText("/proc/loadavg").Trim()}");
 const int Features = 512;
@@ -128,16 +129,16 @@ using (var session = ort.CreateSession(model.Bytes, new InferenceSessionOptions
 // (b) the platform, started here the way the integration tests start it.
 const string AdminKey = "bench-admin-key";
 await using var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>([$"--Parameters:admin-api-key={AdminKey}"]);
-if (workerThreads > 0)
+if (workerThreads is not null)
 {
     var worker = builder.Resources.OfType<Platform.Hosting.ApplicationModel.ProjectResource>().Single(r => r.Name == "model-worker");
-    builder.CreateResourceBuilder(worker).WithEnvironment("ModelWorker__IntraOpNumThreads", workerThreads.ToString(CultureInfo.InvariantCulture));
+    builder.CreateResourceBuilder(worker).WithEnvironment("ModelWorker__IntraOpNumThreads", workerThreads.Value.ToString(CultureInfo.InvariantCulture));
 }
 
-if (packBelow > 0)
+if (packBelow is not null)
 {
     var api = builder.Resources.OfType<Platform.Hosting.ApplicationModel.ProjectResource>().Single(r => r.Name == "inference-api");
-    builder.CreateResourceBuilder(api).WithEnvironment("WorkerRouting__PackBelow", packBelow.ToString(CultureInfo.InvariantCulture));
+    builder.CreateResourceBuilder(api).WithEnvironment("WorkerRouting__PackBelow", packBelow.Value.ToString(CultureInfo.InvariantCulture));
 }
 
 await using var app = await builder.BuildAsync();
@@ -207,7 +208,7 @@ foreach (var batching in new[] { false, true })
 }
 
 Console.WriteLine();
-Console.WriteLine($"worker intra-op threads {(workerThreads > 0 ? workerThreads.ToString(CultureInfo.InvariantCulture) : "ORT default")}, routing {(packBelow > 0 ? $"pack below {packBelow}" : "spread")}, batching-on max queue delay {queueDelayMicros} µs (idle dispatch: only reached when a batch runs that long)");
+Console.WriteLine($"worker intra-op threads {workerThreads switch { null => "AppHost run mode (cores / replicas)", 0 => "ORT default", var n => n.Value.ToString(CultureInfo.InvariantCulture) }}, routing {packBelow switch { null => "AppHost run mode (pack below 16)", 0 => "spread", var n => $"pack below {n}" }}, batching-on max queue delay {queueDelayMicros} µs (idle dispatch: only reached when a batch runs that long)");
 Console.WriteLine($"{"setup",-22} {"load",-10} {"conc",5} {"inf/s",10} {"p50 ms",9} {"p99 ms",9} {"errors",7}");
 foreach (var row in rows)
 {

@@ -83,6 +83,20 @@ public sealed class PlatformTests(PlatformFixture fixture)
     }
 
     [Fact]
+    public void RunModeSharesTheMachinesCoresAmongWorkerReplicasAndPacksRequests()
+    {
+        // Every replica runs on this machine: each gets its share of the cores for ONNX Runtime, and InferenceApi packs
+        // requests onto one replica before spreading (the manifest tests check that publishing leaves both out).
+        var expectedThreads = Math.Max(1, Environment.ProcessorCount / 2).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var worker = fixture.App.ResourceNotifications.TryGet("model-worker")!;
+        Assert.Equal(2, worker.Replicas.Count);
+        Assert.Equal(expectedThreads, worker.Environment.Single(e => e.Name == "ModelWorker__IntraOpNumThreads").Value);
+
+        var api = fixture.App.ResourceNotifications.TryGet("inference-api")!.Environment.ToDictionary(e => e.Name);
+        Assert.Equal("16", api["WorkerRouting__PackBelow"].Value);
+    }
+
+    [Fact]
     public async Task PostgresIsReachedThroughTheInjectedConnectionString()
     {
         var cs = await fixture.App.GetConnectionStringAsync("platformdb", Ct);

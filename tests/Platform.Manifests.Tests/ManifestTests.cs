@@ -184,6 +184,10 @@ public sealed partial class ManifestTests(PublishFixture fixture)
         Assert.Null(Resources["model-worker"]!["bindings"]!["http"]!["external"]);
         Assert.Equal("{postgres.connectionString};Database=platformdb", (string?)Resources["admin-api"]!["env"]!["ConnectionStrings__platformdb"]);
         Assert.Equal("{admin-api.bindings.http.url}", (string?)Resources["inference-api"]!["env"]!["services__admin-api__http__0"]);
+
+        // The AppHost's tuning for replicas sharing one machine's cores is run mode only: pods get their own cores.
+        Assert.Null(Resources["model-worker"]!["env"]?["ModelWorker__IntraOpNumThreads"]);
+        Assert.Null(Resources["inference-api"]!["env"]!["WorkerRouting__PackBelow"]);
     }
 
     [Fact]

@@ -48,14 +48,15 @@ public sealed class WorkerFailureTests(ServingFixture fixture)
         }).ToArray();
 
         await killAt.Task.WaitAsync(TimeSpan.FromSeconds(60), Ct);
+        // Replica 0: in run mode InferenceApi packs requests onto the first replica, so this is the one serving the burst.
         try
         {
-            await fixture.App.Orchestrator.StopResourceAsync("model-worker", "model-worker-1");
+            await fixture.App.Orchestrator.StopResourceAsync("model-worker", "model-worker-0");
             await Task.WhenAll(burst);
         }
         finally
         {
-            await fixture.App.Orchestrator.StartResourceAsync("model-worker", "model-worker-1", Ct);
+            await fixture.App.Orchestrator.StartResourceAsync("model-worker", "model-worker-0", Ct);
         }
 
         Assert.Equal(16 * 40, completed);
