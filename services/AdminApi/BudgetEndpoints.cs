@@ -64,7 +64,7 @@ internal static partial class BudgetEndpoints
         }
 
         return found.Budget is { } budget
-            ? Results.Ok(await StatusAsync(budget, store, ledger, ct))
+            ? await StatusAsync(budget, store, ledger, context, ct)
             : Results.NotFound(new ApiError($"budget: tenant '{found.Tenant.Name}' has no budget"));
     }
 
@@ -128,7 +128,7 @@ internal static partial class BudgetEndpoints
 
         await changes.TenantChangedAsync(tenantId, ct);
         LogBudgetSet(loggers.CreateLogger("Platform.AdminApi.Tenancy"), tenantId, budget.Period, budget.Limit, budget.Currency);
-        return Results.Ok(await StatusAsync(budget, store, ledger, ct));
+        return await StatusAsync(budget, store, ledger, context, ct);
     }
 
     private static string? ThresholdProblem(IReadOnlyList<double> thresholds)
@@ -154,15 +154,32 @@ internal static partial class BudgetEndpoints
         return null;
     }
 
-    private static async Task<BudgetStatus> StatusAsync(Budget budget, TenantStore store, UsageLedger ledger, CancellationToken ct)
+    private static async Task<IResult> StatusAsync(Budget budget, TenantStore store, UsageLedger ledger, HttpContext context, CancellationToken ct)
     {
-        var state = await ledger.GetStateAsync(budget, ct);
+        BudgetState state;
+        try
+        {
+            state = await ledger.GetStateAsync(budget, ct);
+        }
+        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            // The period's spend lives in Redis (it is what InferenceApi charges against); without it there is no honest
+            // figure to show, and a partial one from Postgres would understate it by whatever is still buffered.
+            LogSpendUnavailable(context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Platform.AdminApi.Tenancy"), budget.TenantId, ex.Message);
+            context.Response.Headers.RetryAfter = "1";
+            return Results.Json(new ApiError("budget: the period's consumption is unavailable (Redis unreachable); retry shortly"),
+                statusCode: StatusCodes.Status503ServiceUnavailable);
+        }
+
         var events = await store.ListBudgetEventsAsync(budget.TenantId, budget.Period, state.PeriodStart, ct);
-        return BudgetStatus.Of(state, events);
+        return Results.Ok(BudgetStatus.Of(state, events));
     }
 
     [GeneratedRegex("^[A-Z]{3}$", RegexOptions.CultureInvariant)]
     private static partial Regex CurrencyPattern();
+
+    [LoggerMessage(EventId = 32, Level = LogLevel.Warning, Message = "Budget consumption of tenant {TenantId} unavailable, answered 503: {Reason}")]
+    private static partial void LogSpendUnavailable(ILogger logger, Guid tenantId, string reason);
 
     [LoggerMessage(EventId = 30, Level = LogLevel.Information, Message = "Set the budget of tenant {TenantId}: {Limit} {Currency} {Period}")]
     private static partial void LogBudgetSet(ILogger logger, Guid tenantId, string period, decimal limit, string currency);

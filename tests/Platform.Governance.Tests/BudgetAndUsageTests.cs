@@ -197,6 +197,58 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
         await fixture.App.WaitForAllHealthyAsync(TimeSpan.FromSeconds(60), Ct);
     }
 
+    [Fact]
+    public async Task WhileRedisIsDownInferenceAndBudgetAnswer503AndRecoverWhenItIsBack()
+    {
+        var tenant = await PlatformTenants.CreateAsync(fixture.Admin, $"redis-{Guid.NewGuid():N}"[..20], cancellationToken: Ct);
+        using (var budget = await fixture.Admin.PutAsJsonAsync($"/api/tenants/{tenant.Id}/budget", new { period = "monthly", limit = 100, currency = "USD" }, Ct))
+        {
+            Assert.True(budget.IsSuccessStatusCode, await budget.Content.ReadAsStringAsync(Ct));
+        }
+
+        using var client = fixture.Inference(0).WithApiKey(tenant.Key);
+        await GovernanceFixture.WaitServedAsync(client, GovernanceFixture.Model, Ct);
+        var before = (await fixture.SettledUsageAsync(tenant.Id, 1, Ct)).Count;
+
+        await fixture.App.Orchestrator.StopResourceAsync("redis");
+        try
+        {
+            // Fail closed: without the shared limiter and ledger nothing could be limited or charged.
+            using var refused = await client.PostAsync($"/v2/models/{GovernanceFixture.Model}/infer", GovernanceFixture.InferBody("redis-down"), Ct);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            Assert.NotNull(refused.Headers.RetryAfter);
+            Assert.Contains("rate limiter and usage ledger are unavailable", await refused.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+
+            using var status = await fixture.Admin.GetAsync($"/api/tenants/{tenant.Id}/budget", Ct);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, status.StatusCode);
+            Assert.NotNull(status.Headers.RetryAfter);
+            Assert.Contains("Redis unreachable", await status.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        }
+        finally
+        {
+            await fixture.App.Orchestrator.StartResourceAsync("redis", cancellationToken: Ct);
+        }
+
+        await fixture.App.WaitForResourceHealthyAsync("redis", cancellationToken: Ct);
+        var served = await EventuallyAsync(async () =>
+        {
+            using var response = await client.PostAsync($"/v2/models/{GovernanceFixture.Model}/infer", GovernanceFixture.InferBody("redis-back"), Ct);
+            return (response.StatusCode == HttpStatusCode.OK, JsonSerializer.SerializeToElement((int)response.StatusCode));
+        });
+        Assert.Equal(200, served.GetInt32());
+
+        // The refused request was never charged nor recorded; the one after recovery is both.
+        var records = await fixture.SettledUsageAsync(tenant.Id, before + 1, Ct);
+        Assert.DoesNotContain(records, r => r.RequestId == "redis-down");
+        Assert.Single(records, r => r.RequestId == "redis-back");
+        using (var status = await fixture.Admin.GetAsync($"/api/tenants/{tenant.Id}/budget", Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, status.StatusCode);
+        }
+
+        await fixture.App.WaitForAllHealthyAsync(TimeSpan.FromSeconds(60), Ct);
+    }
+
     private static async Task<JsonElement> EventuallyAsync(Func<Task<(bool Done, JsonElement Body)>> probe)
     {
         var deadline = DateTime.UtcNow.AddSeconds(20);
