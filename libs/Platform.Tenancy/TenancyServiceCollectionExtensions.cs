@@ -28,6 +28,8 @@ public static class TenancyServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddMetrics();
+        builder.Services.TryAddSingleton<UsageWriterTelemetry>();
         builder.Services.AddHostedService<UsageWriter>();
         return builder;
     }

@@ -67,7 +67,8 @@ public sealed class UsageBuffer(IRedisConnection redis)
 /// NOTHING</c>, and only then deletes the processing list; a writer that dies in between leaves the batch in processing,
 /// where the next drain finds and re-inserts it. A short Redis lease keeps two AdminApi replicas from draining at once.
 /// </summary>
-public sealed partial class UsageWriter(IRedisConnection redis, NpgsqlDataSource db, TimeProvider time, ILogger<UsageWriter> logger) : BackgroundService
+public sealed partial class UsageWriter(
+    IRedisConnection redis, NpgsqlDataSource db, TimeProvider time, UsageWriterTelemetry telemetry, ILogger<UsageWriter> logger) : BackgroundService
 {
     /// <summary>Most records written per transaction.</summary>
     public const int BatchSize = 1000;
@@ -101,6 +102,7 @@ public sealed partial class UsageWriter(IRedisConnection redis, NpgsqlDataSource
         {
             var written = await DrainAsync<UsageRecord>(cache, UsageBuffer.PendingKey, UsageBuffer.ProcessingKey, InsertUsageAsync, cancellationToken);
             await DrainAsync<BudgetEvent>(cache, TenancyChannels.PendingBudgetEvents, TenancyChannels.PendingBudgetEvents + ":processing", InsertEventsAsync, cancellationToken);
+            telemetry.SetBacklog(await cache.ListLengthAsync(UsageBuffer.PendingKey) + await cache.ListLengthAsync(UsageBuffer.ProcessingKey));
             return written;
         }
         finally
@@ -145,10 +147,16 @@ public sealed partial class UsageWriter(IRedisConnection redis, NpgsqlDataSource
         if (rejected.Count > 0)
         {
             await cache.ListLeftPushAsync(pending + ":rejected", [.. rejected]);
+            telemetry.Rejected(rejected.Count);
         }
 
         // Committed: only now may the batch leave Redis.
         await cache.KeyDeleteAsync(processing);
+        if (parsed is List<UsageRecord> records)
+        {
+            telemetry.Committed(records, time.GetUtcNow());
+        }
+
         return taken.Length;
     }
 

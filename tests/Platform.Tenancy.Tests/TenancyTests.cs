@@ -1,3 +1,5 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Platform.Hosting.Testing;
 
@@ -75,8 +77,15 @@ public sealed class RateLimitTests(InfrastructureFixture infra)
     }
 }
 
-public sealed class UsagePipelineTests(InfrastructureFixture infra)
+public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposable
 {
+    private readonly ServiceProvider _metrics = new ServiceCollection().AddMetrics().BuildServiceProvider();
+    private UsageWriterTelemetry? _telemetry;
+
+    private UsageWriterTelemetry Telemetry => _telemetry ??= new UsageWriterTelemetry(_metrics.GetRequiredService<IMeterFactory>());
+
+    public void Dispose() => _metrics.Dispose();
+
     private CancellationToken Ct => TestContext.Current.CancellationToken;
 
     private static UsageRecord Record(Guid tenant, int i) => new(
@@ -107,7 +116,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra)
             await db.ListRightPopLeftPushAsync(UsageBuffer.PendingKey, UsageBuffer.ProcessingKey);
         }
 
-        var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, NullLogger<UsageWriter>.Instance);
+        var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, Telemetry, NullLogger<UsageWriter>.Instance);
         while (await writer.DrainOnceAsync(Ct) > 0)
         {
         }
@@ -129,7 +138,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra)
     {
         await using var redis = infra.NewRedisConnection();
         var buffer = new UsageBuffer(redis);
-        var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, NullLogger<UsageWriter>.Instance);
+        var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, Telemetry, NullLogger<UsageWriter>.Instance);
         var tenant = Guid.NewGuid();
 
         await infra.App.Orchestrator.StopResourceAsync("postgres");
@@ -150,11 +159,45 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra)
         }
 
         infra.Db.Clear();
+        var written = 0L;
+        var lags = new List<double>();
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == UsageWriterTelemetry.MeterName)
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+        {
+            if (instrument.Name == "platform.usage.written")
+            {
+                Interlocked.Add(ref written, value);
+            }
+        });
+        listener.SetMeasurementEventCallback<double>((instrument, value, _, _) =>
+        {
+            if (instrument.Name == "platform.usage.write.lag")
+            {
+                lock (lags)
+                {
+                    lags.Add(value);
+                }
+            }
+        });
+        listener.Start();
         while (await writer.DrainOnceAsync(Ct) > 0)
         {
         }
 
         Assert.Equal(50, await CountAsync(tenant));
+        // The metrics say what happened: every record committed, each with its lag since the inference, nothing left.
+        Assert.True(written >= 50, $"platform.usage.written counted {written}");
+        Assert.True(lags.Count >= 50 && lags.All(l => l >= 0), $"{lags.Count} lag measurements");
+        Assert.Equal(0, Telemetry.Backlog);
     }
 
     [Fact]
@@ -168,7 +211,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra)
         await db.ListLeftPushAsync(UsageBuffer.PendingKey, "{not json");
         await buffer.AppendAsync(Record(tenant, 2), Ct);
 
-        var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, NullLogger<UsageWriter>.Instance);
+        var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, Telemetry, NullLogger<UsageWriter>.Instance);
         while (await writer.DrainOnceAsync(Ct) > 0)
         {
         }
