@@ -22,8 +22,9 @@ public sealed record WorkerCallResult(WorkerInferResponse? Response, WorkerError
 /// Sends <see cref="WorkerInferRequest"/>s to the model-worker replicas: protobuf over HTTP/2 with prior knowledge
 /// (h2c), one pooled <see cref="SocketsHttpHandler"/> multiplexing many streams per connection. Picks the replica with
 /// the fewest requests in flight and moves to another replica when one fails before answering (connection refused or
-/// reset), is unavailable (503) or full (429). Inference is a pure function of its inputs, so resending a request
-/// whose connection broke mid-flight is safe.
+/// reset), is unavailable (503), full (429) or does not have the model version (404: while a version rolls out, a replica
+/// that has not loaded it yet must not fail a request another replica can serve). Inference is a pure function of its
+/// inputs, so resending a request whose connection broke mid-flight is safe.
 /// </summary>
 public sealed partial class WorkerClient : IDisposable
 {
@@ -110,6 +111,7 @@ public sealed partial class WorkerClient : IDisposable
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadlineCts.Token);
         var tried = new List<Uri>(2);
         WorkerError? lastError = null;
+        var lastErrorRank = 0;
         var attempts = 0;
         try
         {
@@ -139,7 +141,7 @@ public sealed partial class WorkerClient : IDisposable
                 var error = outcome.Error!;
                 var reason = outcome.Unreachable ? "unreachable" : error.Code.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 _attempts.Add(1, new KeyValuePair<string, object?>("outcome", reason));
-                if (!outcome.Unreachable && error.Code is not (503 or 429))
+                if (!outcome.Unreachable && error.Code is not (503 or 429 or 404))
                 {
                     return new WorkerCallResult(null, error, attempts);
                 }
@@ -149,10 +151,13 @@ public sealed partial class WorkerClient : IDisposable
                     _balancer.ReportFailure(replica);
                 }
 
-                // Keep the most informative error: a worker's own 429/503 beats "unreachable".
-                if (lastError is null || !outcome.Unreachable)
+                // Keep the most informative error for the caller if no replica answers: full (429) beats unavailable or
+                // loading (503), which beats "not on this replica" (404), which beats unreachable.
+                var rank = Informativeness(error.Code, outcome.Unreachable);
+                if (lastError is null || rank >= lastErrorRank)
                 {
                     lastError = error;
+                    lastErrorRank = rank;
                 }
 
                 tried.Add(replica);
@@ -232,6 +237,10 @@ public sealed partial class WorkerClient : IDisposable
         using var message = new HttpRequestMessage(HttpMethod.Post, new Uri(replica, _options.InferPath))
         {
             Content = new ByteArrayContent(payload) { Headers = { ContentType = ProtobufMediaType } },
+            // HttpClient's DefaultRequestVersion applies only to the messages it builds itself; a message built here would
+            // otherwise go out as HTTP/1.1 (one connection per request in flight) instead of h2c streams.
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
         };
         try
         {
@@ -288,6 +297,13 @@ public sealed partial class WorkerClient : IDisposable
 
         return error;
     }
+
+    private static int Informativeness(int code, bool unreachable) => unreachable ? 0 : code switch
+    {
+        429 => 3,
+        503 => 2,
+        _ => 1,
+    };
 
     private static WorkerError DeadlineExceeded() => new() { Code = 504, Message = "the request's deadline passed before a model worker answered" };
 

@@ -1,3 +1,4 @@
+using Platform.Hosting.Testing;
 using System.Net;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -59,6 +60,32 @@ public sealed class ServingTests(ServingFixture fixture)
             Assert.Equal([(long)rows, 4], decoded["probabilities"].Shape);
             Assert.Equal(OrtReference(model, input), decoded["probabilities"].Data.ToArray());
         }
+    }
+
+    [Fact]
+    public async Task InferenceApiReachesTheWorkersOverHttp2()
+    {
+        // The hop to the workers is h2c streams over pooled connections: the workers' own request metrics say which protocol
+        // their /v1/infer requests came in on.
+        await DeployAsync("h2c-hop", 12);
+        for (var i = 0; i < 4; i++)
+        {
+            var (status, body, _) = await Client.PostAsync("/v2/models/h2c-hop/infer", [Input(1, i)], TensorEncoding.Binary, ct: Ct);
+            Assert.True(status == 200, Encoding.UTF8.GetString(body));
+        }
+
+        var protocols = new List<string>();
+        foreach (var replica in new[] { 0, 1 })
+        {
+            using var worker = fixture.App.CreateHttpClient("model-worker", replica: replica);
+            var metrics = await worker.GetStringAsync("/metrics", Ct);
+            protocols.AddRange(metrics.Split('\n')
+                .Where(l => l.StartsWith("http_server_request_duration_seconds_count{", StringComparison.Ordinal) && l.Contains("http_route=\"/v1/infer\"", StringComparison.Ordinal))
+                .Select(l => System.Text.RegularExpressions.Regex.Match(l, "network_protocol_version=\"([^\"]+)\"").Groups[1].Value));
+        }
+
+        Assert.NotEmpty(protocols);
+        Assert.All(protocols, p => Assert.Equal("2", p));
     }
 
     [Fact]
