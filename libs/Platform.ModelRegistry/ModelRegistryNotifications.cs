@@ -30,7 +30,7 @@ public sealed partial class ModelRegistryNotifications(IRedisConnection redis, I
         try
         {
             var database = await redis.GetDatabaseAsync(cancellationToken);
-            return await database.PublishAsync(Channel, JsonSerializer.Serialize(change, Json)).WaitAsync(cancellationToken);
+            return await database.PublishAsync(RedisChannel.Literal(Channel), JsonSerializer.Serialize(change, Json)).WaitAsync(cancellationToken);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -46,7 +46,7 @@ public sealed partial class ModelRegistryNotifications(IRedisConnection redis, I
         ArgumentNullException.ThrowIfNull(handler);
         var database = await redis.GetDatabaseAsync(cancellationToken);
         var subscriber = database.Multiplexer.GetSubscriber();
-        await subscriber.SubscribeAsync(Channel, (_, message) =>
+        await subscriber.SubscribeAsync(RedisChannel.Literal(Channel), (_, message) =>
         {
             ModelRegistryChange? change = null;
             try

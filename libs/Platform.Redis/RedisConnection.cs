@@ -19,6 +19,12 @@ public sealed partial class RedisConnection : IRedisConnection, IAsyncDisposable
         _logger = logger;
         var options = ConfigurationOptions.Parse(configuration);
         options.AbortOnConnectFail = false;
+        // Reconnect on the next heartbeat after Redis is back instead of backing off exponentially: while Redis is away
+        // enforcement fails closed (503), so every second of backoff is a second of refused inferences.
+        options.ReconnectRetryPolicy ??= new LinearRetry(500);
+        // Without a connection a command fails at once instead of waiting in a backlog for the timeout (5 s): callers
+        // answer 503 + Retry-After or read through to Postgres, which beats holding every request for seconds.
+        options.BacklogPolicy = BacklogPolicy.FailFast;
         _multiplexer = new Lazy<Task<ConnectionMultiplexer>>(() => ConnectAsync(options), LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
@@ -28,7 +34,7 @@ public sealed partial class RedisConnection : IRedisConnection, IAsyncDisposable
     /// <inheritdoc />
     public async Task<IDatabase> GetDatabaseAsync(CancellationToken cancellationToken = default)
     {
-        // 1.2.6 takes no CancellationToken; stop waiting on it, the connect itself carries on in the background.
+        // The connect takes no CancellationToken; stop waiting on it, the connect itself carries on in the background.
         var multiplexer = await _multiplexer.Value.WaitAsync(cancellationToken);
         return multiplexer.GetDatabase();
     }

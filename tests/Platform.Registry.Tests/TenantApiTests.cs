@@ -540,7 +540,7 @@ public sealed class TenantApiTests(PlatformFixture platform)
         await using var redis = new RedisConnection(platform.RedisConnectionString, NullLogger<RedisConnection>.Instance);
         var messages = new ConcurrentQueue<string>();
         var database = await redis.GetDatabaseAsync(Ct);
-        await database.Multiplexer.GetSubscriber().SubscribeAsync((RedisChannel)TenancyChannels.Changes, (_, message) => messages.Enqueue((string)message!));
+        await database.Multiplexer.GetSubscriber().SubscribeAsync(RedisChannel.Literal(TenancyChannels.Changes), (_, message) => messages.Enqueue((string)message!));
 
         var tenant = await CreateTenantAsync();
         var key = await CreateKeyAsync(tenant.Id, null);

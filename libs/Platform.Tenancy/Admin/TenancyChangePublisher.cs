@@ -34,7 +34,7 @@ public sealed partial class TenancyChangePublisher(IRedisConnection redis, Tenan
         try
         {
             var database = await redis.GetDatabaseAsync(cancellationToken);
-            await database.PublishAsync((RedisChannel)TenancyChannels.Changes, message).WaitAsync(cancellationToken);
+            await database.PublishAsync(RedisChannel.Literal(TenancyChannels.Changes), message).WaitAsync(cancellationToken);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {

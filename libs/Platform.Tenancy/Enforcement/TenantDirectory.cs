@@ -208,7 +208,7 @@ public sealed partial class TenantDirectory
         {
             var database = await _redis.GetDatabaseAsync();
             await database.Multiplexer.GetSubscriber().SubscribeAsync(
-                (StackExchange.Redis.RedisChannel)TenancyChannels.Changes,
+                StackExchange.Redis.RedisChannel.Literal(TenancyChannels.Changes),
                 (_, message) => Invalidate(Guid.TryParse(message.ToString(), out var id) ? id : null));
             // Anything changed before the subscription was live would be missed: start clean.
             Invalidate(null);
