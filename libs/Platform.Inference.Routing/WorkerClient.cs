@@ -154,7 +154,7 @@ public sealed partial class WorkerClient : IDisposable
                 // Keep the most informative error for the caller if no replica answers: full (429) beats unavailable or
                 // loading (503), which beats "not on this replica" (404), which beats unreachable.
                 var rank = Informativeness(error.Code, outcome.Unreachable);
-                if (lastError is null || rank >= lastErrorRank)
+                if (rank >= lastErrorRank)
                 {
                     lastError = error;
                     lastErrorRank = rank;

@@ -102,7 +102,7 @@ public sealed partial class UsageWriter(
         {
             var written = await DrainAsync<UsageRecord>(cache, UsageBuffer.PendingKey, UsageBuffer.ProcessingKey, InsertUsageAsync, cancellationToken);
             await DrainAsync<BudgetEvent>(cache, TenancyChannels.PendingBudgetEvents, TenancyChannels.PendingBudgetEvents + ":processing", InsertEventsAsync, cancellationToken);
-            telemetry.SetBacklog(await cache.ListLengthAsync(UsageBuffer.PendingKey) + await cache.ListLengthAsync(UsageBuffer.ProcessingKey));
+            telemetry.SetBacklog(await new UsageBuffer(redis).BacklogAsync(cancellationToken));
             return written;
         }
         finally
@@ -152,15 +152,10 @@ public sealed partial class UsageWriter(
 
         // Committed: only now may the batch leave Redis.
         await cache.KeyDeleteAsync(processing);
-        if (parsed is List<UsageRecord> records)
-        {
-            telemetry.Committed(records, time.GetUtcNow());
-        }
-
         return taken.Length;
     }
 
-    private static async Task InsertUsageAsync(NpgsqlConnection connection, IReadOnlyList<UsageRecord> records, CancellationToken cancellationToken)
+    private async Task InsertUsageAsync(NpgsqlConnection connection, IReadOnlyList<UsageRecord> records, CancellationToken cancellationToken)
     {
         await using var insert = new NpgsqlCommand(
             """
@@ -186,6 +181,7 @@ public sealed partial class UsageWriter(
         insert.Parameters.AddWithValue(records.Select(r => r.InputElements).ToArray());
         insert.Parameters.AddWithValue(records.Select(r => r.Cached).ToArray());
         await insert.ExecuteNonQueryAsync(cancellationToken);
+        telemetry.Committed(records, time.GetUtcNow());
     }
 
     private static async Task InsertEventsAsync(NpgsqlConnection connection, IReadOnlyList<BudgetEvent> events, CancellationToken cancellationToken)

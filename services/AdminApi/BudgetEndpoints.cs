@@ -37,7 +37,7 @@ internal static partial class BudgetEndpoints
             }
 
             await changes.TenantChangedAsync(tenantId, ct);
-            LogBudgetDeleted(loggers.CreateLogger("Platform.AdminApi.Tenancy"), tenantId);
+            LogBudgetDeleted(loggers.CreateLogger(TenantEndpoints.LogCategory), tenantId);
             return Results.NoContent();
         }).AddEndpointFilter<AdminKeyFilter>();
     }
@@ -45,7 +45,8 @@ internal static partial class BudgetEndpoints
     /// <summary>Whether <paramref name="currency"/> looks like an ISO 4217 code (three upper-case letters).</summary>
     public static bool IsCurrency(string? currency) => currency is not null && CurrencyPattern().IsMatch(currency);
 
-    private static async Task<IResult> GetBudgetAsync(string id, HttpContext context, TenantStore store, UsageLedger ledger, CancellationToken ct)
+    private static async Task<IResult> GetBudgetAsync(string id, HttpContext context, TenantStore store, UsageLedger ledger, ILoggerFactory loggers,
+        CancellationToken ct)
     {
         if (TenancyApi.ParseTenantId(id, out var tenantId) is { } invalid)
         {
@@ -64,7 +65,7 @@ internal static partial class BudgetEndpoints
         }
 
         return found.Budget is { } budget
-            ? await StatusAsync(budget, store, ledger, context, ct)
+            ? await StatusAsync(budget, store, ledger, context, loggers, ct)
             : Results.NotFound(new ApiError($"budget: tenant '{found.Tenant.Name}' has no budget"));
     }
 
@@ -127,8 +128,8 @@ internal static partial class BudgetEndpoints
         }
 
         await changes.TenantChangedAsync(tenantId, ct);
-        LogBudgetSet(loggers.CreateLogger("Platform.AdminApi.Tenancy"), tenantId, budget.Period, budget.Limit, budget.Currency);
-        return await StatusAsync(budget, store, ledger, context, ct);
+        LogBudgetSet(loggers.CreateLogger(TenantEndpoints.LogCategory), tenantId, budget.Period, budget.Limit, budget.Currency);
+        return await StatusAsync(budget, store, ledger, context, loggers, ct);
     }
 
     private static string? ThresholdProblem(IReadOnlyList<double> thresholds)
@@ -154,7 +155,8 @@ internal static partial class BudgetEndpoints
         return null;
     }
 
-    private static async Task<IResult> StatusAsync(Budget budget, TenantStore store, UsageLedger ledger, HttpContext context, CancellationToken ct)
+    private static async Task<IResult> StatusAsync(Budget budget, TenantStore store, UsageLedger ledger, HttpContext context, ILoggerFactory loggers,
+        CancellationToken ct)
     {
         BudgetState state;
         try
@@ -165,7 +167,7 @@ internal static partial class BudgetEndpoints
         {
             // The period's spend lives in Redis (it is what InferenceApi charges against); without it there is no honest
             // figure to show, and a partial one from Postgres would understate it by whatever is still buffered.
-            LogSpendUnavailable(context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Platform.AdminApi.Tenancy"), budget.TenantId, ex.Message);
+            LogSpendUnavailable(loggers.CreateLogger(TenantEndpoints.LogCategory), budget.TenantId, ex.Message);
             context.Response.Headers.RetryAfter = "1";
             return Results.Json(new ApiError("budget: the period's consumption is unavailable (Redis unreachable); retry shortly"),
                 statusCode: StatusCodes.Status503ServiceUnavailable);

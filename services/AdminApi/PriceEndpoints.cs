@@ -59,7 +59,7 @@ internal static partial class PriceEndpoints
 
             var price = await store.SetPriceAsync(model, per1k, perElement, currency, ct);
             await changes.PricesChangedAsync(ct);
-            LogPriceSet(loggers.CreateLogger("Platform.AdminApi.Tenancy"), model, price.Per1kInferences, price.PerInputElement, price.Currency);
+            LogPriceSet(loggers.CreateLogger(TenantEndpoints.LogCategory), model, price.Per1kInferences, price.PerInputElement, price.Currency);
             return Results.Ok(price);
         });
 
@@ -76,7 +76,7 @@ internal static partial class PriceEndpoints
             }
 
             await changes.PricesChangedAsync(ct);
-            LogPriceDeleted(loggers.CreateLogger("Platform.AdminApi.Tenancy"), model);
+            LogPriceDeleted(loggers.CreateLogger(TenantEndpoints.LogCategory), model);
             return Results.NoContent();
         });
     }

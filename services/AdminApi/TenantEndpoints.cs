@@ -18,7 +18,7 @@ internal static partial class TenantEndpoints
     /// <summary>Most entries of <c>allowedModels</c>.</summary>
     public const int MaxAllowedModels = 1000;
 
-    private const string LogCategory = "Platform.AdminApi.Tenancy";
+    internal const string LogCategory = "Platform.AdminApi.Tenancy";
 
     private static readonly string[] TenantFields = ["name", "team", "project", "customer", "costCenter", "environment", "allowedModels", "rateLimit"];
     private static readonly string[] KeyFields = ["name", "expiresAt"];
