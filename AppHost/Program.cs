@@ -1,56 +1,58 @@
-// Platform's composition: what runs, what it needs, who waits for whom.
-// `dotnet run --project AppHost` runs it on this machine; `-- --publisher manifest|kubernetes
-// --output-path <path>` publishes the same graph.
+// Platform's composition: what runs, what it needs, who waits for whom. `dotnet run --project AppHost` runs it on this
+// machine (native processes under Aspire's orchestrator, the Aspire dashboard on http://localhost:18888);
+// `-- --publisher manifest --output-path aspire-manifest.json` publishes the same graph as Aspire's manifest.
 using Platform.Hosting;
 
 var builder = DistributedApplication.CreateBuilder(args);
 
-// Infrastructure
-var postgres = builder.AddPostgres("postgres").WithDataVolume();
-var platformDb = postgres.AddDatabase("platformdb");
-var redis = builder.AddRedis("redis").WithDataVolume();
-var objectStore = builder.AddMinio("objectstore").WithDataVolume();
+// Infrastructure: native processes in run mode, Aspire's containers (and MinIO) in publish mode.
+var platformDb = builder.AddPlatformPostgres("postgres", databaseName: "platformdb");
+var redis = builder.AddPlatformRedis("redis");
+var objectStore = builder.AddPlatformObjectStore("objectstore");
 
 // Secrets
-var adminApiKey = builder.AddParameter("admin-api-key", secret: true);
+var adminApiKey = builder.AddPassword("admin-api-key", minLength: 32);
 
-// Services. AdminApi owns the schema (migrations at start); the others start alongside it and
-// retry until its tables exist, so a cold start is not one service after another.
+// Services. AdminApi owns the schema (migrations at start); the others start alongside it and retry until its tables
+// exist, so a cold start is not one service after another.
 var adminApi = builder.AddProject<Projects.Platform_AdminApi>("admin-api")
+    .WithHttpEndpoint()
     .WithReference(platformDb).WaitFor(platformDb)
     .WithReference(redis).WaitFor(redis)
     .WithReference(objectStore).WaitFor(objectStore)
     .WithEnvironment("Parameters__admin-api-key", adminApiKey)
-    .WithHttpHealthCheck("/health").WithLivenessProbe("/alive")
+    .WithHttpHealthCheck("/health")
     .WithExternalHttpEndpoints();
 
 const int WorkerReplicas = 2;
 var modelWorker = builder.AddProject<Projects.Platform_ModelWorker>("model-worker")
+    .WithHttpEndpoint()
     .WithReplicas(WorkerReplicas)
     .WithReference(platformDb).WaitFor(platformDb)
     .WithReference(redis).WaitFor(redis)
     .WithReference(objectStore).WaitFor(objectStore)
-    .WithHttpHealthCheck("/health").WithLivenessProbe("/alive");
+    .WithHttpHealthCheck("/health");
 
 var contextEnrichment = builder.AddProject<Projects.Platform_ContextEnrichment>("context-enrichment")
+    .WithHttpEndpoint()
     .WithReference(platformDb).WaitFor(platformDb)
     .WithReference(redis).WaitFor(redis)
     .WithReference(modelWorker)
-    .WithHttpHealthCheck("/health").WithLivenessProbe("/alive");
+    .WithHttpHealthCheck("/health");
 
 var inferenceApi = builder.AddProject<Projects.Platform_InferenceApi>("inference-api")
+    .WithHttpEndpoint()
     .WithReference(platformDb).WaitFor(platformDb)
     .WithReference(redis).WaitFor(redis)
     .WithReference(adminApi)
     .WithReference(contextEnrichment)
     .WithReference(modelWorker)
-    .WithHttpHealthCheck("/health").WithLivenessProbe("/alive")
+    .WithHttpHealthCheck("/health")
     .WithExternalHttpEndpoints();
 
 // Run mode puts every worker replica on this machine's cores, so: one share of the cores each for ONNX Runtime
 // (ORT's default is a thread per core per replica, which oversubscribes them), and InferenceApi packs requests onto
 // one replica until it has a batch's worth in flight, so one copy of the weights stays in cache and batches fill.
-// Measured with bench/Platform.Bench.Serving on 2 cores: c64 1,430-1,690 -> 2,130-2,330 inf/s, c1 p50 2.7 -> 1.7-2.6 ms.
 // Published manifests keep the defaults: pods get their own cores and are spread across.
 if (builder.ExecutionContext.IsRunMode)
 {
@@ -59,4 +61,5 @@ if (builder.ExecutionContext.IsRunMode)
     inferenceApi.WithEnvironment("WorkerRouting__PackBelow", "16");
 }
 
+builder.AddStartupReport();
 builder.Build().Run();

@@ -8,7 +8,7 @@ using Google.Protobuf;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Platform.Inference.Protocol.Wire;
-using Platform.ServiceDefaults.ServiceDiscovery;
+using Platform.WorkerDiscovery;
 
 namespace Platform.Inference.Routing;
 
@@ -33,7 +33,7 @@ public sealed partial class WorkerClient : IDisposable
 
     private static readonly MediaTypeHeaderValue ProtobufMediaType = new(ContentType);
     private readonly HttpClient _http;
-    private readonly IServiceEndpointResolver _resolver;
+    private readonly IWorkerDirectory _workers;
     private readonly ReplicaBalancer _balancer;
     private readonly WorkerRoutingOptions _options;
     private readonly TimeProvider _timeProvider;
@@ -44,7 +44,7 @@ public sealed partial class WorkerClient : IDisposable
 
     /// <summary>Creates the client and its connection pool.</summary>
     public WorkerClient(
-        IServiceEndpointResolver resolver,
+        IWorkerDirectory workers,
         IOptions<WorkerRoutingOptions> options,
         TimeProvider timeProvider,
         IMeterFactory meterFactory,
@@ -52,7 +52,7 @@ public sealed partial class WorkerClient : IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(meterFactory);
-        _resolver = resolver;
+        _workers = workers;
         _options = options.Value;
         _timeProvider = timeProvider;
         _logger = logger;
@@ -117,8 +117,7 @@ public sealed partial class WorkerClient : IDisposable
         {
             while (attempts < _options.MaxAttempts)
             {
-                var endpoints = await _resolver.GetEndpointsAsync(_options.ServiceName, linked.Token);
-                var addresses = endpoints.Select(e => e.Address).ToArray();
+                var addresses = _workers.Workers.Select(w => w.Address).ToArray();
                 using var lease = _balancer.Acquire(addresses, tried);
                 if (lease is null)
                 {
@@ -190,15 +189,7 @@ public sealed partial class WorkerClient : IDisposable
             return cached.Ready;
         }
 
-        IReadOnlyList<ServiceEndpoint> endpoints;
-        try
-        {
-            endpoints = await _resolver.GetEndpointsAsync(_options.ServiceName, cancellationToken);
-        }
-        catch (ServiceEndpointNotFoundException)
-        {
-            endpoints = [];
-        }
+        var endpoints = _workers.Workers;
 
         var path = _options.ReadyPathTemplate
             .Replace("{name}", Uri.EscapeDataString(model), StringComparison.Ordinal)

@@ -6,9 +6,6 @@ public sealed class WorkerRoutingOptions
     /// <summary>Configuration section.</summary>
     public const string SectionName = "WorkerRouting";
 
-    /// <summary>Logical service name of the workers, resolved through service discovery.</summary>
-    public string ServiceName { get; set; } = "model-worker";
-
     /// <summary>Path of the worker's inference endpoint.</summary>
     public string InferPath { get; set; } = "/v1/infer";
 

@@ -267,16 +267,5 @@ internal static partial class InferenceEndpoints
 /// <summary>This replica's identity as the AppHost names it (<c>service.instance.id</c>).</summary>
 internal sealed record WorkerIdentity(string InstanceId)
 {
-    public static WorkerIdentity From(IConfiguration configuration)
-    {
-        foreach (var pair in (configuration["OTEL_RESOURCE_ATTRIBUTES"] ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var parts = pair.Split('=', 2);
-            if (parts.Length == 2 && parts[0].Trim() == "service.instance.id")
-            {
-                return new WorkerIdentity(parts[1].Trim());
-            }
-        }
-        return new WorkerIdentity($"{Environment.MachineName}-{Environment.ProcessId}");
-    }
+    public static WorkerIdentity From(IConfiguration configuration) => new(Platform.WorkerDiscovery.WorkerAnnouncer.InstanceIdFrom(configuration));
 }

@@ -5,6 +5,7 @@ using Platform.ModelWorker;
 using Platform.ObjectStore;
 using Platform.OnnxRuntime;
 using Platform.Redis;
+using Platform.WorkerDiscovery;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -24,6 +25,8 @@ builder.Services.AddSingleton<ModelArtifactCache>();
 builder.Services.AddSingleton<ModelHost>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
 builder.Services.AddSingleton(WorkerIdentity.From(builder.Configuration));
+// Callers balance across replicas themselves: each replica announces its own address (see libs/Platform.WorkerDiscovery).
+builder.Services.AddWorkerAnnouncement();
 
 // ONNX Runtime: version and live execution provider (with the CUDA fallback reason); models: per-version load state.
 builder.Services.AddHealthChecks()

@@ -2,7 +2,6 @@ using System.Net.Http.Headers;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
-using Platform.Hosting.Testing;
 using Platform.Inference.Protocol;
 using Platform.ModelRegistry;
 using Platform.ObjectStore;
@@ -38,7 +37,7 @@ public sealed class ModelReadinessTests(ServingFixture fixture)
         var broken = $"unready-{suffix}";
         var brokenModel = ModelCatalog.Generate("mlp", new ModelRequest { Seed = 4102 });
         var brokenVersion = await client.UploadAsync(broken, brokenModel.Bytes, Ct);
-        using (var store = S3ObjectStore.CreateClient(ObjectStoreConnection.Parse((await fixture.App.GetConnectionStringAsync("objectstore", Ct))!)))
+        using (var store = S3ObjectStore.CreateClient(ObjectStoreConnection.Parse(await fixture.Platform.GetConnectionStringAsync("objectstore", Ct))))
         {
             await store.DeleteObjectAsync("models", ModelArtifacts.ObjectKey(brokenModel.Sha256), Ct);
         }
@@ -124,7 +123,7 @@ public sealed class ModelReadinessTests(ServingFixture fixture)
 
     private HttpClient AdminClient()
     {
-        var admin = fixture.App.CreateHttpClient("admin-api");
+        var admin = fixture.Platform.CreateHttpClient("admin-api");
         admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", ServingFixture.AdminKey);
         return admin;
     }

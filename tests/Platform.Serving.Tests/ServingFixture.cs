@@ -1,5 +1,3 @@
-using Platform.Hosting;
-using Platform.Hosting.Testing;
 using Platform.OnnxRuntime;
 using Platform.TestSupport;
 
@@ -12,9 +10,7 @@ public sealed class ServingFixture : IAsyncLifetime
 {
     public const string AdminKey = "serving-tests-admin-key";
 
-    private IDistributedApplicationTestingBuilder? _builder;
-
-    public DistributedApplication App { get; private set; } = null!;
+    public PlatformApp Platform { get; private set; } = null!;
 
     public OrtEnvironment Ort { get; } = new();
 
@@ -22,22 +18,19 @@ public sealed class ServingFixture : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        _builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>([$"--Parameters:admin-api-key={AdminKey}"]);
-        App = await _builder.BuildAsync();
-        await App.StartAsync();
-        await App.WaitForAllHealthyAsync(TimeSpan.FromSeconds(180));
-        var admin = App.CreateHttpClient("admin-api");
+        Platform = await PlatformApp.StartAsync([$"--Parameters:admin-api-key={AdminKey}"]);
+        var admin = Platform.CreateHttpClient("admin-api");
         admin.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);
         // Every inference needs a tenant key; this tenant may use every model and is not rate limited in practice.
         var tenant = await PlatformTenants.CreateAsync(admin, "serving-tests");
-        Client = new ServingClient(admin, App.CreateHttpClient("inference-api").WithApiKey(tenant.Key));
+        Client = new ServingClient(admin, Platform.CreateHttpClient("inference-api").WithApiKey(tenant.Key));
     }
 
     public async ValueTask DisposeAsync()
     {
-        if (_builder is not null)
+        if (Platform is not null)
         {
-            await _builder.DisposeAsync();
+            await Platform.DisposeAsync();
         }
 
         Ort.Dispose();

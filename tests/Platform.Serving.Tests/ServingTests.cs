@@ -2,7 +2,6 @@ using System.Net;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
-using Platform.Hosting.Testing;
 using Platform.Inference.OpenInference;
 using Platform.Inference.Protocol;
 using Platform.OnnxModels;
@@ -80,7 +79,7 @@ public sealed class ServingTests(ServingFixture fixture)
 
             foreach (var replica in new[] { 0, 1 })
             {
-                using var worker = fixture.App.CreateHttpClient("model-worker", replica: replica);
+                using var worker = fixture.Platform.CreateReplicaHttpClient("model-worker", replica);
                 string metrics;
                 try
                 {

@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using System.Text;
-using Platform.Hosting.Testing;
 using Platform.Inference.OpenInference;
 using Platform.Inference.Protocol;
 using Platform.OnnxModels;
@@ -51,24 +50,16 @@ public sealed class WorkerFailureTests(ServingFixture fixture)
         // Replica 0: in run mode InferenceApi packs requests onto the first replica, so this is the one serving the burst.
         try
         {
-            await fixture.App.Orchestrator.StopResourceAsync("model-worker", "model-worker-0");
+            await fixture.Platform.StopAsync("model-worker", replica: 0, Ct);
             await Task.WhenAll(burst);
         }
         finally
         {
-            await fixture.App.Orchestrator.StartResourceAsync("model-worker", "model-worker-0", Ct);
+            await fixture.Platform.StartAsync("model-worker", replica: 0, Ct);
         }
 
         Assert.Equal(16 * 40, completed);
         Assert.True(failures.Count == 0, $"{failures.Count} failed: {string.Join("; ", failures.Distinct().Take(5))}");
-        try
-        {
-            await fixture.App.WaitForResourceHealthyAsync("model-worker", cancellationToken: Ct);
-        }
-        catch (TimeoutException ex)
-        {
-            var store = fixture.App.ResourceLogs.GetLines("objectstore", 200).Select(l => l.Text);
-            throw new TimeoutException($"{ex.Message}\nobjectstore console:\n{string.Join('\n', store)}", ex);
-        }
+        await fixture.Platform.WaitForHealthyAsync("model-worker", cancellationToken: Ct);
     }
 }

@@ -1,7 +1,7 @@
 using System.Reflection;
 using Platform.Inference.Protocol;
 using Platform.Inference.Routing;
-using Platform.ServiceDefaults.ServiceDiscovery;
+using Platform.WorkerDiscovery;
 
 namespace Platform.InferenceApi.Serving;
 
@@ -23,9 +23,9 @@ public static class OpenInferenceEndpoints
 
         v2.MapGet("/", () => Results.Json(new ServerMetadata("platform-inference-api", serverVersion, Extensions)));
         v2.MapGet("/health/live", () => Results.Json(new LiveResponse(true)));
-        v2.MapGet("/health/ready", async (ServedModelCatalog catalog, IServiceEndpointResolver resolver, IConfiguration configuration, CancellationToken ct) =>
+        v2.MapGet("/health/ready", (ServedModelCatalog catalog, IWorkerDirectory workers) =>
         {
-            var ready = catalog.Loaded && await HasWorkersAsync(resolver, configuration, ct);
+            var ready = catalog.Loaded && workers.Workers.Count > 0;
             return Results.Json(new ReadyResponse(ready), statusCode: ready ? 200 : 503);
         });
 
@@ -116,18 +116,6 @@ public static class OpenInferenceEndpoints
 
     private static IResult Error(int status, string message) => Results.Json(new ErrorResponse(message), statusCode: status);
 
-    private static async Task<bool> HasWorkersAsync(IServiceEndpointResolver resolver, IConfiguration configuration, CancellationToken ct)
-    {
-        try
-        {
-            var service = configuration[$"{Platform.Inference.Routing.WorkerRoutingOptions.SectionName}:ServiceName"] ?? "model-worker";
-            return (await resolver.GetEndpointsAsync(service, ct)).Count > 0;
-        }
-        catch (ServiceEndpointNotFoundException)
-        {
-            return false;
-        }
-    }
 }
 
 /// <summary><c>GET /v2</c>.</summary>

@@ -1,0 +1,161 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Platform.Redis;
+using StackExchange.Redis;
+
+namespace Platform.WorkerDiscovery;
+
+/// <summary>
+/// Runs in a model-worker replica: once its server listens, announces the replica's addresses in Redis and renews them every
+/// <see cref="WorkerDiscoveryOptions.HeartbeatInterval"/>; withdraws them on a graceful stop so callers stop at once.
+/// A Redis outage only delays the next heartbeat: callers keep their last known list meanwhile.
+/// </summary>
+public sealed partial class WorkerAnnouncer(
+    Microsoft.AspNetCore.Hosting.Server.IServer server,
+    IHostApplicationLifetime lifetime,
+    IRedisConnection redis,
+    IConfiguration configuration,
+    IOptions<WorkerDiscoveryOptions> options,
+    TimeProvider timeProvider,
+    ILogger<WorkerAnnouncer> logger) : BackgroundService
+{
+    private readonly WorkerDiscoveryOptions _options = options.Value;
+    private WorkerEndpoint? _self;
+
+    /// <summary>This replica's announcement, once the server listens.</summary>
+    public WorkerEndpoint? Self => _self;
+
+    /// <summary>The replica's instance id: <c>service.instance.id</c> from <c>OTEL_RESOURCE_ATTRIBUTES</c>, else host-pid.</summary>
+    public static string InstanceIdFrom(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        foreach (var pair in (configuration["OTEL_RESOURCE_ATTRIBUTES"] ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var parts = pair.Split('=', 2);
+            if (parts.Length == 2 && parts[0].Trim() == "service.instance.id")
+            {
+                return parts[1].Trim();
+            }
+        }
+
+        return string.Create(CultureInfo.InvariantCulture, $"{Environment.MachineName}-{Environment.ProcessId}");
+    }
+
+    /// <inheritdoc />
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!await WaitForStartedAsync(stoppingToken).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        _self = Describe();
+        LogAnnouncing(logger, _self.InstanceId, _self.Address, _self.GrpcAddress);
+        var payload = JsonSerializer.Serialize(_self);
+        using var timer = new PeriodicTimer(_options.HeartbeatInterval, timeProvider);
+        do
+        {
+            try
+            {
+                var db = await redis.GetDatabaseAsync(stoppingToken).ConfigureAwait(false);
+                var now = timeProvider.GetUtcNow().ToUnixTimeMilliseconds();
+                var batch = db.CreateBatch();
+                var set = batch.HashSetAsync(EndpointsKey, _self.InstanceId, payload);
+                var beat = batch.SortedSetAddAsync(HeartbeatsKey, _self.InstanceId, now);
+                batch.Execute();
+                await Task.WhenAll(set, beat).WaitAsync(stoppingToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                LogHeartbeatFailed(logger, ex.Message);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    /// <inheritdoc />
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken).ConfigureAwait(false);
+        if (_self is null)
+        {
+            return;
+        }
+
+        try
+        {
+            var db = await redis.GetDatabaseAsync(cancellationToken).ConfigureAwait(false);
+            await db.SortedSetRemoveAsync(HeartbeatsKey, _self.InstanceId).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await db.HashDeleteAsync(EndpointsKey, _self.InstanceId).WaitAsync(cancellationToken).ConfigureAwait(false);
+            LogWithdrawn(logger, _self.InstanceId);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or OperationCanceledException)
+        {
+            // Callers drop it after the time to live instead.
+            LogHeartbeatFailed(logger, ex.Message);
+        }
+    }
+
+    private string EndpointsKey => $"{_options.KeyPrefix}:endpoints";
+
+    private string HeartbeatsKey => $"{_options.KeyPrefix}:heartbeats";
+
+    private async Task<bool> WaitForStartedAsync(CancellationToken stoppingToken)
+    {
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var onStarted = lifetime.ApplicationStarted.Register(() => started.TrySetResult());
+        using var onStopping = stoppingToken.Register(() => started.TrySetCanceled(stoppingToken));
+        try
+        {
+            await started.Task.ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private WorkerEndpoint Describe()
+    {
+        var bound = server.Features.Get<IServerAddressesFeature>()?.Addresses.Select(a => new Uri(a)).ToList() ?? [];
+        if (bound.Count == 0)
+        {
+            throw new InvalidOperationException("The worker's server reports no bound addresses to announce.");
+        }
+
+        // GRPC_PORT names the HTTP/2-only listener when the worker serves gRPC on its own port. The HTTP endpoint is the one
+        // the host was told to listen on (ASPNETCORE_URLS/urls), not a private listener the server added for itself.
+        var grpcPort = int.TryParse(configuration["GRPC_PORT"], NumberStyles.None, CultureInfo.InvariantCulture, out var p) ? p : (int?)null;
+        var configured = (configuration["urls"] ?? configuration["ASPNETCORE_URLS"] ?? string.Empty)
+            .Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(u => Uri.TryCreate(u.Replace("://+", "://any", StringComparison.Ordinal).Replace("://*", "://any", StringComparison.Ordinal), UriKind.Absolute, out var uri) ? uri.Port : -1)
+            .Where(port => port > 0 && port != grpcPort)
+            .ToHashSet();
+        var http = bound.FirstOrDefault(u => configured.Contains(u.Port)) ?? bound.FirstOrDefault(u => u.Port != grpcPort) ?? bound[0];
+        var grpc = grpcPort is null ? null : bound.FirstOrDefault(u => u.Port == grpcPort);
+        return new WorkerEndpoint(InstanceIdFrom(configuration), Advertise(http), grpc is null ? null : Advertise(grpc), timeProvider.GetUtcNow());
+    }
+
+    private Uri Advertise(Uri bound)
+    {
+        var host = _options.AdvertiseHost
+            ?? (configuration["POD_IP"] is { Length: > 0 } podIp ? podIp : null)
+            ?? (bound.Host is "+" or "*" or "[::]" or "0.0.0.0" ? "localhost" : bound.Host);
+        return new UriBuilder(bound.Scheme, host, bound.Port, "/").Uri;
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Announcing worker {InstanceId} at {Address} (gRPC {GrpcAddress})")]
+    private static partial void LogAnnouncing(ILogger logger, string instanceId, Uri address, Uri? grpcAddress);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Worker heartbeat to Redis failed; callers keep the last announcement until it expires: {Reason}")]
+    private static partial void LogHeartbeatFailed(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Withdrew worker {InstanceId}")]
+    private static partial void LogWithdrawn(ILogger logger, string instanceId);
+}
