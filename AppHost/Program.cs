@@ -17,6 +17,7 @@ var adminApiKey = builder.AddPassword("admin-api-key", minLength: 32);
 // exist, so a cold start is not one service after another.
 var adminApi = builder.AddProject<Projects.Platform_AdminApi>("admin-api")
     .WithHttpEndpoint()
+    .WithReferenceEnvironment(ReferenceEnvironmentInjectionFlags.ConnectionString | ReferenceEnvironmentInjectionFlags.ServiceDiscovery)
     .WithReference(platformDb).WaitFor(platformDb)
     .WithReference(redis).WaitFor(redis)
     .WithReference(objectStore).WaitFor(objectStore)
@@ -27,6 +28,7 @@ var adminApi = builder.AddProject<Projects.Platform_AdminApi>("admin-api")
 const int WorkerReplicas = 2;
 var modelWorker = builder.AddProject<Projects.Platform_ModelWorker>("model-worker")
     .WithHttpEndpoint()
+    .WithReferenceEnvironment(ReferenceEnvironmentInjectionFlags.ConnectionString | ReferenceEnvironmentInjectionFlags.ServiceDiscovery)
     .WithReplicas(WorkerReplicas)
     .WithReference(platformDb).WaitFor(platformDb)
     .WithReference(redis).WaitFor(redis)
@@ -35,6 +37,7 @@ var modelWorker = builder.AddProject<Projects.Platform_ModelWorker>("model-worke
 
 var contextEnrichment = builder.AddProject<Projects.Platform_ContextEnrichment>("context-enrichment")
     .WithHttpEndpoint()
+    .WithReferenceEnvironment(ReferenceEnvironmentInjectionFlags.ConnectionString | ReferenceEnvironmentInjectionFlags.ServiceDiscovery)
     .WithReference(platformDb).WaitFor(platformDb)
     .WithReference(redis).WaitFor(redis)
     .WithReference(modelWorker)
@@ -42,6 +45,7 @@ var contextEnrichment = builder.AddProject<Projects.Platform_ContextEnrichment>(
 
 var inferenceApi = builder.AddProject<Projects.Platform_InferenceApi>("inference-api")
     .WithHttpEndpoint()
+    .WithReferenceEnvironment(ReferenceEnvironmentInjectionFlags.ConnectionString | ReferenceEnvironmentInjectionFlags.ServiceDiscovery)
     .WithReference(platformDb).WaitFor(platformDb)
     .WithReference(redis).WaitFor(redis)
     .WithReference(adminApi)

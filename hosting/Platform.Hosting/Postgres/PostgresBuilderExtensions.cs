@@ -29,7 +29,7 @@ public static class PostgresBuilderExtensions
         var password = builder.AddPassword($"{name}-password");
         if (builder.ExecutionContext.IsPublishMode)
         {
-            return builder.AddPostgres(name, password: password).WithImageTag(ImageTag).WithDataVolume().AddDatabase(databaseName);
+            return builder.AddPostgres(name, password: password).WithImageTag(ImageTag).WithDataVolume($"{name}-data").AddDatabase(databaseName);
         }
 
         return builder.AddNativePostgres(name, password.Resource).AddDatabase(databaseName);

@@ -34,6 +34,9 @@ namespace Platform.Hosting
     /// <summary>Redis for Platform: a native server in run mode, Aspire's container resource in publish mode.</summary>
     public static class RedisBuilderExtensions
     {
+        /// <summary>The image tag deployed in publish mode: the release Debian 12 runs natively, so both modes behave alike.</summary>
+        public const string ImageTag = "7.0.15";
+
         /// <summary>
         /// Adds Redis named <paramref name="name"/> (password parameter <c>&lt;name&gt;-password</c>, AOF persistence).
         /// Run mode: <c>redis-server</c> as a native process, data in <c>.platform/&lt;name&gt;</c>. Publish mode: Aspire's
@@ -44,7 +47,7 @@ namespace Platform.Hosting
             ArgumentNullException.ThrowIfNull(builder);
             var password = builder.AddPassword($"{name}-password");
             return builder.ExecutionContext.IsPublishMode
-                ? builder.AddRedis(name, password: password).WithDataVolume().WithPersistence()
+                ? builder.AddRedis(name, password: password).WithImageTag(ImageTag).WithDataVolume($"{name}-data").WithPersistence()
                 : builder.AddNativeRedis(name, password.Resource);
         }
 
