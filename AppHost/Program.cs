@@ -65,5 +65,6 @@ if (builder.ExecutionContext.IsRunMode)
     inferenceApi.WithEnvironment("WorkerRouting__PackBelow", "16");
 }
 
+builder.RunProjectsFromBuildOutput();
 builder.AddStartupReport();
 builder.Build().Run();

@@ -1,8 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Runtime.InteropServices;
 using System.Text.Json;
-using Platform.Hosting.Testing;
 using Platform.TestSupport;
 
 namespace Platform.Governance.Tests;
@@ -108,7 +106,6 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
         await GovernanceFixture.WaitServedAsync(survivor, GovernanceFixture.Model, Ct);
         var warmUp = await fixture.SettledUsageAsync(tenant.Id, 2, Ct);
 
-        var pid = fixture.App.ResourceNotifications.TryGet("inference-api")!.Replicas.Single(r => r.InstanceId.EndsWith("-0", StringComparison.Ordinal)).Pid!.Value;
         var answered = new System.Collections.Concurrent.ConcurrentBag<string>();
         var sent = new System.Collections.Concurrent.ConcurrentBag<string>();
         var killAt = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -138,7 +135,7 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
         })).ToArray();
 
         await killAt.Task.WaitAsync(TimeSpan.FromSeconds(60), Ct);
-        Assert.Equal(0, Kill(pid, 9));
+        await fixture.App.KillAsync("inference-api", replica: 0, Ct);
         await Task.WhenAll(burst);
 
         // The other replica keeps serving the tenant meanwhile.
@@ -160,9 +157,7 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
         Assert.All(recorded, r => Assert.Equal(1, r.Value));
         Assert.InRange(recorded.Count - answered.Count, 0, 4);
 
-        await fixture.App.Orchestrator.StartResourceAsync("inference-api", fixture.App.ResourceNotifications.TryGet("inference-api")!
-            .Replicas.Single(r => r.InstanceId.EndsWith("-0", StringComparison.Ordinal)).InstanceId, Ct);
-        await fixture.App.WaitForResourceHealthyAsync("inference-api", cancellationToken: Ct);
+        await fixture.App.StartAsync("inference-api", replica: 0, Ct);
     }
 
     [Fact]
@@ -173,7 +168,7 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
         await GovernanceFixture.WaitServedAsync(client, GovernanceFixture.Model, Ct);
         var before = (await fixture.SettledUsageAsync(tenant.Id, 1, Ct)).Count;
 
-        await fixture.App.Orchestrator.StopResourceAsync("postgres");
+        await fixture.App.StopAsync("postgres", cancellationToken: Ct);
         try
         {
             // The key and model are cached in InferenceApi; the records wait in Redis.
@@ -187,14 +182,13 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
         }
         finally
         {
-            await fixture.App.Orchestrator.StartResourceAsync("postgres", cancellationToken: Ct);
+            await fixture.App.StartAsync("postgres", cancellationToken: Ct);
         }
 
-        await fixture.App.WaitForResourceHealthyAsync("postgres", cancellationToken: Ct);
         var records = await fixture.SettledUsageAsync(tenant.Id, before + 25, Ct);
         Assert.Equal(before + 25, records.Count);
         Assert.Equal(25, records.Count(r => r.RequestId?.StartsWith("pg-", StringComparison.Ordinal) == true));
-        await fixture.App.WaitForAllHealthyAsync(TimeSpan.FromSeconds(60), Ct);
+        await fixture.App.WaitForAllHealthyAsync(Ct);
     }
 
     [Fact]
@@ -210,7 +204,7 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
         await GovernanceFixture.WaitServedAsync(client, GovernanceFixture.Model, Ct);
         var before = (await fixture.SettledUsageAsync(tenant.Id, 1, Ct)).Count;
 
-        await fixture.App.Orchestrator.StopResourceAsync("redis");
+        await fixture.App.StopAsync("redis", cancellationToken: Ct);
         try
         {
             // Fail closed: without the shared limiter and ledger nothing could be limited or charged.
@@ -226,10 +220,9 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
         }
         finally
         {
-            await fixture.App.Orchestrator.StartResourceAsync("redis", cancellationToken: Ct);
+            await fixture.App.StartAsync("redis", cancellationToken: Ct);
         }
 
-        await fixture.App.WaitForResourceHealthyAsync("redis", cancellationToken: Ct);
         var served = await EventuallyAsync(async () =>
         {
             using var response = await client.PostAsync($"/v2/models/{GovernanceFixture.Model}/infer", GovernanceFixture.InferBody("redis-back"), Ct);
@@ -248,7 +241,7 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
         });
         Assert.Equal(200, budgetBack.GetInt32());
 
-        await fixture.App.WaitForAllHealthyAsync(TimeSpan.FromSeconds(60), Ct);
+        await fixture.App.WaitForAllHealthyAsync(Ct);
     }
 
     private static async Task<JsonElement> EventuallyAsync(Func<Task<(bool Done, JsonElement Body)>> probe)
@@ -265,7 +258,4 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
             await Task.Delay(200, Ct);
         }
     }
-
-    [DllImport("libc", EntryPoint = "kill")]
-    private static extern int Kill(int pid, int signal);
 }

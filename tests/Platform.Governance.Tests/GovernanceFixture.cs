@@ -1,13 +1,12 @@
+using Aspire.Hosting;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Npgsql;
-using Platform.Hosting;
-using Platform.Hosting.ApplicationModel;
-using Platform.Hosting.Testing;
 using Platform.OnnxModels;
 using Platform.Redis;
 using Platform.Tenancy;
+using Platform.TestSupport;
 
 [assembly: AssemblyFixture(typeof(Platform.Governance.Tests.GovernanceFixture))]
 
@@ -23,9 +22,7 @@ public sealed class GovernanceFixture : IAsyncLifetime
     public const string Model = "governed-mlp";
     public const string OtherModel = "governed-mlp-b";
 
-    private IDistributedApplicationTestingBuilder? _builder;
-
-    public DistributedApplication App { get; private set; } = null!;
+    public PlatformApp App { get; private set; } = null!;
 
     public HttpClient Admin { get; private set; } = null!;
 
@@ -35,16 +32,11 @@ public sealed class GovernanceFixture : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        _builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>([$"--Parameters:admin-api-key={AdminKey}"]);
-        var inferenceApi = (ProjectResource)_builder.Resources.Find("inference-api")!;
-        _builder.CreateResourceBuilder(inferenceApi).WithReplicas(2);
-        App = await _builder.BuildAsync();
-        await App.StartAsync();
-        await App.WaitForAllHealthyAsync(TimeSpan.FromSeconds(180));
+        App = await PlatformApp.StartAsync([$"--Parameters:admin-api-key={AdminKey}"], builder => builder.Project("inference-api").WithReplicas(2));
         Admin = App.CreateHttpClient("admin-api");
         Admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
-        Db = NpgsqlDataSource.Create((await App.GetConnectionStringAsync("platformdb"))!);
-        Redis = new RedisConnection((await App.GetConnectionStringAsync("redis"))!, Microsoft.Extensions.Logging.Abstractions.NullLogger<RedisConnection>.Instance);
+        Db = NpgsqlDataSource.Create(await App.GetConnectionStringAsync("platformdb"));
+        Redis = new RedisConnection(await App.GetConnectionStringAsync("redis"), Microsoft.Extensions.Logging.Abstractions.NullLogger<RedisConnection>.Instance);
 
         foreach (var (name, seed) in new[] { (Model, 31UL), (OtherModel, 32UL) })
         {
@@ -57,7 +49,7 @@ public sealed class GovernanceFixture : IAsyncLifetime
     }
 
     /// <summary>An InferenceApi client for one replica.</summary>
-    public HttpClient Inference(int replica = 0) => App.CreateHttpClient("inference-api", replica: replica);
+    public HttpClient Inference(int replica = 0) => App.CreateReplicaHttpClient("inference-api", replica);
 
     /// <summary>A JSON inference request body for the test MLP (16 features, batch 1).</summary>
     public static JsonContent InferBody(string? id = null, int seed = 0) =>
@@ -68,8 +60,7 @@ public sealed class GovernanceFixture : IAsyncLifetime
         }, options: new JsonSerializerOptions(JsonSerializerDefaults.Web) { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull });
 
     /// <summary>The last console lines of a resource, for failure messages.</summary>
-    public string Logs(string resource, int lines = 40) =>
-        string.Join('\n', App.ResourceLogs.GetLines(resource, lines).Select(l => l.Text));
+    public string Logs(string resource, int lines = 40) => App.Logs(resource, lines);
 
     /// <summary>Waits until <paramref name="client"/> (carrying a key allowed <paramref name="model"/>) gets a 200 from it.</summary>
     public static async Task WaitServedAsync(HttpClient client, string model, CancellationToken ct)
@@ -163,9 +154,9 @@ public sealed class GovernanceFixture : IAsyncLifetime
             await Redis.DisposeAsync();
         }
 
-        if (_builder is not null)
+        if (App is not null)
         {
-            await _builder.DisposeAsync();
+            await App.DisposeAsync();
         }
     }
 }

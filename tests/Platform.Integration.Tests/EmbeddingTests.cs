@@ -3,8 +3,6 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
-using Platform.Hosting.ApplicationModel;
-using Platform.Hosting.Testing;
 using Platform.OnnxModels;
 
 namespace Platform.Integration.Tests;
@@ -19,7 +17,7 @@ public sealed class EmbeddingTests(PlatformFixture fixture)
     {
         var reference = EmbeddingModel.Create();
         using var admin = fixture.App.CreateHttpClient("admin-api");
-        var adminKey = ((ParameterResource)fixture.App.Resources.Find("admin-api-key")!).Value;
+        var adminKey = PlatformFixture.AdminKey;
         admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
         using var upload = new ByteArrayContent(reference.ToModel().Bytes);
         upload.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");

@@ -4,8 +4,6 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
-using Platform.Hosting.ApplicationModel;
-using Platform.Hosting.Testing;
 using Platform.Inference.OpenInference;
 using Platform.Inference.Protocol;
 using Platform.OnnxRuntime;
@@ -44,7 +42,7 @@ public sealed class FeatureBindingClient : IDisposable
     public FeatureBindingClient(PlatformFixture fixture)
     {
         _admin = fixture.App.CreateHttpClient("admin-api");
-        var adminKey = ((ParameterResource)fixture.App.Resources.Find("admin-api-key")!).Value;
+        var adminKey = PlatformFixture.AdminKey;
         _admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
         _features = fixture.App.CreateHttpClient("context-enrichment");
         _inference = fixture.App.CreateHttpClient("inference-api");

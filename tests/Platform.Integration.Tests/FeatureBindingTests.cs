@@ -1,7 +1,6 @@
 using System.Net;
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using Platform.Hosting.Testing;
 using Platform.Inference.Protocol;
 using Platform.OnnxModels;
 using Platform.OnnxRuntime;

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Platform.Hosting.Testing;
 using Platform.Inference.Protocol;
 using Platform.OnnxModels;
 
@@ -33,7 +32,7 @@ public sealed class FeatureStoreOutageTests(PlatformFixture fixture) : IDisposab
         var expected = await _client.InferBoundAsync(model, [], Entity, Ct);
         Assert.True(expected.Status == 200, expected.ToString());
 
-        await fixture.App.Orchestrator.StopResourceAsync("context-enrichment");
+        await fixture.App.StopAsync("context-enrichment", cancellationToken: Ct);
         try
         {
             var down = await _client.InferAsync(model, [], Entity, Ct);
@@ -48,8 +47,7 @@ public sealed class FeatureStoreOutageTests(PlatformFixture fixture) : IDisposab
         }
         finally
         {
-            await fixture.App.Orchestrator.StartResourceAsync("context-enrichment", cancellationToken: CancellationToken.None);
-            await fixture.App.WaitForResourceHealthyAsync("context-enrichment", TimeSpan.FromSeconds(120), Ct);
+            await fixture.App.StartAsync("context-enrichment", cancellationToken: CancellationToken.None);
         }
 
         // Back up: the same request is answered from the features again (the client's breaker may need a moment).

@@ -1,5 +1,4 @@
-using Platform.Hosting;
-using Platform.Hosting.Testing;
+using Platform.TestSupport;
 
 [assembly: AssemblyFixture(typeof(Platform.Integration.Tests.PlatformFixture))]
 
@@ -8,23 +7,17 @@ namespace Platform.Integration.Tests;
 /// <summary>One running platform shared by the tests of this assembly (starting it costs seconds).</summary>
 public sealed class PlatformFixture : IAsyncLifetime
 {
-    private IDistributedApplicationTestingBuilder? _builder;
+    public const string AdminKey = "integration-tests-admin-key";
 
-    public DistributedApplication App { get; private set; } = null!;
+    public PlatformApp App { get; private set; } = null!;
 
-    public async ValueTask InitializeAsync()
-    {
-        _builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>();
-        App = await _builder.BuildAsync();
-        await App.StartAsync();
-        await App.WaitForAllHealthyAsync(TimeSpan.FromSeconds(120));
-    }
+    public async ValueTask InitializeAsync() => App = await PlatformApp.StartAsync([$"--Parameters:admin-api-key={AdminKey}"]);
 
     public async ValueTask DisposeAsync()
     {
-        if (_builder is not null)
+        if (App is not null)
         {
-            await _builder.DisposeAsync();
+            await App.DisposeAsync();
         }
     }
 }

@@ -3,8 +3,7 @@ using System.Text.Json;
 using Amazon.S3.Model;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Npgsql;
-using Platform.Hosting.ApplicationModel;
-using Platform.Hosting.Testing;
+using Aspire.Hosting.ApplicationModel;
 using Platform.ObjectStore;
 using StackExchange.Redis;
 
@@ -17,24 +16,36 @@ public sealed class PlatformTests(PlatformFixture fixture)
     [Fact]
     public void EveryResourceIsRunningAndHealthy()
     {
-        var snapshots = fixture.App.ResourceNotifications.GetAll();
+        var instances = fixture.App.AllInstances();
         string[] expected = ["postgres", "platformdb", "redis", "objectstore", "admin-api", "model-worker", "context-enrichment", "inference-api"];
-        Assert.Equal(expected.Order(), snapshots.Where(s => s.Type != "Parameter").Select(s => s.Name).Order());
-        Assert.All(snapshots, s =>
+        Assert.Equal(expected.Order(), instances.Select(i => i.Resource.Name).Distinct().Order());
+        Assert.All(instances, i =>
         {
-            Assert.True(s.State == KnownResourceStates.Running, $"{s.Name} is {s.State}");
-            Assert.True(s.Health == HealthStatus.Healthy, $"{s.Name} is {s.Health}");
+            Assert.True(i.Snapshot.State?.Text == KnownResourceStates.Running, $"{i.ResourceId} is {i.Snapshot.State?.Text}");
+            Assert.True(i.Snapshot.HealthStatus == HealthStatus.Healthy, $"{i.ResourceId} is {i.Snapshot.HealthStatus}");
         });
     }
 
     [Fact]
-    public void ModelWorkerRunsTwoReplicasWithTheirOwnPortsAndInstanceIds()
+    public async Task ModelWorkerRunsTwoReplicasThatAnnounceTheirOwnAddresses()
     {
-        var worker = fixture.App.ResourceNotifications.TryGet("model-worker")!;
-        Assert.Equal(2, worker.Replicas.Count);
-        Assert.Equal(["model-worker-0", "model-worker-1"], worker.Replicas.Select(r => r.InstanceId));
-        Assert.Equal(2, worker.Replicas.Select(r => r.Endpoints.Single().Url).Distinct().Count());
-        Assert.Equal(2, worker.Pids.Distinct().Count());
+        var replicas = fixture.App.Instances("model-worker");
+        Assert.Equal(2, replicas.Count);
+        var addresses = Enumerable.Range(0, 2).Select(i => fixture.App.ReplicaAddress("model-worker", i)).ToArray();
+        Assert.Equal(2, addresses.Distinct().Count());
+        Assert.Equal(2, fixture.App.ProcessIds("model-worker").Distinct().Count());
+
+        // Aspire's proxy would hide the replicas behind one port: each announces its own address for InferenceApi's balancing.
+        using var redis = await ConnectionMultiplexer.ConnectAsync(await fixture.App.GetConnectionStringAsync("redis", Ct));
+        var announced = (await redis.GetDatabase().HashGetAllAsync("platform:workers:endpoints"))
+            .Select(e => JsonDocument.Parse(e.Value.ToString()).RootElement)
+            .ToDictionary(e => "model-worker-" + e.GetProperty("id").GetString(), e => new Uri(e.GetProperty("address").GetString()!));
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.True(announced.TryGetValue(fixture.App.InstanceId("model-worker", i), out var address),
+                $"{fixture.App.InstanceId("model-worker", i)} is not announced: {string.Join(", ", announced.Keys)}");
+            Assert.Equal(addresses[i].Port, address.Port);
+        }
     }
 
     [Theory]
@@ -64,22 +75,21 @@ public sealed class PlatformTests(PlatformFixture fixture)
     [Fact]
     public void ServicesGetAspireEnvironmentVariables()
     {
-        var env = fixture.App.ResourceNotifications.TryGet("inference-api")!.Environment.ToDictionary(e => e.Name);
+        var env = fixture.App.Environment("inference-api");
         foreach (var name in new[]
                  {
                      "ConnectionStrings__platformdb", "ConnectionStrings__redis", "services__admin-api__http__0",
-                     "services__model-worker__http__0", "services__model-worker__http__1", "services__context-enrichment__http__0",
-                     "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "ASPNETCORE_URLS",
+                     "services__model-worker__http__0", "services__context-enrichment__http__0",
+                     "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_EXPORTER_OTLP_ENDPOINT", "ASPNETCORE_URLS",
                  })
         {
             Assert.True(env.ContainsKey(name), $"inference-api lacks {name}");
         }
 
-        Assert.True(env["ConnectionStrings__redis"].IsSecret, "a connection string with a password is masked");
-        Assert.Equal("****", env["ConnectionStrings__redis"].Value);
-        Assert.Equal("inference-api", env["OTEL_SERVICE_NAME"].Value);
-        Assert.Equal("service.instance.id=inference-api-0", env["OTEL_RESOURCE_ATTRIBUTES"].Value);
-        Assert.StartsWith("http://127.0.0.1:", env["services__model-worker__http__1"].Value, StringComparison.Ordinal);
+        Assert.Equal("inference-api", env["OTEL_SERVICE_NAME"]);
+        Assert.StartsWith("service.instance.id=", env["OTEL_RESOURCE_ATTRIBUTES"], StringComparison.Ordinal);
+        // Connection strings only: no per-property variables that would repeat the passwords.
+        Assert.DoesNotContain(env.Keys, k => k.StartsWith("PLATFORMDB_", StringComparison.Ordinal) || k.StartsWith("REDIS_", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -87,21 +97,33 @@ public sealed class PlatformTests(PlatformFixture fixture)
     {
         // Every replica runs on this machine: each gets its share of the cores for ONNX Runtime, and InferenceApi packs
         // requests onto one replica before spreading (the manifest tests check that publishing leaves both out).
-        var expectedThreads = Math.Max(1, Environment.ProcessorCount / 2).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var worker = fixture.App.ResourceNotifications.TryGet("model-worker")!;
-        Assert.Equal(2, worker.Replicas.Count);
-        Assert.Equal(expectedThreads, worker.Environment.Single(e => e.Name == "ModelWorker__IntraOpNumThreads").Value);
+        var expectedThreads = Math.Max(1, System.Environment.ProcessorCount / 2).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(2, fixture.App.Instances("model-worker").Count);
+        Assert.Equal(expectedThreads, fixture.App.Environment("model-worker")["ModelWorker__IntraOpNumThreads"]);
+        Assert.Equal("16", fixture.App.Environment("inference-api")["WorkerRouting__PackBelow"]);
+    }
 
-        var api = fixture.App.ResourceNotifications.TryGet("inference-api")!.Environment.ToDictionary(e => e.Name);
-        Assert.Equal("16", api["WorkerRouting__PackBelow"].Value);
+    [Theory]
+    [InlineData("admin-api", "Platform.AdminApi")]
+    [InlineData("inference-api", "Platform.InferenceApi")]
+    [InlineData("context-enrichment", "Platform.ContextEnrichment")]
+    [InlineData("model-worker", "Platform.ModelWorker")]
+    public void ServicesRunFromTheirBuildOutputSoTheirPidIsTheService(string service, string executable)
+    {
+        // Aspire's default `dotnet run` would make the reported pid the SDK's wrapper, whose SIGKILL orphans the service.
+        foreach (var pid in fixture.App.ProcessIds(service))
+        {
+            var command = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0')[0];
+            Assert.EndsWith("/" + executable, command, StringComparison.Ordinal);
+        }
     }
 
     [Fact]
     public async Task PostgresIsReachedThroughTheInjectedConnectionString()
     {
         var cs = await fixture.App.GetConnectionStringAsync("platformdb", Ct);
-        Assert.Matches("^Host=127.0.0.1;Port=\\d+;Username=postgres;Password=[A-Za-z0-9]{22,};Database=platformdb$", cs);
-        await using var dataSource = NpgsqlDataSource.Create(cs!);
+        Assert.Matches("^Host=localhost;Port=\\d+;Username=postgres;Password=[A-Za-z0-9]{22,};Database=platformdb$", cs);
+        await using var dataSource = NpgsqlDataSource.Create(cs);
         var table = $"it_{Guid.NewGuid():N}";
         await using (var create = dataSource.CreateCommand($"CREATE TABLE {table} (id int primary key, note text)"))
         {
@@ -123,14 +145,14 @@ public sealed class PlatformTests(PlatformFixture fixture)
     public async Task RedisIsReachedThroughTheInjectedConnectionString()
     {
         var cs = await fixture.App.GetConnectionStringAsync("redis", Ct);
-        Assert.Matches("^127.0.0.1:\\d+,password=[A-Za-z0-9]{22,}$", cs);
-        using var redis = await ConnectionMultiplexer.ConnectAsync(cs!);
+        Assert.Matches("^localhost:\\d+,password=[A-Za-z0-9]{22,}$", cs);
+        using var redis = await ConnectionMultiplexer.ConnectAsync(cs);
         var key = $"it:{Guid.NewGuid():N}";
         await redis.GetDatabase().StringSetAsync(key, "value-from-test");
         Assert.Equal("value-from-test", (string?)await redis.GetDatabase().StringGetAsync(key));
 
         // Without the password the server refuses commands.
-        var noPassword = cs!.Split(',')[0] + ",abortConnect=false,connectTimeout=1000";
+        var noPassword = cs.Split(',')[0] + ",abortConnect=false,connectTimeout=1000";
         using var anonymous = await ConnectionMultiplexer.ConnectAsync(noPassword);
         await Assert.ThrowsAnyAsync<Exception>(() => anonymous.GetDatabase().StringGetAsync(key));
     }
@@ -139,8 +161,8 @@ public sealed class PlatformTests(PlatformFixture fixture)
     public async Task ObjectStoreRoundTripsBytesIdentically()
     {
         var cs = await fixture.App.GetConnectionStringAsync("objectstore", Ct);
-        Assert.Matches("^Endpoint=http://127.0.0.1:\\d+;AccessKey=\\w+;SecretKey=[A-Za-z0-9]{22,}$", cs);
-        using var s3 = S3ObjectStore.CreateClient(ObjectStoreConnection.Parse(cs!));
+        Assert.Matches("^Endpoint=http://localhost:\\d+;AccessKey=\\w+;SecretKey=[A-Za-z0-9]{22,}$", cs);
+        using var s3 = S3ObjectStore.CreateClient(ObjectStoreConnection.Parse(cs));
         var bucket = $"it-{Guid.NewGuid():N}"[..20];
         await s3.PutBucketAsync(bucket, Ct);
         var payload = RandomNumberGenerator.GetBytes(1024 * 1024 + 17);
@@ -166,7 +188,7 @@ public sealed class PlatformTests(PlatformFixture fixture)
 
         // An unknown access key is refused. (s3rver, the local stand-in, checks the key but not SigV4
         // signatures; MinIO in Kubernetes checks both.)
-        var wrong = ObjectStoreConnection.Parse(cs!) with { AccessKey = "someone-else" };
+        var wrong = ObjectStoreConnection.Parse(cs) with { AccessKey = "someone-else" };
         using var intruder = S3ObjectStore.CreateClient(wrong);
         await Assert.ThrowsAnyAsync<Amazon.S3.AmazonS3Exception>(() => intruder.GetObjectAsync(bucket, "blob.bin", Ct));
     }

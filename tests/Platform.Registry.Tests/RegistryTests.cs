@@ -6,7 +6,6 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Amazon.S3;
-using Platform.Hosting.Testing;
 using Platform.ModelRegistry;
 using Platform.OnnxModels;
 
@@ -109,7 +108,7 @@ public sealed class RegistryTests(PlatformFixture platform)
     {
         // 320 MiB: beyond Kestrel's 30 MB default body limit, and far more than the admin API's peak RSS may grow by.
         const long size = 320L * 1024 * 1024;
-        var pid = platform.App.ResourceNotifications.TryGet("admin-api")!.Pids.Single();
+        var pid = platform.App.ProcessId("admin-api");
         var peakBefore = PeakRssKib(pid);
         using var content = new StreamContent(new RepeatingStream(size));
         content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
@@ -296,7 +295,7 @@ public sealed class RegistryTests(PlatformFixture platform)
     [Fact]
     public async Task ActivationReachesBothWorkerReplicasWithoutARestart()
     {
-        var pidsBefore = platform.App.ResourceNotifications.TryGet("model-worker")!.Pids.Order().ToArray();
+        var pidsBefore = platform.App.ProcessIds("model-worker").Order().ToArray();
         var name = Unique("rollout");
         (await UploadAsync(name, ModelCatalog.Generate("mlp", new ModelRequest { Seed = 5 }).Bytes)).Dispose();
         await AssertOnWorkersAsync(name, 1, HttpStatusCode.NotFound, TimeSpan.FromSeconds(1));
@@ -310,7 +309,7 @@ public sealed class RegistryTests(PlatformFixture platform)
         await PostAsync($"/api/models/{name}/versions/1/deactivate", HttpStatusCode.OK);
         await AssertOnWorkersAsync(name, 1, HttpStatusCode.NotFound, TimeSpan.FromSeconds(5));
 
-        Assert.Equal(pidsBefore, platform.App.ResourceNotifications.TryGet("model-worker")!.Pids.Order().ToArray());
+        Assert.Equal(pidsBefore, platform.App.ProcessIds("model-worker").Order().ToArray());
         TestContext.Current.TestOutputHelper?.WriteLine($"activation reached both replicas in {activation.TotalMilliseconds:0} ms");
     }
 
@@ -334,7 +333,7 @@ public sealed class RegistryTests(PlatformFixture platform)
         var deadline = Stopwatch.StartNew();
         for (var replica = 0; replica < 2; replica++)
         {
-            using var http = platform.App.CreateHttpClient("model-worker", replica: replica);
+            using var http = platform.App.CreateReplicaHttpClient("model-worker", replica);
             while (true)
             {
                 using var response = await http.GetAsync($"/v1/models/{name}/versions/{version}/ready", Ct);

@@ -7,7 +7,6 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
-using Platform.Hosting.Testing;
 using Platform.Redis;
 using Platform.Tenancy;
 using Platform.Tenancy.Enforcement;

@@ -37,7 +37,7 @@ public sealed class ModelReadinessTests(ServingFixture fixture)
         var broken = $"unready-{suffix}";
         var brokenModel = ModelCatalog.Generate("mlp", new ModelRequest { Seed = 4102 });
         var brokenVersion = await client.UploadAsync(broken, brokenModel.Bytes, Ct);
-        using (var store = S3ObjectStore.CreateClient(ObjectStoreConnection.Parse(await fixture.Platform.GetConnectionStringAsync("objectstore", Ct))))
+        using (var store = S3ObjectStore.CreateClient(ObjectStoreConnection.Parse(await fixture.App.GetConnectionStringAsync("objectstore", Ct))))
         {
             await store.DeleteObjectAsync("models", ModelArtifacts.ObjectKey(brokenModel.Sha256), Ct);
         }
@@ -123,7 +123,7 @@ public sealed class ModelReadinessTests(ServingFixture fixture)
 
     private HttpClient AdminClient()
     {
-        var admin = fixture.Platform.CreateHttpClient("admin-api");
+        var admin = fixture.App.CreateHttpClient("admin-api");
         admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", ServingFixture.AdminKey);
         return admin;
     }

@@ -10,7 +10,7 @@ public sealed class ServingFixture : IAsyncLifetime
 {
     public const string AdminKey = "serving-tests-admin-key";
 
-    public PlatformApp Platform { get; private set; } = null!;
+    public PlatformApp App { get; private set; } = null!;
 
     public OrtEnvironment Ort { get; } = new();
 
@@ -18,19 +18,19 @@ public sealed class ServingFixture : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        Platform = await PlatformApp.StartAsync([$"--Parameters:admin-api-key={AdminKey}"]);
-        var admin = Platform.CreateHttpClient("admin-api");
+        App = await PlatformApp.StartAsync([$"--Parameters:admin-api-key={AdminKey}"]);
+        var admin = App.CreateHttpClient("admin-api");
         admin.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);
         // Every inference needs a tenant key; this tenant may use every model and is not rate limited in practice.
         var tenant = await PlatformTenants.CreateAsync(admin, "serving-tests");
-        Client = new ServingClient(admin, Platform.CreateHttpClient("inference-api").WithApiKey(tenant.Key));
+        Client = new ServingClient(admin, App.CreateHttpClient("inference-api").WithApiKey(tenant.Key));
     }
 
     public async ValueTask DisposeAsync()
     {
-        if (Platform is not null)
+        if (App is not null)
         {
-            await Platform.DisposeAsync();
+            await App.DisposeAsync();
         }
 
         Ort.Dispose();

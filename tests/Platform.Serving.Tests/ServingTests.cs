@@ -79,7 +79,7 @@ public sealed class ServingTests(ServingFixture fixture)
 
             foreach (var replica in new[] { 0, 1 })
             {
-                using var worker = fixture.Platform.CreateReplicaHttpClient("model-worker", replica);
+                using var worker = fixture.App.CreateReplicaHttpClient("model-worker", replica);
                 string metrics;
                 try
                 {

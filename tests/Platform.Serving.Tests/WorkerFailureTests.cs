@@ -50,16 +50,16 @@ public sealed class WorkerFailureTests(ServingFixture fixture)
         // Replica 0: in run mode InferenceApi packs requests onto the first replica, so this is the one serving the burst.
         try
         {
-            await fixture.Platform.StopAsync("model-worker", replica: 0, Ct);
+            await fixture.App.StopAsync("model-worker", replica: 0, Ct);
             await Task.WhenAll(burst);
         }
         finally
         {
-            await fixture.Platform.StartAsync("model-worker", replica: 0, Ct);
+            await fixture.App.StartAsync("model-worker", replica: 0, Ct);
         }
 
         Assert.Equal(16 * 40, completed);
         Assert.True(failures.Count == 0, $"{failures.Count} failed: {string.Join("; ", failures.Distinct().Take(5))}");
-        await fixture.Platform.WaitForHealthyAsync("model-worker", cancellationToken: Ct);
+        await fixture.App.WaitForHealthyAsync("model-worker", cancellationToken: Ct);
     }
 }

@@ -79,14 +79,32 @@ public sealed class PlatformApp : IAsyncDisposable
         return platform;
     }
 
-    /// <summary>Waits until every resource (each replica) is Running and Healthy.</summary>
-    public Task WaitForAllHealthyAsync(CancellationToken cancellationToken) =>
-        App.ResourceNotifications.WaitForAllHealthyAsync(Model, cancellationToken);
+    /// <summary>Waits until every resource is Running and Healthy, and every service replica answers its own <c>/health</c>.</summary>
+    public async Task WaitForAllHealthyAsync(CancellationToken cancellationToken)
+    {
+        await App.ResourceNotifications.WaitForAllHealthyAsync(Model, cancellationToken);
+        foreach (var project in Model.Resources.OfType<ProjectResource>())
+        {
+            for (var replica = 0; replica < Instances(project.Name).Count; replica++)
+            {
+                await WaitForReplicaHealthAsync(project.Name, replica, null, cancellationToken);
+            }
+        }
+    }
 
-    /// <summary>Waits until every replica of <paramref name="resource"/> is Running and Healthy.</summary>
-    public Task WaitForHealthyAsync(string resource, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
-        WaitForAsync(resource, "Running and Healthy", s => s.State?.Text == KnownResourceStates.Running && s.HealthStatus == HealthStatus.Healthy,
+    /// <summary>
+    /// Waits until every replica of <paramref name="resource"/> is Running and Healthy, and (for a service) answers its own
+    /// <c>/health</c>: Aspire checks a replicated resource through its proxy, which another replica can answer.
+    /// </summary>
+    public async Task WaitForHealthyAsync(string resource, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        await WaitForAsync(resource, "Running and Healthy", s => s.State?.Text == KnownResourceStates.Running && s.HealthStatus == HealthStatus.Healthy,
             timeout, cancellationToken);
+        for (var replica = 0; replica < Instances(resource).Count; replica++)
+        {
+            await WaitForReplicaHealthAsync(resource, replica, timeout, cancellationToken);
+        }
+    }
 
     /// <summary>Waits until every replica of <paramref name="resource"/> satisfies <paramref name="condition"/>.</summary>
     public async Task WaitForAsync(string resource, string what, Func<CustomResourceSnapshot, bool> condition, TimeSpan? timeout = null,
@@ -111,9 +129,20 @@ public sealed class PlatformApp : IAsyncDisposable
         }
     }
 
+    /// <summary>Current snapshots of every instance the dashboard would list: no parameters, nothing hidden.</summary>
+    public IReadOnlyList<ResourceEvent> AllInstances() =>
+        [.. _instances.Values.Select(e => e.Resource.Name).Distinct().SelectMany(Instances)
+            .Where(e => e.Resource is not ParameterResource && !e.Snapshot.IsHidden)];
+
+    /// <summary>The environment one replica was started with (names and values as Aspire resolved them).</summary>
+    public IReadOnlyDictionary<string, string?> Environment(string resource, int replica = 0) =>
+        Instance(resource, replica).Snapshot.EnvironmentVariables.GroupBy(e => e.Name).ToDictionary(g => g.Key, g => g.Last().Value, StringComparer.Ordinal);
+
     /// <summary>Current snapshots of a resource's instances (one per replica), ordered by instance id.</summary>
     public IReadOnlyList<ResourceEvent> Instances(string resource) =>
-        [.. _instances.Values.Where(e => e.Resource.Name == resource).OrderBy(e => e.ResourceId, StringComparer.Ordinal)];
+        [.. _instances.Values.Where(e => e.Resource.Name == resource)
+            .Select(e => App.ResourceNotifications.TryGetCurrentState(e.ResourceId, out var current) && current is not null ? current : e)
+            .OrderBy(e => e.ResourceId, StringComparer.Ordinal)];
 
     /// <summary>The instance id (e.g. <c>model-worker-abcd1234</c>) of one replica.</summary>
     public string InstanceId(string resource, int replica = 0) => Instance(resource, replica).ResourceId;
@@ -128,6 +157,9 @@ public sealed class PlatformApp : IAsyncDisposable
             : Convert.ToInt32(pid, CultureInfo.InvariantCulture);
     }
 
+    /// <summary>The process ids of every replica of a resource, in replica order.</summary>
+    public IReadOnlyList<int> ProcessIds(string resource) => [.. Enumerable.Range(0, Instances(resource).Count).Select(i => ProcessId(resource, i))];
+
     /// <summary>A client for a resource's endpoint (through Aspire's proxy when the resource is replicated).</summary>
     public HttpClient CreateHttpClient(string resource, string? endpoint = null) => App.CreateHttpClient(resource, endpoint);
 
@@ -135,12 +167,15 @@ public sealed class PlatformApp : IAsyncDisposable
     /// A client for one replica, bypassing Aspire's proxy: the address it listens on is the first of <c>ASPNETCORE_URLS</c> in
     /// the replica's environment.
     /// </summary>
-    public HttpClient CreateReplicaHttpClient(string resource, int replica)
+    public HttpClient CreateReplicaHttpClient(string resource, int replica) => new() { BaseAddress = ReplicaAddress(resource, replica) };
+
+    /// <summary>The address one replica listens on (first of <c>ASPNETCORE_URLS</c> in its environment), bypassing Aspire's proxy.</summary>
+    public Uri ReplicaAddress(string resource, int replica)
     {
         var instance = Instance(resource, replica);
         var urls = instance.Snapshot.EnvironmentVariables.FirstOrDefault(e => e.Name == "ASPNETCORE_URLS")?.Value
             ?? throw new InvalidOperationException($"'{instance.ResourceId}' has no ASPNETCORE_URLS.");
-        return new HttpClient { BaseAddress = new Uri(urls.Split(';')[0]) };
+        return new Uri(urls.Split(';')[0]);
     }
 
     /// <summary>A resource's connection string (e.g. "platformdb", "redis").</summary>
@@ -167,12 +202,48 @@ public sealed class PlatformApp : IAsyncDisposable
         await WaitForInstanceAsync(id, "stopped", s => s.State?.Text is not (null or "Running" or "Starting" or "Stopping"), cancellationToken);
     }
 
-    /// <summary>Starts a stopped replica (or restarts a killed one) and waits until it is Running and Healthy.</summary>
+    /// <summary>Starts a stopped replica (or restarts a killed one) and waits until it is Running, Healthy and answering.</summary>
     public async Task StartAsync(string resource, int replica = 0, CancellationToken cancellationToken = default)
     {
         var id = InstanceId(resource, replica);
         await ExecuteCommandAsync(resource, KnownResourceCommands.StartCommand, replica, cancellationToken);
         await WaitForInstanceAsync(id, "Running and Healthy", s => s.State?.Text == KnownResourceStates.Running && s.HealthStatus == HealthStatus.Healthy, cancellationToken);
+        await WaitForReplicaHealthAsync(resource, replica, null, cancellationToken);
+    }
+
+    /// <summary>For a service replica (one with <c>ASPNETCORE_URLS</c>): waits until its own <c>/health</c> answers 200.</summary>
+    public async Task WaitForReplicaHealthAsync(string resource, int replica, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        if (Instance(resource, replica).Snapshot.EnvironmentVariables.All(e => e.Name != "ASPNETCORE_URLS"))
+        {
+            return;
+        }
+
+        using var client = CreateReplicaHttpClient(resource, replica);
+        client.Timeout = TimeSpan.FromSeconds(5);
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(90));
+        var last = "no answer";
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                using var response = await client.GetAsync("/health", cancellationToken);
+                if (response.IsSuccessStatusCode)
+                {
+                    return;
+                }
+
+                last = $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cancellationToken)}";
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
+            {
+                last = ex.Message;
+            }
+
+            await Task.Delay(200, cancellationToken);
+        }
+
+        throw new TimeoutException($"Replica {replica} of '{resource}' ({client.BaseAddress}) did not answer /health with 200: {last}\n{Describe(resource)}");
     }
 
     /// <summary>SIGKILLs one replica's process (no chance to clean up) and waits until Aspire sees it gone.</summary>

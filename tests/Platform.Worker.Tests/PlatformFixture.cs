@@ -2,9 +2,8 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
-using Platform.Hosting;
-using Platform.Hosting.ApplicationModel;
-using Platform.Hosting.Testing;
+using Aspire.Hosting;
+using Platform.TestSupport;
 
 namespace Platform.Worker.Tests;
 
@@ -12,36 +11,29 @@ namespace Platform.Worker.Tests;
 public sealed class PlatformFixture : IAsyncLifetime
 {
     private readonly Dictionary<string, Task<(string, long)>> _shared = [];
-    private IDistributedApplicationTestingBuilder? _builder;
+    private const string AdminKey = "worker-tests-admin-key";
 
-    public DistributedApplication App { get; private set; } = null!;
+    public PlatformApp App { get; private set; } = null!;
 
     public HttpClient Admin { get; private set; } = null!;
 
     public async ValueTask InitializeAsync()
     {
-        _builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>();
         // These tests pin batch composition and a full queue through the models' max queue delay, which idle dispatch
         // (the workers' default) would pre-empt whenever a replica is idle between two requests; idle dispatch itself is
         // covered by BatcherTests on the same batcher.
-        var worker = _builder.Resources.OfType<Platform.Hosting.ApplicationModel.ProjectResource>().Single(r => r.Name == "model-worker");
-        _builder.CreateResourceBuilder(worker).WithEnvironment("ModelWorker__DispatchWhenIdle", "false");
-        App = await _builder.BuildAsync();
-        await App.StartAsync();
-        await Task.WhenAll(
-            App.WaitForResourceHealthyAsync("admin-api", TimeSpan.FromSeconds(180)),
-            App.WaitForResourceHealthyAsync("model-worker", TimeSpan.FromSeconds(180)));
-        var key = ((ParameterResource)App.Resources.Find("admin-api-key")!).Value;
+        App = await PlatformApp.StartAsync([$"--Parameters:admin-api-key={AdminKey}"], builder =>
+            builder.Project("model-worker").WithEnvironment("ModelWorker__DispatchWhenIdle", "false"));
         Admin = App.CreateHttpClient("admin-api");
-        Admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        Admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
     }
 
     public async ValueTask DisposeAsync()
     {
         Admin?.Dispose();
-        if (_builder is not null)
+        if (App is not null)
         {
-            await _builder.DisposeAsync();
+            await App.DisposeAsync();
         }
     }
 
@@ -61,7 +53,7 @@ public sealed class PlatformFixture : IAsyncLifetime
     /// <summary>An HTTP/2-only client (prior knowledge, no TLS) for a worker replica, as InferenceApi uses it.</summary>
     public HttpClient CreateH2cClient(int replica) => new(new SocketsHttpHandler())
     {
-        BaseAddress = App.GetEndpoint("model-worker", replica: replica),
+        BaseAddress = App.ReplicaAddress("model-worker", replica),
         DefaultRequestVersion = HttpVersion.Version20,
         DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
     };
@@ -91,7 +83,7 @@ public sealed class PlatformFixture : IAsyncLifetime
         deadline.CancelAfter(timeout);
         for (var replica = 0; replica < 2; replica++)
         {
-            using var http = App.CreateHttpClient("model-worker", replica: replica);
+            using var http = App.CreateReplicaHttpClient("model-worker", replica);
             string last = "";
             while (true)
             {

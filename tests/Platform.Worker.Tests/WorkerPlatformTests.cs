@@ -3,7 +3,6 @@ using System.Net.Http.Headers;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Google.Protobuf;
-using Platform.Hosting.Testing;
 using Platform.Inference.Protocol.Wire;
 using Platform.OnnxModels;
 using Platform.OnnxRuntime;
@@ -36,7 +35,7 @@ public sealed class WorkerPlatformTests(PlatformFixture platform) : IClassFixtur
             var (status, httpVersion, response, error, _) = await SendAsync(client, request);
             Assert.True(status == HttpStatusCode.OK, error?.Message);
             Assert.Equal(HttpVersion.Version20, httpVersion);
-            Assert.Equal($"model-worker-{replica}", response!.WorkerInstance);
+            Assert.Equal(platform.App.InstanceId("model-worker", replica), $"model-worker-{response!.WorkerInstance}");
             var output = Assert.Single(response.Outputs);
             Assert.Equal(("probabilities", "FP32"), (output.Name, output.Datatype));
             Assert.Equal([3L, 5L], output.Shape);
@@ -49,7 +48,7 @@ public sealed class WorkerPlatformTests(PlatformFixture platform) : IClassFixtur
     {
         for (var replica = 0; replica < 2; replica++)
         {
-            using var http1 = platform.App.CreateHttpClient("model-worker", replica: replica);
+            using var http1 = platform.App.CreateReplicaHttpClient("model-worker", replica);
             using var response = await http1.GetAsync("/health", Ct);
             var body = await response.Content.ReadAsStringAsync(Ct);
             // Only the onnxruntime entry matters here; the overall status also reflects the shared object store.
