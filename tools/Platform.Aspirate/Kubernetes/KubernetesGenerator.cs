@@ -1,20 +1,20 @@
-using Platform.Hosting.ApplicationModel;
+using Platform.Aspirate.Manifest;
 using Map = System.Collections.Generic.OrderedDictionary<string, object?>;
 
-namespace Platform.Hosting.Publishing.Kubernetes;
+namespace Platform.Aspirate.Kubernetes;
 
-/// <summary>A file the Kubernetes publisher writes: path relative to the output directory, and its objects.</summary>
+/// <summary>A file the generator writes: path relative to the output directory, and its objects.</summary>
 /// <param name="Path">Relative path with '/' separators.</param>
 /// <param name="Documents">YAML documents (one per object).</param>
 public sealed record GeneratedFile(string Path, IReadOnlyList<Map> Documents);
 
 /// <summary>
-/// Turns the model into Aspirate's kustomize layout: per resource a folder with a Deployment (projects)
-/// or a StatefulSet with PVCs (containers with data volumes), a ClusterIP Service, a ServiceAccount and
-/// a kustomization whose configMapGenerator holds the non-secret environment; secrets are
-/// <c>secretKeyRef</c>s. Unlike Aspirate it also writes probes, restricted security contexts, pinned
-/// image tags, RollingUpdate with no unavailability, and two components derived from the model: the
-/// NetworkPolicy allow-list of its references and the ExternalSecrets of its secret parameters.
+/// Turns Aspire's manifest into Aspirate's kustomize layout: per workload a folder with a Deployment (projects, containers
+/// without volumes) or a StatefulSet with PVCs (containers with volumes), a ClusterIP Service, a ServiceAccount and a
+/// kustomization whose configMapGenerator holds the non-secret environment; secrets are <c>secretKeyRef</c>s. Unlike
+/// Aspirate it also writes probes, restricted security contexts, RollingUpdate with no unavailability, and two components
+/// derived from the manifest: the NetworkPolicy allow-list of its references and the ExternalSecrets of its secret
+/// parameters. Nothing depends on the machine or the manifest's location, so the output can be checked for drift.
 /// </summary>
 public static class KubernetesGenerator
 {
@@ -27,47 +27,34 @@ public static class KubernetesGenerator
     /// <summary>Folder of the generated ExternalSecrets component.</summary>
     public const string ExternalSecretsFolder = "external-secrets";
 
-    /// <summary>Key under which each generated Secret holds its parameter's value.</summary>
+    /// <summary>Key under which each generated Secret holds its value.</summary>
     public const string SecretKey = "value";
 
     /// <summary>Annotation that makes Reloader roll a workload when one of its Secrets changes.</summary>
     public const string ReloadAnnotation = "secret.reloader.stakater.com/reload";
 
-    /// <summary>Generates every file for <paramref name="resources"/>.</summary>
-    public static IReadOnlyList<GeneratedFile> Generate(IEnumerable<IResource> resources,
-        DistributedApplicationExecutionContext executionContext, KubernetesPublishingOptions options)
+    /// <summary>Generates every file for <paramref name="manifest"/>.</summary>
+    /// <exception cref="ManifestException">The manifest or the options cannot be deployed; the message names the field.</exception>
+    public static IReadOnlyList<GeneratedFile> Generate(AspireManifest manifest, GenerateOptions options)
     {
-        var workloads = new List<Workload>();
-        foreach (var resource in resources)
+        options.Validate();
+        foreach (var name in options.Parameters.Keys.Where(n => manifest.Find(n) is not ParameterResource))
         {
-            switch (resource)
-            {
-                case ProjectResource or ContainerResource:
-                    workloads.Add(Workload.From(resource, executionContext, options));
-                    break;
-                case ExecutableResource:
-                    throw new DistributedApplicationException(
-                        $"Executable '{resource.Name}' cannot be deployed to Kubernetes: give it an image (a container or a project).");
-            }
+            throw new ManifestException($"--parameter {name}: the manifest has no parameter of that name");
         }
 
-        var files = new List<GeneratedFile>();
-        foreach (var w in workloads)
-        {
-            files.AddRange(w.Files(options));
-        }
-
+        var resolver = new ExpressionResolver(manifest, options.Parameters);
+        var workloads = manifest.Workloads.Select(w => Workload.From(w, resolver, options)).ToList();
+        var files = workloads.SelectMany(w => w.Files(options)).ToList();
         files.AddRange(NetworkPolicies(workloads));
         files.AddRange(ExternalSecrets(workloads, options));
         files.Add(new GeneratedFile("namespace.yaml", [Namespace(options)]));
         files.Add(new GeneratedFile("kustomization.yaml",
-        [
-            Kustomization("Kustomization", ["namespace.yaml", .. workloads.Select(w => w.Name)], options.Namespace),
-        ]));
+            [Kustomization("Kustomization", ["namespace.yaml", .. workloads.Select(w => w.Name)], options.Namespace)]));
         return files;
     }
 
-    private static Map Namespace(KubernetesPublishingOptions options) => new()
+    private static Map Namespace(GenerateOptions options) => new()
     {
         ["apiVersion"] = "v1",
         ["kind"] = "Namespace",
@@ -97,7 +84,7 @@ public static class KubernetesGenerator
             map["namespace"] = ns;
         }
 
-        map["resources"] = resources.ToList();
+        map["resources"] = resources.Cast<object?>().ToList();
         foreach (var (k, v) in extra ?? [])
         {
             map[k] = v;
@@ -106,35 +93,24 @@ public static class KubernetesGenerator
         return map;
     }
 
-    internal static Map Metadata(string name, string resourceName, Map? annotations = null)
-    {
-        var map = new Map { ["name"] = name, ["labels"] = Labels(resourceName) };
-        if (annotations is { Count: > 0 })
-        {
-            map["annotations"] = annotations;
-        }
-
-        return map;
-    }
+    internal static Map Metadata(string name, string resourceName) => new() { ["name"] = name, ["labels"] = Labels(resourceName) };
 
     internal static Map Labels(string resourceName) => new()
     {
         [NameLabel] = resourceName,
         ["app.kubernetes.io/part-of"] = "platform",
-        ["app.kubernetes.io/managed-by"] = "platform-apphost",
+        ["app.kubernetes.io/managed-by"] = "platform-aspirate",
     };
 
     internal static Map Selector(string resourceName) => new() { [NameLabel] = resourceName };
 
-    // One egress policy per client and one ingress policy per server, both listing exactly the ports
-    // the client's configuration points at: a reference added in the AppHost adds its edge here.
+    // One egress policy per client and one ingress policy per server, both listing exactly the pod ports the client's
+    // configuration points at: a reference added in the AppHost adds its edge here.
     private static IEnumerable<GeneratedFile> NetworkPolicies(List<Workload> workloads)
     {
-        var byName = workloads.ToDictionary(w => w.Name);
         var edges = workloads
-            .SelectMany(client => client.Peers
-                .Where(p => p.Resource.Name != client.Name && byName.ContainsKey(p.Resource.Name))
-                .Select(p => (Client: client.Name, Server: p.Resource.Name, Port: KubernetesValueRenderer.TargetPort(p.Resource, p.Endpoint))))
+            .SelectMany(client => client.Peers.Select(p =>
+                (Client: client.Name, Server: p.Resource.Name, Port: Ports.Target(p.Resource, p.Binding), Protocol: Workload.Protocol(p.Binding))))
             .Distinct()
             .ToList();
         var files = new List<GeneratedFile>();
@@ -143,7 +119,7 @@ public static class KubernetesGenerator
             var rules = edges.Where(e => e.Client == client.Name).GroupBy(e => e.Server).Select(g => (object?)new Map
             {
                 ["to"] = new List<object?> { new Map { ["podSelector"] = new Map { ["matchLabels"] = Selector(g.Key) } } },
-                ["ports"] = Ports(g.Select(e => e.Port)),
+                ["ports"] = PolicyPorts(g),
             }).ToList();
             files.Add(new GeneratedFile($"{NetworkPoliciesFolder}/{client.Name}-egress.yaml",
                 [Policy($"{client.Name}-egress", client.Name, "Egress", "egress", rules)]));
@@ -154,7 +130,7 @@ public static class KubernetesGenerator
             var rules = edges.Where(e => e.Server == server.Name).GroupBy(e => e.Client).Select(g => (object?)new Map
             {
                 ["from"] = new List<object?> { new Map { ["podSelector"] = new Map { ["matchLabels"] = Selector(g.Key) } } },
-                ["ports"] = Ports(g.Select(e => e.Port)),
+                ["ports"] = PolicyPorts(g),
             }).ToList();
             files.Add(new GeneratedFile($"{NetworkPoliciesFolder}/{server.Name}-ingress.yaml",
                 [Policy($"{server.Name}-ingress", server.Name, "Ingress", "ingress", rules)]));
@@ -164,8 +140,9 @@ public static class KubernetesGenerator
             [Kustomization("Component", files.Select(f => f.Path[(NetworkPoliciesFolder.Length + 1)..]))]));
         return files;
 
-        static List<object?> Ports(IEnumerable<int> ports) =>
-            ports.Distinct().Order().Select(p => (object?)new Map { ["protocol"] = "TCP", ["port"] = p }).ToList();
+        static List<object?> PolicyPorts(IEnumerable<(string Client, string Server, int Port, string Protocol)> ports) =>
+            ports.Select(p => (p.Protocol, p.Port)).Distinct().OrderBy(p => p.Port).ThenBy(p => p.Protocol, StringComparer.Ordinal)
+                .Select(p => (object?)new Map { ["protocol"] = p.Protocol, ["port"] = p.Port }).ToList();
 
         static Map Policy(string name, string resourceName, string type, string key, List<object?> rules) => new()
         {
@@ -181,29 +158,44 @@ public static class KubernetesGenerator
         };
     }
 
-    // Every secret parameter some pod reads becomes a Secret of the same name, synced from the store.
-    private static IEnumerable<GeneratedFile> ExternalSecrets(List<Workload> workloads, KubernetesPublishingOptions options)
+    // Every secret some pod reads becomes a Secret of that name, synced from the store; a filtered one (an
+    // annotated.string) is the parameter's entry passed through the filter by External Secrets' template.
+    private static IEnumerable<GeneratedFile> ExternalSecrets(List<Workload> workloads, GenerateOptions options)
     {
-        var secrets = workloads.SelectMany(w => w.Secrets).Distinct().ToList();
-        var files = secrets.Select(p => new GeneratedFile($"{ExternalSecretsFolder}/{p.Name}.yaml",
-        [
-            new Map
+        var secrets = workloads.SelectMany(w => w.Secrets).DistinctBy(s => s.Name).ToList();
+        var files = secrets.Select(s =>
+        {
+            var target = new Map { ["name"] = s.Name, ["creationPolicy"] = "Owner", ["deletionPolicy"] = "Retain" };
+            if (s.Filter == "uri")
             {
-                ["apiVersion"] = "external-secrets.io/v1",
-                ["kind"] = "ExternalSecret",
-                ["metadata"] = new Map { ["name"] = p.Name, ["labels"] = new Map { ["app.kubernetes.io/part-of"] = "platform" } },
-                ["spec"] = new Map
+                // Go's urlquery percent-encodes everything outside [A-Za-z0-9-_.~] (space as '+'; generated values have none).
+                target["template"] = new Map
                 {
-                    ["refreshInterval"] = "1h",
-                    ["secretStoreRef"] = new Map { ["kind"] = "ClusterSecretStore", ["name"] = options.SecretStore },
-                    ["target"] = new Map { ["name"] = p.Name, ["creationPolicy"] = "Owner", ["deletionPolicy"] = "Retain" },
-                    ["data"] = new List<object?>
+                    ["engineVersion"] = "v2",
+                    ["data"] = new Map { [SecretKey] = $"{{{{ .{SecretKey} | urlquery }}}}" },
+                };
+            }
+
+            return new GeneratedFile($"{ExternalSecretsFolder}/{s.Name}.yaml",
+            [
+                new Map
+                {
+                    ["apiVersion"] = "external-secrets.io/v1",
+                    ["kind"] = "ExternalSecret",
+                    ["metadata"] = new Map { ["name"] = s.Name, ["labels"] = new Map { ["app.kubernetes.io/part-of"] = "platform" } },
+                    ["spec"] = new Map
                     {
-                        new Map { ["secretKey"] = SecretKey, ["remoteRef"] = new Map { ["key"] = options.SecretKeyPrefix + p.Name } },
+                        ["refreshInterval"] = "1h",
+                        ["secretStoreRef"] = new Map { ["kind"] = "ClusterSecretStore", ["name"] = options.SecretStore },
+                        ["target"] = target,
+                        ["data"] = new List<object?>
+                        {
+                            new Map { ["secretKey"] = SecretKey, ["remoteRef"] = new Map { ["key"] = options.SecretKeyPrefix + s.Parameter } },
+                        },
                     },
                 },
-            },
-        ])).ToList();
+            ]);
+        }).ToList();
         files.Add(new GeneratedFile($"{ExternalSecretsFolder}/kustomization.yaml",
             [Kustomization("Component", files.Select(f => f.Path[(ExternalSecretsFolder.Length + 1)..]))]));
         return files;
