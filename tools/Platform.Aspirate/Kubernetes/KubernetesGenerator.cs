@@ -38,9 +38,17 @@ public static class KubernetesGenerator
     public static IReadOnlyList<GeneratedFile> Generate(AspireManifest manifest, GenerateOptions options)
     {
         options.Validate();
-        foreach (var name in options.Parameters.Keys.Where(n => manifest.Find(n) is not ParameterResource))
+        foreach (var name in options.Parameters.Keys)
         {
-            throw new ManifestException($"--parameter {name}: the manifest has no parameter of that name");
+            if (manifest.Find(name) is not ParameterResource p)
+            {
+                throw new ManifestException($"--parameter {name}: the manifest has no parameter of that name");
+            }
+
+            if (p.Inputs.Values.Any(i => i.Secret))
+            {
+                throw new ManifestException($"--parameter {name}: the parameter is secret; its value comes from the secret store, never the command line");
+            }
         }
 
         var resolver = new ExpressionResolver(manifest, options.Parameters);

@@ -11,7 +11,7 @@ public static class OutputWriter
 {
     /// <summary>First line of every generated file; also how stale generated files are recognised.</summary>
     public const string Header =
-        "# Generated from Aspire's manifest by: dotnet run --project tools/Platform.Aspirate -- generate --manifest aspire-manifest.json --output-path aspirate-output";
+        "# Generated from Aspire's manifest by: dotnet run --project tools/Platform.Aspirate -- generate --manifest AppHost/aspire-manifest.json --output-path aspirate-output";
 
     /// <summary>The files' text: the header, then one YAML document per object.</summary>
     public static IReadOnlyList<KeyValuePair<string, string>> Render(IReadOnlyList<GeneratedFile> files)

@@ -213,12 +213,6 @@ public sealed partial class ExpressionResolver(AspireManifest manifest, IReadOnl
             ?? throw new ManifestException($"{where}: '{expression}': parameter '{p.Name}' has no input '{inputName}'");
         if (IsSecret(p))
         {
-            if (parameterValues.ContainsKey(p.Name))
-            {
-                throw new ManifestException(
-                    $"--parameter {p.Name}: the parameter is secret; its value comes from the secret store, never the command line");
-            }
-
             return new SecretPart(new SecretSource(p.Name, p.Name, Filter: null));
         }
 
