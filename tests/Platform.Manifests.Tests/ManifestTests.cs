@@ -4,8 +4,8 @@ using System.Text.RegularExpressions;
 namespace Platform.Manifests.Tests;
 
 /// <summary>
-/// The Aspire manifest follows aspire-8.0.json's rules for each resource type (written here from the
-/// schema's facts: required fields, allowed fields, value types, enums) and its expressions resolve.
+/// The manifest Aspire 13's publisher writes for the AppHost follows aspire-8.0.json's rules for each resource type
+/// (written here from the schema's facts: required fields, allowed fields, value types, enums) and its expressions resolve.
 /// </summary>
 public sealed partial class ManifestTests(PublishFixture fixture)
 {
@@ -14,19 +14,17 @@ public sealed partial class ManifestTests(PublishFixture fixture)
         ["project.v0"] = (["type", "path"], ["type", "path", "containerFiles", "args", "env", "bindings"]),
         ["container.v0"] = (["type", "image"],
             ["type", "image", "entrypoint", "args", "connectionString", "containerFiles", "env", "bindings", "bindMounts", "volumes"]),
-        ["executable.v0"] = (["type", "command", "workingDirectory"],
-            ["type", "workingDirectory", "command", "containerFiles", "args", "env", "bindings"]),
         ["value.v0"] = (["connectionString"], ["type", "connectionString"]),
         ["parameter.v0"] = (["value", "inputs"], ["type", "value", "connectionString", "inputs"]),
+        ["annotated.string"] = (["type", "value", "filter"], ["type", "value", "filter"]),
     };
 
     private JsonObject Resources => fixture.Manifest["resources"]!.AsObject();
 
     [Fact]
-    public void Manifest_names_the_schema_and_has_resources()
+    public void Manifest_has_resources_and_nothing_else()
     {
-        Assert.Equal("https://json.schemastore.org/aspire-8.0.json", (string?)fixture.Manifest["$schema"]);
-        Assert.Equal(["$schema", "resources"], fixture.Manifest.Select(kv => kv.Key));
+        Assert.Empty(fixture.Manifest.Select(kv => kv.Key).Except(["$schema", "resources"]));
         Assert.NotEmpty(Resources);
     }
 
@@ -154,9 +152,13 @@ public sealed partial class ManifestTests(PublishFixture fixture)
                 {
                     errors.Add($"{name}: '{m.Value}' refers to a resource without a connection string");
                 }
-                else if (expression.Groups["p"].Value is "value" or "inputs.value" && (string?)target["type"] != "parameter.v0")
+                else if (expression.Groups["p"].Value is "value" && (string?)target["type"] is not ("parameter.v0" or "annotated.string"))
                 {
-                    errors.Add($"{name}: '{m.Value}' reads a value of a resource that is not a parameter");
+                    errors.Add($"{name}: '{m.Value}' reads a value of a resource that is neither a parameter nor an annotated string");
+                }
+                else if (expression.Groups["p"].Value is "inputs.value" && (string?)target["type"] != "parameter.v0")
+                {
+                    errors.Add($"{name}: '{m.Value}' reads an input of a resource that is not a parameter");
                 }
             }
         }
@@ -177,12 +179,17 @@ public sealed partial class ManifestTests(PublishFixture fixture)
         }
 
         Assert.Equal("value.v0", (string?)Resources["platformdb"]!["type"]);
+
+        // Aspire 13 writes the TLS branch of Redis's connection string as a conditional, evaluated into a value.v0.
+        var conditional = Regex.Match((string)Resources["redis"]!["connectionString"]!, @"\{(?<c>cond-[a-z0-9-]+)\.connectionString\}");
+        Assert.True(conditional.Success, "redis: connectionString has no conditional TLS part");
+        Assert.Equal("value.v0", (string?)Resources[conditional.Groups["c"].Value]!["type"]);
         Assert.Equal("{postgres.connectionString};Database=platformdb", (string?)Resources["platformdb"]!["connectionString"]);
         Assert.Contains("Password={postgres-password.value}", (string?)Resources["postgres"]!["connectionString"]);
         Assert.Equal(5432, (int?)Resources["postgres"]!["bindings"]!["tcp"]!["targetPort"]);
         Assert.Equal(true, (bool?)Resources["inference-api"]!["bindings"]!["http"]!["external"]);
         Assert.Null(Resources["model-worker"]!["bindings"]!["http"]!["external"]);
-        Assert.Equal("{postgres.connectionString};Database=platformdb", (string?)Resources["admin-api"]!["env"]!["ConnectionStrings__platformdb"]);
+        Assert.Equal("{platformdb.connectionString}", (string?)Resources["admin-api"]!["env"]!["ConnectionStrings__platformdb"]);
         Assert.Equal("{admin-api.bindings.http.url}", (string?)Resources["inference-api"]!["env"]!["services__admin-api__http__0"]);
 
         // The AppHost's tuning for replicas sharing one machine's cores is run mode only: pods get their own cores.
@@ -227,6 +234,6 @@ public sealed partial class ManifestTests(PublishFixture fixture)
     [GeneratedRegex(@"\{[^{}]*\}")]
     private static partial Regex Braces();
 
-    [GeneratedRegex(@"^\{(?<r>[a-z][a-z0-9-]*)\.(?<p>connectionString|value|inputs\.value|bindings\.(?<b>[a-z][a-z0-9-]*)\.(url|host|port|targetPort|scheme))\}$")]
+    [GeneratedRegex(@"^\{(?<r>[a-z][a-z0-9-]*)\.(?<p>connectionString|value|inputs\.value|bindings\.(?<b>[a-z][a-z0-9-]*)\.(url|host|port|targetPort|scheme|tlsEnabled))\}$")]
     private static partial Regex Expression();
 }

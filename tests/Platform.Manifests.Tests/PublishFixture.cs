@@ -1,15 +1,17 @@
 using System.Diagnostics;
 using System.Reflection;
 using System.Text.Json.Nodes;
-using Platform.Hosting.Testing;
+using Platform.Aspirate;
 
 [assembly: AssemblyFixture(typeof(Platform.Manifests.Tests.PublishFixture))]
 
 namespace Platform.Manifests.Tests;
 
 /// <summary>
-/// Publishes the real AppHost once (manifest and Kubernetes, into a temp directory) and renders
-/// every overlay once with kubectl; the tests only read the results.
+/// Runs the two publishing commands of docs/publishing.md once, into a temp directory: Aspire's manifest publisher on the
+/// real AppHost (its own process, user secrets pointed into the temp directory so the test sees publishing stores none),
+/// then tools/Platform.Aspirate's command line on that manifest; renders every overlay once with kubectl. The tests only
+/// read the results.
 /// </summary>
 public sealed class PublishFixture : IAsyncLifetime
 {
@@ -28,19 +30,45 @@ public sealed class PublishFixture : IAsyncLifetime
 
     public string CommittedDirectory => Path.Combine(RepositoryRoot, "aspirate-output");
 
+    /// <summary>Where the publishing AppHost's user secrets go (APPDATA): run mode keeps generated secrets there.</summary>
+    public string PublishUserSecretsRoot => Path.Combine(WorkDirectory, "appdata");
+
+    /// <summary>
+    /// A value the publishing AppHost is given for its secret parameter (<c>Parameters__admin-api-key</c>, as an operator
+    /// would): it must reach neither the manifest nor anything generated from it.
+    /// </summary>
+    public string SecretSentinel { get; } = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(20));
+
+    private static string Configuration => typeof(PublishFixture).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .First(a => a.Key == "Configuration").Value!;
+
     public JsonObject Manifest { get; private set; } = [];
 
     public string ManifestText { get; private set; } = string.Empty;
-
-    /// <summary>State directory of the publishing AppHost runs (publishing must not generate secrets there).</summary>
-    public List<string> StateDirectories { get; } = [];
 
     public Rendered Render(string overlay) => _renders[overlay];
 
     public async ValueTask InitializeAsync()
     {
-        await PublishAsync("manifest", ManifestPath);
-        await PublishAsync("kubernetes", GeneratedDirectory);
+        Directory.CreateDirectory(PublishUserSecretsRoot);
+        var publish = await RunAsync("dotnet",
+            ["run", "--no-build", "--configuration", Configuration, "--project", Path.Combine(RepositoryRoot, "AppHost"),
+             "--", "--publisher", "manifest", "--output-path", ManifestPath],
+            null, RepositoryRoot, new Dictionary<string, string> { ["APPDATA"] = PublishUserSecretsRoot, ["Parameters__admin-api-key"] = SecretSentinel });
+        if (publish.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"The AppHost's manifest publisher failed ({publish.ExitCode}):\n{publish.Stdout}\n{publish.Stderr}");
+        }
+
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var generate = await AspirateCli.InvokeAsync(["generate", "--manifest", ManifestPath, "--output-path", GeneratedDirectory],
+            output, error, TestContext.Current.CancellationToken);
+        if (generate != 0)
+        {
+            throw new InvalidOperationException($"tools/Platform.Aspirate generate failed ({generate}):\n{output}\n{error}");
+        }
+
         ManifestText = await File.ReadAllTextAsync(ManifestPath);
         Manifest = JsonNode.Parse(ManifestText)!.AsObject();
 
@@ -52,17 +80,8 @@ public sealed class PublishFixture : IAsyncLifetime
         }
     }
 
-    private async Task PublishAsync(string publisher, string output)
-    {
-        await using var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>(
-            ["--publisher", publisher, "--output-path", output], TestContext.Current.CancellationToken);
-        StateDirectories.Add(builder.ExecutionContext.StateDirectory);
-        await using var app = await builder.BuildAsync(TestContext.Current.CancellationToken);
-        await app.RunAsync(TestContext.Current.CancellationToken);
-    }
-
     public static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string file, IEnumerable<string> args, string? stdin,
-        string? workingDirectory = null)
+        string? workingDirectory = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var psi = new ProcessStartInfo(file)
         {
@@ -75,6 +94,11 @@ public sealed class PublishFixture : IAsyncLifetime
         foreach (var a in args)
         {
             psi.ArgumentList.Add(a);
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            psi.Environment[name] = value;
         }
 
         using var process = Process.Start(psi)!;

@@ -1,4 +1,6 @@
 using System.Text.Json;
+using System.Xml.Linq;
+using Microsoft.Extensions.Configuration.UserSecrets;
 
 namespace Platform.Manifests.Tests;
 
@@ -8,11 +10,10 @@ public sealed class SecretTests(PublishFixture fixture)
     [Fact]
     public void Publishing_never_generates_or_reads_a_secret_value()
     {
-        // Run mode generates missing secrets into <state>/parameters.json; publish mode must not touch them.
-        foreach (var state in fixture.StateDirectories)
-        {
-            Assert.False(File.Exists(Path.Combine(state, "parameters.json")), $"publishing generated secret values into {state}");
-        }
+        // Run mode generates missing secrets into the AppHost's user secrets; the publishing run had its own (APPDATA),
+        // which must stay empty: the manifest carries generate rules, never values.
+        var written = Directory.EnumerateFiles(fixture.PublishUserSecretsRoot, "*", SearchOption.AllDirectories).ToList();
+        Assert.True(written.Count == 0, $"publishing wrote secrets: {string.Join(", ", written)}");
     }
 
     [Fact]
@@ -56,16 +57,20 @@ public sealed class SecretTests(PublishFixture fixture)
         }
     }
 
-    // Values this machine generated in run mode, plus any passed in through Parameters__* variables.
+    // Values this machine generated in run mode (the AppHost's user secrets), plus any passed in through Parameters__* variables.
     private IEnumerable<(string Name, string Value)> KnownSecretValues()
     {
-        var found = new List<(string, string)>();
-        var state = Path.Combine(fixture.RepositoryRoot, ".platform", "parameters.json");
-        if (File.Exists(state))
+        var found = new List<(string, string)> { ("the value the publishing AppHost was given for admin-api-key", fixture.SecretSentinel) };
+        var id = XDocument.Load(Path.Combine(fixture.RepositoryRoot, "AppHost", "Platform.AppHost.csproj")).Descendants("UserSecretsId").Single().Value;
+        var store = PathHelper.GetSecretsPathFromSecretsId(id);
+        if (File.Exists(store))
         {
-            foreach (var (k, v) in JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(state)) ?? [])
+            foreach (var (k, v) in JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(File.ReadAllText(store)) ?? [])
             {
-                found.Add(($".platform parameter {k}", v));
+                if (k.StartsWith("Parameters:", StringComparison.Ordinal) && v.ValueKind == JsonValueKind.String && v.GetString() is { Length: >= 8 } value)
+                {
+                    found.Add(($"user secret {k}", value));
+                }
             }
         }
 

@@ -1,0 +1,1 @@
+return await Platform.Aspirate.AspirateCli.InvokeAsync(args, Console.Out, Console.Error, CancellationToken.None);
