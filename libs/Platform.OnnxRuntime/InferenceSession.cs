@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Text.RegularExpressions;
 using Microsoft.ML.OnnxRuntime;
 using Ort = Microsoft.ML.OnnxRuntime;
 
@@ -15,7 +14,7 @@ namespace Platform.OnnxRuntime;
 /// shape the model declares in terms of the batch dimension are written into managed buffers allocated before the run,
 /// which <see cref="OrtTensor.TryGetBatchItemMemory"/> slices per request without copying.
 /// </remarks>
-public sealed partial class InferenceSession : IDisposable
+public sealed class InferenceSession : IDisposable
 {
     /// <summary>Name reported by <see cref="ExecutionProvider"/> when CUDA runs the session.</summary>
     public const string CudaProvider = "CUDA";
@@ -472,7 +471,7 @@ public sealed partial class InferenceSession : IDisposable
         catch (OnnxRuntimeException ex) when (options.ExecutionProvider == ExecutionProviderPreference.Auto)
         {
             // The provider loaded but the session could not be built on it (device, memory, unsupported graph).
-            return (null, $"creating the session on CUDA failed: {Describe(ex)}");
+            return (null, $"creating the session on CUDA failed: {OnnxRuntimeErrors.Describe(ex)}");
         }
     }
 
@@ -491,7 +490,7 @@ public sealed partial class InferenceSession : IDisposable
             }
             catch (OnnxRuntimeException ex)
             {
-                throw new CudaAppendException(Describe(ex), ex);
+                throw new CudaAppendException(OnnxRuntimeErrors.Describe(ex), ex);
             }
         }
 
@@ -570,27 +569,6 @@ public sealed partial class InferenceSession : IDisposable
             throw;
         }
     }
-
-    /// <summary>
-    /// ONNX Runtime's message without its code prefix and source location, e.g. "Failed to load library
-    /// …/libonnxruntime_providers_cuda.so with error: libcublasLt.so.13: cannot open shared object file: …".
-    /// </summary>
-    internal static string Describe(OnnxRuntimeException exception)
-    {
-        var message = exception.Message.Trim();
-        var detail = OrtErrorDetail().Match(message);
-        if (detail.Success)
-        {
-            return detail.Groups["detail"].Value.Trim();
-        }
-        return ErrorCodePrefix().Replace(message, string.Empty);
-    }
-
-    [GeneratedRegex(@"\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*(?<detail>.+)$", RegexOptions.Singleline)]
-    private static partial Regex OrtErrorDetail();
-
-    [GeneratedRegex(@"^\[ErrorCode:\w+\]\s*")]
-    private static partial Regex ErrorCodePrefix();
 
     private readonly struct RunLease(InferenceSession session) : IDisposable
     {

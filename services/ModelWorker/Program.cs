@@ -3,7 +3,6 @@ using Platform.Data;
 using Platform.ModelRegistry;
 using Platform.ModelWorker;
 using Platform.ObjectStore;
-using Platform.OnnxRuntime;
 using Platform.Redis;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -18,16 +17,15 @@ builder.AddPlatformRedis();
 builder.AddPlatformActiveModelsView();
 
 builder.Services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.SectionName);
-builder.Services.AddSingleton(_ => new OrtEnvironment());
+builder.AddPlatformOnnxRuntime();
 builder.Services.AddSingleton<BatcherTelemetry>();
 builder.Services.AddSingleton<ModelArtifactCache>();
 builder.Services.AddSingleton<ModelHost>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
 builder.Services.AddSingleton(WorkerIdentity.From(builder.Configuration));
 
-// ONNX Runtime: version and live execution provider (with the CUDA fallback reason); models: per-version load state.
+// onnxruntime (AddPlatformOnnxRuntime): version and live execution provider; models: per-version load state.
 builder.Services.AddHealthChecks()
-    .AddCheck<OnnxRuntimeHealthCheck>("onnxruntime")
     .AddCheck<ModelsHealthCheck>("models");
 
 var app = builder.Build();

@@ -26,6 +26,11 @@ public sealed class PlatformFixture : IAsyncLifetime
         // covered by BatcherTests on the same batcher.
         var worker = _builder.Resources.OfType<Platform.Hosting.ApplicationModel.ProjectResource>().Single(r => r.Name == "model-worker");
         _builder.CreateResourceBuilder(worker).WithEnvironment("ModelWorker__DispatchWhenIdle", "false");
+        // eng/gpu-check.sh runs these tests with the workers on CUDA.
+        if (Environment.GetEnvironmentVariable("PLATFORM_TEST_EXECUTION_PROVIDER") is { Length: > 0 } provider)
+        {
+            _builder.CreateResourceBuilder(worker).WithEnvironment("ModelWorker__ExecutionProvider", provider);
+        }
         App = await _builder.BuildAsync();
         await App.StartAsync();
         await Task.WhenAll(

@@ -58,9 +58,17 @@ public sealed class WorkerPlatformTests(PlatformFixture platform) : IClassFixtur
                 .Single(c => c.GetProperty("name").GetString() == "onnxruntime");
             Assert.Equal("Healthy", check.GetProperty("status").GetString());
             var description = check.GetProperty("description").GetString()!;
-            Assert.Contains("ONNX Runtime 1.30.0 on CPU", description, StringComparison.Ordinal);
-            // No GPU on these machines: the reason CUDA is not live must be stated.
-            Assert.Contains("CUDA not used:", description, StringComparison.Ordinal);
+            if (string.Equals(Environment.GetEnvironmentVariable("PLATFORM_TEST_EXECUTION_PROVIDER"), "cuda", StringComparison.OrdinalIgnoreCase))
+            {
+                // eng/gpu-check.sh on a GPU machine: the workers were started with ModelWorker:ExecutionProvider=cuda.
+                Assert.Equal("ONNX Runtime 1.32.0 on CUDA", description);
+            }
+            else
+            {
+                Assert.Contains("ONNX Runtime 1.32.0 on CPU", description, StringComparison.Ordinal);
+                // No GPU on these machines: the reason CUDA (auto, the default) is not live must be stated.
+                Assert.Contains("CUDA not used:", description, StringComparison.Ordinal);
+            }
 
             using var h2c = platform.CreateH2cClient(replica);
             using var alive = await h2c.GetAsync("/alive", Ct);
