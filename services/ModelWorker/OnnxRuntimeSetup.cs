@@ -49,23 +49,24 @@ internal static class OnnxRuntimeSetup
         builder.Services.ConfigureOpenTelemetryLoggerProvider(logging => logging.ConfigureResource(Describe));
         return builder;
     }
+}
 
-    private sealed class ExecutionProviderResourceDetector(ExecutionProviderStatus status) : IResourceDetector
+/// <summary>The replica's ONNX Runtime facts as OpenTelemetry resource attributes (see <see cref="OnnxRuntimeSetup"/>).</summary>
+internal sealed class ExecutionProviderResourceDetector(ExecutionProviderStatus status) : IResourceDetector
+{
+    public Resource Detect()
     {
-        public Resource Detect()
+        var attributes = new Dictionary<string, object>
         {
-            var attributes = new Dictionary<string, object>
-            {
-                [VersionAttribute] = status.Version,
-                [RequestedProviderAttribute] = status.Requested.ToString().ToLowerInvariant(),
-                [ExecutionProviderAttribute] = status.Provider ?? "unavailable",
-            };
-            if ((status.FallbackReason ?? status.Failure) is { } reason)
-            {
-                attributes[FallbackReasonAttribute] = reason;
-            }
-            return new Resource(attributes);
+            [OnnxRuntimeSetup.VersionAttribute] = status.Version,
+            [OnnxRuntimeSetup.RequestedProviderAttribute] = status.Requested.ToString().ToLowerInvariant(),
+            [OnnxRuntimeSetup.ExecutionProviderAttribute] = status.Provider ?? "unavailable",
+        };
+        if ((status.FallbackReason ?? status.Failure) is { } reason)
+        {
+            attributes[OnnxRuntimeSetup.FallbackReasonAttribute] = reason;
         }
+        return new Resource(attributes);
     }
 }
 

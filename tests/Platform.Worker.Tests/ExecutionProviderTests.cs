@@ -54,6 +54,24 @@ public sealed partial class ExecutionProviderTests(OrtFixture ort) : IClassFixtu
     }
 
     [Fact]
+    public void ResourceAttributesNameTheLiveProviderAndTheReason()
+    {
+        var status = Status(ExecutionProviderPreference.Auto);
+        var attributes = new ExecutionProviderResourceDetector(status).Detect().Attributes.ToDictionary(a => a.Key, a => a.Value);
+        Assert.Equal(status.Provider, attributes["onnxruntime.execution_provider"]);
+        Assert.Equal("auto", attributes["onnxruntime.execution_provider.requested"]);
+        Assert.Equal(ort.Ort.Version, attributes["onnxruntime.version"]);
+        if (status.FallbackReason is null)
+        {
+            Assert.False(attributes.ContainsKey("onnxruntime.execution_provider.fallback_reason"));
+        }
+        else
+        {
+            Assert.Equal(status.FallbackReason, attributes["onnxruntime.execution_provider.fallback_reason"]);
+        }
+    }
+
+    [Fact]
     public async Task CudaWithoutCudaStopsStartUpNamingWhatCouldNotLoad()
     {
         Assert.SkipWhen(CudaRequested, "CUDA is expected to be live in this run.");
