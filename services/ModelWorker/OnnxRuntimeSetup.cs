@@ -26,6 +26,16 @@ internal static class OnnxRuntimeSetup
 
     public static IHostApplicationBuilder AddPlatformOnnxRuntime(this IHostApplicationBuilder builder)
     {
+        // Wrong settings stop start-up with a message naming the setting, before ONNX Runtime sees them.
+        builder.Services.AddOptions<WorkerOptions>()
+            .Validate(o => Enum.IsDefined(o.ExecutionProvider), "ModelWorker:ExecutionProvider must be auto, cuda or cpu")
+            .Validate(o => o.IntraOpNumThreads >= 0, "ModelWorker:IntraOpNumThreads must be 0 (ONNX Runtime's default) or more")
+            .Validate(o => o.Cuda.DeviceId >= 0, "ModelWorker:Cuda:DeviceId must be 0 or more")
+            .Validate(o => o.Cuda.GpuMemoryLimitBytes is null or > 0, "ModelWorker:Cuda:GpuMemoryLimitBytes must be positive when set")
+            .Validate(o => Enum.IsDefined(o.Cuda.ArenaExtendStrategy), "ModelWorker:Cuda:ArenaExtendStrategy must be NextPowerOfTwo or SameAsRequested")
+            .Validate(o => Enum.IsDefined(o.Cuda.CudnnConvAlgorithmSearch), "ModelWorker:Cuda:CudnnConvAlgorithmSearch must be Exhaustive, Heuristic or Default")
+            .ValidateOnStart();
+
         // One process-wide environment: its global thread pool is what ModelWorker:IntraOpNumThreads sizes.
         builder.Services.AddSingleton(sp =>
         {

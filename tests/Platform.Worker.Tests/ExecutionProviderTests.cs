@@ -91,6 +91,21 @@ public sealed partial class ExecutionProviderTests(OrtFixture ort) : IClassFixtu
         Assert.Equal("unavailable", health.Data["executionProvider"]);
     }
 
+    [Theory]
+    [InlineData("ModelWorker:ExecutionProvider", "5", "ModelWorker:ExecutionProvider must be auto, cuda or cpu")]
+    [InlineData("ModelWorker:Cuda:DeviceId", "-1", "ModelWorker:Cuda:DeviceId must be 0 or more")]
+    [InlineData("ModelWorker:Cuda:GpuMemoryLimitBytes", "0", "ModelWorker:Cuda:GpuMemoryLimitBytes must be positive when set")]
+    public async Task WrongSettingsStopStartUpNamingTheSetting(string key, string value, string message)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { [key] = value });
+        builder.Services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.SectionName);
+        builder.AddPlatformOnnxRuntime();
+        using var host = builder.Build();
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(Ct));
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task CudaIsLiveOnAGpuMachine()
     {
