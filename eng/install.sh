@@ -2,9 +2,9 @@
 # Installs everything Platform needs on a Debian 12 machine, and nothing it already has.
 # Idempotent: a second run takes about a second.
 #   apt : postgresql (15), redis-server, nodejs + npm (only if node is absent), chromium (browser tests)
-#   npm : s3rver 3.7.1 (local object store) and onnxruntime-node 1.30.0 (for libonnxruntime.so.1),
-#         pinned by eng/tools/package-lock.json and installed without lifecycle scripts; the
-#         manifest tests' Kubernetes schema validators (tests/Platform.Manifests.Tests/validator).
+#   npm : s3rver 3.7.1 (local object store), pinned by eng/tools/package-lock.json and installed without
+#         lifecycle scripts; the manifest tests' Kubernetes schema validators (tests/Platform.Manifests.Tests/validator).
+# ONNX Runtime is not installed here: it comes from NuGet (Microsoft.ML.OnnxRuntime.Gpu.Linux) with `dotnet restore`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -39,7 +39,7 @@ fi
 
 tools="$root/eng/tools"
 if [[ ! -f "$tools/node_modules/.package-lock.json" || "$tools/package-lock.json" -nt "$tools/node_modules/.package-lock.json" ]]; then
-  echo "install: npm ci in eng/tools (s3rver, onnxruntime-node native library)"
+  echo "install: npm ci in eng/tools (s3rver)"
   (cd "$tools" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 # Kubernetes schema validators used by tests/Platform.Manifests.Tests (pinned by their own lockfile).
@@ -48,6 +48,3 @@ if [[ -f "$validator/package-lock.json" ]] && [[ ! -f "$validator/node_modules/.
   echo "install: npm ci in tests/Platform.Manifests.Tests/validator (kubernetes-models)"
   (cd "$validator" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
-
-ort="$tools/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"
-[[ -f "$ort" ]] || { echo "error: $ort missing after npm ci" >&2; exit 1; }

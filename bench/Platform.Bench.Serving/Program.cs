@@ -1,6 +1,6 @@
 // Serving benchmark: raw ONNX Runtime in-process vs end-to-end through InferenceApi (binary tensor extension) at
 // concurrency 1/8/32/64 with dynamic batching off and on, all in one run on this machine.
-//   dotnet run -c Release --project bench/Platform.Bench.Serving [-- --seconds 5]
+//   dotnet run -c Release --project bench/Platform.Bench.Serving [-- --help]
 using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
@@ -15,6 +15,23 @@ using Platform.Inference.Protocol;
 using Platform.OnnxModels;
 using Platform.OnnxRuntime;
 
+if (args.Contains("--help"))
+{
+    Console.WriteLine("""
+        Platform.Bench.Serving: raw ONNX Runtime in-process vs the whole platform end to end, in one run.
+          --seconds N                measurement time per configuration (default 5)
+          --worker-threads N         ModelWorker:IntraOpNumThreads, the workers' global ORT pool (default: the AppHost's
+                                     run-mode setting, cores / replicas; 0 = ORT's default)
+          --queue-delay-us N         batching-on max queue delay (default 2000)
+          --pack-below N             InferenceApi's WorkerRouting:PackBelow (default: the AppHost's run-mode setting)
+          --execution-provider P     auto | cuda | cpu for the raw sessions and the workers (default auto, the workers' default)
+          --raw-only                 only the raw ONNX Runtime part (no platform)
+          --threads                  CPU time per thread of each end-to-end configuration
+        Prints a table and RESULT lines (e2e_over_raw, batching_gain_c32, added_p50_ms_c1; raw_ort_* always).
+        """);
+    return 0;
+}
+
 var seconds = args.SkipWhile(a => a != "--seconds").Skip(1).Select(double.Parse).FirstOrDefault(5);
 var measure = TimeSpan.FromSeconds(seconds);
 // ONNX Runtime intra-op threads per worker replica (0 = ORT's default, one per core; absent = the AppHost's run-mode
@@ -25,18 +42,34 @@ var queueDelayMicros = args.SkipWhile(a => a != "--queue-delay-us").Skip(1).Sele
 // InferenceApi's WorkerRouting:PackBelow (0 = spread by least outstanding requests; N = pack onto the first replica
 // below N requests in flight; absent = the AppHost's run-mode setting).
 var packBelow = args.SkipWhile(a => a != "--pack-below").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
+// Execution provider of the raw sessions and of the workers (ModelWorker:ExecutionProvider).
+var providerName = args.SkipWhile(a => a != "--execution-provider").Skip(1).FirstOrDefault() ?? "auto";
+if (!Enum.TryParse<ExecutionProviderPreference>(providerName, ignoreCase: true, out var provider) || !Enum.IsDefined(provider))
+{
+    Console.Error.WriteLine($"--execution-provider: '{providerName}' is not auto, cuda or cpu");
+    Environment.Exit(2);
+}
 var model = ModelCatalog.Generate("benchmark");
 Console.WriteLine($"load average at start: {File.ReadAllText("/proc/loadavg").Trim()}");
 const int Features = 512;
 Console.WriteLine($"benchmark model: {model.ParameterCount:N0} parameters, {model.FlopsPerSample / 1e6:F1} MFLOP/sample; {Environment.ProcessorCount} cores");
 
-// (a) raw ONNX Runtime, in-process, same library and settings as the workers (default intra-op threads).
+// (a) raw ONNX Runtime in-process, the official package (Microsoft.ML.OnnxRuntime.Gpu.Linux). The process environment
+// gets the workers' global pool (one thread per core, no spinning); "raw ORT" itself runs with ONNX Runtime's own
+// defaults instead: a private pool of one thread per core that spins.
 var rows = new List<Row>();
+var rawCpuMsPerInference = new Dictionary<int, double>();
 double rawBest;
 double rawSingleP50Ms;
-using (var ort = new OrtEnvironment())
-using (var session = ort.CreateSession(model.Bytes))
+using var ort = new OrtEnvironment(new OrtEnvironmentOptions { IntraOpNumThreads = 0, AllowSpinning = false });
+using (var session = ort.CreateSession(model.Bytes, new InferenceSessionOptions
 {
+    ExecutionProvider = provider,
+    IntraOpNumThreads = Environment.ProcessorCount,
+}))
+{
+    Console.WriteLine($"raw ORT {ort.Version} on {session.ExecutionProvider}" +
+        (session.ExecutionProviderFallbackReason is { } reason ? $" (CUDA not used: {reason})" : string.Empty));
     var random = new Random(1);
     var single = RandomRows(random, 1);
     var latencies = new List<double>();
@@ -77,13 +110,9 @@ using (var session = ort.CreateSession(model.Bytes))
     rawBest = Math.Max(rawBest, rows[0].Throughput);
 }
 
-// Control: the same single-row run with the workers' session settings (pool threads do not spin: ModelWorker's
-// AllowSpinning default), so the table shows how much of the workers' compute time is that setting, not the platform.
-using (var ort = new OrtEnvironment())
-using (var session = ort.CreateSession(model.Bytes, new InferenceSessionOptions
-{
-    ConfigEntries = new Dictionary<string, string> { ["session.intra_op.allow_spinning"] = "0", ["session.inter_op.allow_spinning"] = "0" },
-}))
+// Control: the same single-row run with the workers' settings (the global pool, whose threads do not spin:
+// ModelWorker's AllowSpinning default), so the table shows how much of the workers' compute time is that setting.
+using (var session = ort.CreateSession(model.Bytes, new InferenceSessionOptions { ExecutionProvider = provider }))
 {
     var single = RandomRows(new Random(1), 1);
     for (var i = 0; i < 50; i++)
@@ -102,13 +131,29 @@ using (var session = ort.CreateSession(model.Bytes, new InferenceSessionOptions
 
     rows.Add(new Row("raw ORT no spinning", "batch 1", 1, latencies.Count / sw.Elapsed.TotalSeconds, Percentile(latencies, 0.5), Percentile(latencies, 0.99)));
 
-    // Control: the same, alternating between two sessions of the model, as two worker replicas taking turns do. Each
-    // session holds its own ~20 MB of weights; a single row streams all of them, so this shows what losing the CPU
-    // cache to the other copy costs.
-    using var other = ort.CreateSession(model.Bytes, new InferenceSessionOptions
+    // CPU time per inference with the workers' settings: unlike wall-clock figures it hardly moves when other processes
+    // compete for the cores (idle pool threads sleep, so the process only burns CPU for the work).
+    foreach (var cpuBatch in new[] { 1, 64 })
     {
-        ConfigEntries = new Dictionary<string, string> { ["session.intra_op.allow_spinning"] = "0", ["session.inter_op.allow_spinning"] = "0" },
-    });
+        var cpuInput = RandomRows(new Random(3), cpuBatch);
+        Run(session, cpuInput, cpuBatch);
+        using var self = Process.GetCurrentProcess();
+        var cpuBefore = self.TotalProcessorTime;
+        var inferences = 0;
+        sw.Restart();
+        while (sw.Elapsed < measure / 2)
+        {
+            Run(session, cpuInput, cpuBatch);
+            inferences += cpuBatch;
+        }
+        self.Refresh();
+        rawCpuMsPerInference[cpuBatch] = (self.TotalProcessorTime - cpuBefore).TotalMilliseconds / inferences;
+    }
+
+    // Control: the same, alternating between two sessions of the model, as two worker replicas taking turns do. Each
+    // session holds its own ~20 MB of weights (replicas are processes: nothing is shared); a single row streams all of
+    // them, so this shows what losing the CPU cache to the other copy costs.
+    using var other = ort.CreateSession(model.Bytes, new InferenceSessionOptions { ExecutionProvider = provider });
     for (var i = 0; i < 50; i++)
     {
         Run(i % 2 == 0 ? session : other, single, 1);
@@ -126,14 +171,26 @@ using (var session = ort.CreateSession(model.Bytes, new InferenceSessionOptions
     rows.Add(new Row("raw ORT 2 sessions alt.", "batch 1", 1, latencies.Count / sw.Elapsed.TotalSeconds, Percentile(latencies, 0.5), Percentile(latencies, 0.99)));
 }
 
+if (args.Contains("--raw-only"))
+{
+    Console.WriteLine($"{"setup",-22} {"load",-10} {"conc",5} {"inf/s",10} {"p50 ms",9} {"p99 ms",9}");
+    foreach (var row in rows)
+    {
+        Console.WriteLine($"{row.Setup,-23} {row.Load,-9} {row.Concurrency,5} {row.Throughput,10:F0} {row.P50Ms,9:F3} {row.P99Ms,9:F3}");
+    }
+    PrintRawResults(rows, rawBest, rawCpuMsPerInference);
+    return 0;
+}
+
 // (b) the platform, started here the way the integration tests start it.
 const string AdminKey = "bench-admin-key";
 await using var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>([$"--Parameters:admin-api-key={AdminKey}"]);
+var workerResource = builder.Resources.OfType<Platform.Hosting.ApplicationModel.ProjectResource>().Single(r => r.Name == "model-worker");
 if (workerThreads is not null)
 {
-    var worker = builder.Resources.OfType<Platform.Hosting.ApplicationModel.ProjectResource>().Single(r => r.Name == "model-worker");
-    builder.CreateResourceBuilder(worker).WithEnvironment("ModelWorker__IntraOpNumThreads", workerThreads.Value.ToString(CultureInfo.InvariantCulture));
+    builder.CreateResourceBuilder(workerResource).WithEnvironment("ModelWorker__IntraOpNumThreads", workerThreads.Value.ToString(CultureInfo.InvariantCulture));
 }
+builder.CreateResourceBuilder(workerResource).WithEnvironment("ModelWorker__ExecutionProvider", provider.ToString().ToLowerInvariant());
 
 if (packBelow is not null)
 {
@@ -247,7 +304,18 @@ Console.WriteLine();
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT e2e_over_raw={e2eOverRaw:F3}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT batching_gain_c32={batchingGain:F3}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT added_p50_ms_c1={addedP50:F3}"));
+PrintRawResults(rows, rawBest, rawCpuMsPerInference);
 return 0;
+
+static void PrintRawResults(List<Row> rows, double rawBest, Dictionary<int, double> cpuMsPerInference)
+{
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT raw_ort_no_spinning_cpu_ms_per_inf_batch1={cpuMsPerInference[1]:F4}"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT raw_ort_no_spinning_cpu_ms_per_inf_batch64={cpuMsPerInference[64]:F4}"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT raw_ort_batch1_inf_s={rows[0].Throughput:F0}"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT raw_ort_batch1_p50_ms={rows[0].P50Ms:F3}"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT raw_ort_best_inf_s={rawBest:F0}"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT raw_ort_no_spinning_batch1_p50_ms={rows.Single(r => r.Setup == "raw ORT no spinning").P50Ms:F3}"));
+}
 
 static float[] RandomRows(Random random, int rows) =>
     Enumerable.Range(0, rows * Features).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();

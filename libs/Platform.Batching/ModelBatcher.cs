@@ -48,7 +48,13 @@ public sealed partial class ModelBatcher : IAsyncDisposable
         _telemetry = telemetry;
         _time = timeProvider;
         _logger = logger;
-        _tags = new TagList { { "model", model }, { "model.version", version.ToString(CultureInfo.InvariantCulture) } };
+        // The provider is a label of every model metric, so dashboards can tell CUDA replicas from CPU ones.
+        _tags = new TagList
+        {
+            { "model", model },
+            { "model.version", version.ToString(CultureInfo.InvariantCulture) },
+            { "execution.provider", session.ExecutionProvider },
+        };
         // Splitting needs dimension 0 to be the batch on every input and output.
         _modelBatches = session.Inputs.Count > 0
             && session.Inputs.All(i => i.HasDynamicBatch)
@@ -463,7 +469,7 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             {
                 split[0].Add(tensor.ElementType == TensorElementType.String
                     ? new BatchOutput(tensor.Name, tensor.ElementType, shape, ReadOnlyMemory<byte>.Empty, tensor.GetStrings())
-                    : new BatchOutput(tensor.Name, tensor.ElementType, shape, tensor.GetBytes().ToArray(), null));
+                    : new BatchOutput(tensor.Name, tensor.ElementType, shape, Rows(tensor, 0, shape.Length == 0 ? 1 : shape[0]), null));
                 continue;
             }
 
@@ -483,12 +489,20 @@ public sealed partial class ModelBatcher : IAsyncDisposable
                 split[r].Add(strings is not null
                     ? new BatchOutput(tensor.Name, tensor.ElementType, itemShape, ReadOnlyMemory<byte>.Empty,
                         strings[(int)(row * perRow)..(int)((row + rows) * perRow)])
-                    : new BatchOutput(tensor.Name, tensor.ElementType, itemShape, tensor.GetBatchItemBytes(row, rows).ToArray(), null));
+                    : new BatchOutput(tensor.Name, tensor.ElementType, itemShape, Rows(tensor, row, rows), null));
                 row += rows;
             }
         }
         return split;
     }
+
+    /// <summary>
+    /// A request's rows of an output: a slice of the batch's own buffer when ONNX Runtime wrote into a pre-allocated
+    /// managed one (no copy; nothing writes to it after the run), otherwise a copy out of ONNX Runtime's memory, which
+    /// is released with the result.
+    /// </summary>
+    private static ReadOnlyMemory<byte> Rows(OrtTensor tensor, long start, long count) =>
+        tensor.TryGetBatchItemMemory(start, count, out var memory) ? memory : tensor.GetBatchItemBytes(start, count).ToArray();
 
     /// <summary>Rows of a request along dimension 0, or 0 when it cannot share a batch.</summary>
     private int RowsOf(BatchInput[] inputs)

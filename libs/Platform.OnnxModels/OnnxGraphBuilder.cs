@@ -33,6 +33,8 @@ public enum OnnxDataType
     UInt32 = 12,
     /// <summary>uint64.</summary>
     UInt64 = 13,
+    /// <summary>bfloat16.</summary>
+    BFloat16 = 16,
 }
 
 /// <summary>One dimension of a graph input/output: a fixed size or a symbolic name such as "batch".</summary>

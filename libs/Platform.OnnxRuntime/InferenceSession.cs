@@ -1,66 +1,57 @@
 using System.Buffers;
-using System.Globalization;
-using System.Runtime.InteropServices;
-using System.Text;
-using Platform.OnnxRuntime.Native;
+using Microsoft.ML.OnnxRuntime;
+using Ort = Microsoft.ML.OnnxRuntime;
 
 namespace Platform.OnnxRuntime;
 
 /// <summary>
-/// A loaded ONNX model (<c>OrtSession</c>). <see cref="Run(IReadOnlyList{NamedTensor}, IReadOnlyList{string}?, CancellationToken)"/>
+/// A loaded ONNX model on one execution provider, over ONNX Runtime's official C# API. <see cref="Run(IReadOnlyList{NamedTensor}, IReadOnlyList{string}?, CancellationToken)"/>
 /// may be called from several threads at once; ONNX Runtime sessions support concurrent runs.
 /// </summary>
 /// <remarks>
-/// Intended use by a dynamic batcher: concatenate requests along dimension 0 into one buffer, wrap it with
-/// <see cref="TensorData.FromBytes"/> (no copy), run, then split each output with
-/// <see cref="OrtTensor.GetBatchItemBytes"/>.
+/// Intended use by a dynamic batcher: concatenate requests along dimension 0 into one buffer and wrap it with
+/// <see cref="TensorData.FromBytes"/>; the run hands that memory to ONNX Runtime pinned, without a copy. Outputs whose
+/// shape the model declares in terms of the batch dimension are written into managed buffers allocated before the run,
+/// which <see cref="OrtTensor.TryGetBatchItemMemory"/> slices per request without copying.
 /// </remarks>
-public sealed unsafe class InferenceSession : IDisposable
+public sealed class InferenceSession : IDisposable
 {
-    /// <summary>Name reported by <see cref="ExecutionProvider"/> when CUDA is in use.</summary>
+    /// <summary>Name reported by <see cref="ExecutionProvider"/> when CUDA runs the session.</summary>
     public const string CudaProvider = "CUDA";
 
-    /// <summary>Name reported by <see cref="ExecutionProvider"/> when running on the CPU.</summary>
+    /// <summary>Name reported by <see cref="ExecutionProvider"/> when the CPU runs the session.</summary>
     public const string CpuProvider = "CPU";
 
-    private const string CudaProviderLibrary = "libonnxruntime_providers_cuda.so";
-    private const string SharedProviderLibrary = "libonnxruntime_providers_shared.so";
-    private const string GpuDevice = "/dev/nvidia0";
-
-    private readonly OrtApi _api;
-    private readonly SessionHandle _session;
-    private readonly MemoryInfoHandle _cpuMemoryInfo;
-    private readonly IntPtr _allocator;
+    private readonly Ort.InferenceSession _session;
+    private readonly OrtEnvironment _environment;
+    private readonly SharedWeightsLease? _sharedWeights;
     private readonly TensorMetadata[] _inputs;
     private readonly TensorMetadata[] _outputs;
-    private readonly IntPtr[] _inputNames;
-    private readonly IntPtr[] _outputNames;
     private readonly Dictionary<string, int> _inputIndex;
     private readonly Dictionary<string, int> _outputIndex;
-    private volatile bool _disposed;
+    private readonly OutputShapeRule?[] _outputShapes;
+    private readonly bool _preallocateOutputs;
+    // Runs that cannot be cancelled share these; their terminate flag is never set.
+    private readonly RunOptions _defaultRunOptions = new();
+    private int _activeRuns;
+    private int _disposeRequested;
+    private int _released;
 
-    private InferenceSession(OrtEnvironment environment, SessionHandle session, string provider, string? fallbackReason)
+    private InferenceSession(OrtEnvironment environment, Ort.InferenceSession session, InferenceSessionOptions options,
+        SharedWeightsLease? sharedWeights, bool globalThreadPool, string provider, string? fallbackReason)
     {
-        _api = environment.Api;
+        _environment = environment;
         _session = session;
-        _allocator = environment.DefaultAllocator;
+        _sharedWeights = sharedWeights;
+        _preallocateOutputs = options.PreallocateOutputs;
         ExecutionProvider = provider;
         ExecutionProviderFallbackReason = fallbackReason;
-
-        var pointer = session.DangerousGetHandle();
-        _inputs = ReadMetadata(pointer, inputs: true);
-        _outputs = ReadMetadata(pointer, inputs: false);
+        UsesGlobalThreadPool = globalThreadPool;
+        _inputs = ReadMetadata(session.InputNames, session.InputMetadata);
+        _outputs = ReadMetadata(session.OutputNames, session.OutputMetadata);
         _inputIndex = BuildIndex(_inputs);
         _outputIndex = BuildIndex(_outputs);
-        _inputNames = AllocateNames(_inputs);
-        _outputNames = AllocateNames(_outputs);
-
-        _cpuMemoryInfo = new MemoryInfoHandle(_api);
-        IntPtr memoryInfo;
-        // Describes the pinned managed buffers that inputs and pre-allocated outputs are wrapped around.
-        const int OrtArenaAllocator = 1, OrtMemTypeDefault = 0;
-        _api.Check(_api.CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &memoryInfo));
-        _cpuMemoryInfo.Attach(memoryInfo);
+        _outputShapes = _outputs.Select(o => OutputShapeRule.For(o, _inputs)).ToArray();
     }
 
     /// <summary>Model inputs in model order.</summary>
@@ -73,10 +64,13 @@ public sealed unsafe class InferenceSession : IDisposable
     public string ExecutionProvider { get; }
 
     /// <summary>
-    /// Why CUDA was not used although it was requested (<see cref="ExecutionProviderPreference.Cuda"/> or
-    /// <see cref="ExecutionProviderPreference.Auto"/>); null when nothing fell back. Meant for logs and health output.
+    /// Why CUDA is not used although <see cref="ExecutionProviderPreference.Auto"/> asked for it, in ONNX Runtime's words
+    /// (e.g. the shared library that failed to load); null when nothing fell back. Meant for logs and health output.
     /// </summary>
     public string? ExecutionProviderFallbackReason { get; }
+
+    /// <summary>Whether the session runs on the environment's global thread pools (no threads of its own).</summary>
+    public bool UsesGlobalThreadPool { get; }
 
     /// <summary>Metadata of the input with the given name.</summary>
     public TensorMetadata GetInput(string name) =>
@@ -86,9 +80,33 @@ public sealed unsafe class InferenceSession : IDisposable
     public TensorMetadata GetOutput(string name) =>
         _outputIndex.TryGetValue(name, out var index) ? _outputs[index] : throw UnknownName("output", name, _outputs);
 
+    /// <summary>Whether <see cref="Run(IReadOnlyList{NamedTensor}, IReadOnlyList{string}?, CancellationToken)"/> writes this output into a managed buffer.</summary>
+    public bool PreallocatesOutput(string name) =>
+        _preallocateOutputs && _outputShapes[_outputIndex.TryGetValue(name, out var index) ? index : throw UnknownName("output", name, _outputs)] is not null;
+
     /// <summary>
-    /// Runs the model. Inputs are handed to ONNX Runtime over their own (pinned) memory without copies; every
-    /// model input must be given once. Outputs are returned as owned tensors that the caller disposes.
+    /// Where ONNX Runtime places each input (in model order), e.g. <c>Cpu</c> or <c>Cuda</c>: the device of the first node
+    /// that consumes it, so a model whose nodes run on CUDA reports <c>Cuda</c>.
+    /// </summary>
+    public IReadOnlyList<string> InputDevices()
+    {
+        using var lease = EnterRun();
+        using var infos = _session.GetMemoryInfosForInputs();
+        return infos.Select(i => i.Name).ToArray();
+    }
+
+    /// <summary>Ends profiling (<see cref="InferenceSessionOptions.ProfileOutputPathPrefix"/>) and returns the profile file's path.</summary>
+    public string EndProfiling()
+    {
+        using var lease = EnterRun();
+        return _session.EndProfiling();
+    }
+
+    /// <summary>
+    /// Runs the model. Inputs are handed to ONNX Runtime over their own pinned memory without copies; every model
+    /// input must be given once. Outputs are returned as tensors that the caller disposes: managed buffers where the
+    /// model declares the output's shape in terms of the inputs (see <see cref="PreallocatesOutput"/>), ONNX Runtime's
+    /// memory otherwise.
     /// </summary>
     /// <param name="inputs">One tensor per model input.</param>
     /// <param name="outputNames">Outputs to compute, in the order they are returned; null for all outputs in model order.</param>
@@ -103,48 +121,41 @@ public sealed unsafe class InferenceSession : IDisposable
         cancellationToken.ThrowIfCancellationRequested();
         var inputOrder = ResolveInputs(inputs);
         var outputOrder = ResolveOutputNames(outputNames);
+        var names = outputOrder.Select(i => _outputs[i].Name).ToArray();
 
-        var outputValues = new IntPtr[outputOrder.Length];
-        try
-        {
-            RunCore(inputs, inputOrder, outputOrder, outputValues, cancellationToken);
-        }
-        catch
-        {
-            ReleaseValues(outputValues, new MemoryHandle[outputValues.Length]);
-            throw;
-        }
+        using var lease = EnterRun();
+        using var values = new RunValues();
+        AddInputs(values, inputs, inputOrder);
 
-        // From here on every native value is owned by a handle, so an exception cannot leak them.
-        var handles = new ValueHandle[outputValues.Length];
-        for (var i = 0; i < handles.Length; i++)
+        var shapes = _preallocateOutputs ? PlanOutputShapes(inputs, inputOrder, outputOrder) : null;
+        if (shapes is not null)
         {
-            handles[i] = new ValueHandle(_api);
-            handles[i].Attach(outputValues[i]);
-        }
-        var tensors = new OrtTensor[handles.Length];
-        try
-        {
+            var buffers = new byte[shapes.Length][];
+            var outputValues = new OrtValue[shapes.Length];
+            for (var i = 0; i < shapes.Length; i++)
+            {
+                var type = _outputs[outputOrder[i]].ElementType;
+                // A fresh buffer per run: slices of it leave with the results (no pool could know when they are done).
+                buffers[i] = GC.AllocateUninitializedArray<byte>(checked((int)(TensorData.CountElements(shapes[i]) * type.SizeInBytes())));
+                outputValues[i] = values.Wrap(type, shapes[i], buffers[i]);
+            }
+            Execute(values, names, outputValues, cancellationToken);
+            var tensors = new OrtTensor[shapes.Length];
             for (var i = 0; i < tensors.Length; i++)
             {
-                tensors[i] = new OrtTensor(_api, handles[i], _outputs[outputOrder[i]].Name);
+                tensors[i] = new OrtTensor(names[i], _outputs[outputOrder[i]].ElementType, shapes[i], buffers[i]);
             }
+            return new InferenceResult(tensors);
         }
-        catch
-        {
-            foreach (var handle in handles)
-            {
-                handle.Dispose();
-            }
-            throw;
-        }
-        return new InferenceResult(tensors);
+
+        var results = Execute(values, names, cancellationToken);
+        return Adopt(results, names);
     }
 
     /// <summary>
-    /// Runs the model writing results into caller-provided buffers (e.g. slices of a batcher's response buffer).
-    /// Each output's <see cref="TensorData"/> must have the exact shape the model will produce; its memory is
-    /// written in place. String outputs cannot be pre-allocated.
+    /// Runs the model writing results into caller-provided buffers (e.g. slices of a response buffer). Each output's
+    /// <see cref="TensorData"/> must have the exact shape the model will produce; its memory is written in place.
+    /// String outputs cannot be pre-allocated.
     /// </summary>
     /// <exception cref="ArgumentException">A name, element type or shape does not match the model.</exception>
     /// <exception cref="OnnxRuntimeException">ONNX Runtime rejected the run, e.g. the output shape differs from the computed one.</exception>
@@ -173,194 +184,143 @@ public sealed unsafe class InferenceSession : IDisposable
             CheckAgainstMetadata(_outputs[outputOrder[i]], output.Data, "output");
         }
 
-        var outputValues = new IntPtr[outputs.Count];
-        var pins = new MemoryHandle[outputs.Count];
-        using var memoryLease = new HandleLease(_cpuMemoryInfo);
-        try
-        {
-            for (var i = 0; i < outputs.Count; i++)
-            {
-                outputValues[i] = CreateValue(outputs[i].Data, ref pins[i]);
-            }
-            RunCore(inputs, inputOrder, outputOrder, outputValues, cancellationToken);
-        }
-        finally
-        {
-            ReleaseValues(outputValues, pins);
-        }
+        using var lease = EnterRun();
+        using var values = new RunValues();
+        AddInputs(values, inputs, inputOrder);
+        var outputValues = outputs.Select(o => values.Wrap(o.Data)).ToArray();
+        Execute(values, outputs.Select(o => o.Name).ToArray(), outputValues, cancellationToken);
     }
 
-    /// <summary>Releases the native session once no run is using it any more.</summary>
+    /// <summary>Releases the native session once no run is using it any more; new runs are refused.</summary>
     public void Dispose()
     {
-        _disposed = true;
-        _session.Dispose();
-        _cpuMemoryInfo.Dispose();
-    }
-
-    private void RunCore(IReadOnlyList<NamedTensor> inputs, int[] inputOrder, int[] outputOrder, IntPtr[] outputValues,
-        CancellationToken cancellationToken)
-    {
-        // A run already in progress keeps the native session alive through its lease; new runs are refused.
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        using var sessionLease = new HandleLease(_session);
-        using var memoryLease = new HandleLease(_cpuMemoryInfo);
-
-        var inputValues = new IntPtr[inputs.Count];
-        var pins = new MemoryHandle[inputs.Count];
-        var inputNames = new IntPtr[inputs.Count];
-        var outputNames = new IntPtr[outputOrder.Length];
-        for (var i = 0; i < outputOrder.Length; i++)
+        if (Interlocked.Exchange(ref _disposeRequested, 1) == 0 && Volatile.Read(ref _activeRuns) == 0)
         {
-            outputNames[i] = _outputNames[outputOrder[i]];
-        }
-
-        RunOptionsHandle? runOptions = null;
-        CancellationTokenRegistration registration = default;
-        try
-        {
-            for (var i = 0; i < inputs.Count; i++)
-            {
-                inputNames[i] = _inputNames[inputOrder[i]];
-                inputValues[i] = CreateValue(inputs[i].Data, ref pins[i]);
-            }
-
-            if (cancellationToken.CanBeCanceled)
-            {
-                runOptions = CreateRunOptions();
-                var options = runOptions;
-                // The terminate flag is polled by ONNX Runtime between kernels; the registration is disposed
-                // before the options are released, so the callback never sees a freed pointer.
-                registration = cancellationToken.Register(() =>
-                {
-                    // Runs on the cancelling thread; a failure to set the flag only means the run finishes normally.
-                    var status = _api.RunOptionsSetTerminate(options.DangerousGetHandle());
-                    if (status != IntPtr.Zero)
-                    {
-                        _api.ReleaseStatus(status);
-                    }
-                });
-            }
-
-            IntPtr status;
-            fixed (IntPtr* inputNamesPointer = inputNames)
-            fixed (IntPtr* inputValuesPointer = inputValues)
-            fixed (IntPtr* outputNamesPointer = outputNames)
-            fixed (IntPtr* outputValuesPointer = outputValues)
-            {
-                status = _api.Run(_session.DangerousGetHandle(),
-                    runOptions?.DangerousGetHandle() ?? IntPtr.Zero,
-                    inputNamesPointer, inputValuesPointer, (nuint)inputs.Count,
-                    outputNamesPointer, (nuint)outputNames.Length, outputValuesPointer);
-            }
-
-            if (status != IntPtr.Zero)
-            {
-                var error = _api.ToException(status);
-                if (cancellationToken.IsCancellationRequested)
-                {
-                    throw new OperationCanceledException("The inference run was cancelled.", error, cancellationToken);
-                }
-                throw error;
-            }
-        }
-        finally
-        {
-            registration.Dispose();
-            runOptions?.Dispose();
-            ReleaseValues(inputValues, pins);
+            Release();
         }
     }
 
-    private RunOptionsHandle CreateRunOptions()
+    private RunLease EnterRun()
     {
-        var handle = new RunOptionsHandle(_api);
-        IntPtr options;
-        _api.Check(_api.CreateRunOptions(&options));
-        handle.Attach(options);
-        return handle;
+        Interlocked.Increment(ref _activeRuns);
+        if (Volatile.Read(ref _disposeRequested) != 0)
+        {
+            ExitRun();
+            throw new ObjectDisposedException(nameof(InferenceSession));
+        }
+        return new RunLease(this);
     }
 
-    /// <summary>Creates an OrtValue over the tensor's own memory (pinned into <paramref name="pin"/>), or a filled string tensor.</summary>
-    private IntPtr CreateValue(TensorData data, ref MemoryHandle pin)
+    private void ExitRun()
     {
-        var shape = data.ShapeArray;
-        IntPtr value;
-        fixed (long* shapePointer = shape)
+        // The last run to leave a disposed session releases it.
+        if (Interlocked.Decrement(ref _activeRuns) == 0 && Volatile.Read(ref _disposeRequested) != 0)
         {
-            if (data.ElementType == TensorElementType.String)
-            {
-                _api.Check(_api.CreateTensorAsOrtValue(_allocator, shapePointer, (nuint)shape.Length, (int)TensorElementType.String, &value));
-                try
-                {
-                    FillStrings(value, data.Strings!);
-                }
-                catch
-                {
-                    _api.ReleaseValue(value);
-                    throw;
-                }
-                return value;
-            }
-
-            if (data.Bytes.IsEmpty)
-            {
-                // Zero elements: there is no memory to pin, so let ONNX Runtime allocate the empty tensor.
-                _api.Check(_api.CreateTensorAsOrtValue(_allocator, shapePointer, (nuint)shape.Length, (int)data.ElementType, &value));
-                return value;
-            }
-
-            pin = data.Bytes.Pin();
-            _api.Check(_api.CreateTensorWithDataAsOrtValue(_cpuMemoryInfo.DangerousGetHandle(), pin.Pointer,
-                (nuint)data.Bytes.Length, shapePointer, (nuint)shape.Length, (int)data.ElementType, &value));
-            return value;
+            Release();
         }
     }
 
-    private void FillStrings(IntPtr value, IReadOnlyList<string> strings)
+    private void Release()
     {
-        if (strings.Count == 0)
+        if (Interlocked.Exchange(ref _released, 1) != 0)
         {
             return;
         }
-        // One native block holds every string NUL-terminated, since FillStringTensor takes C strings.
-        var total = 0;
-        foreach (var text in strings)
+        _session.Dispose();
+        _defaultRunOptions.Dispose();
+        if (_sharedWeights is not null)
         {
-            total = checked(total + Encoding.UTF8.GetByteCount(text) + 1);
-        }
-        var block = (byte*)NativeMemory.Alloc((nuint)total);
-        var pointers = (byte**)NativeMemory.Alloc((nuint)(strings.Count * sizeof(byte*)));
-        try
-        {
-            var offset = 0;
-            for (var i = 0; i < strings.Count; i++)
-            {
-                pointers[i] = block + offset;
-                var written = Encoding.UTF8.GetBytes(strings[i], new Span<byte>(block + offset, total - offset));
-                block[offset + written] = 0;
-                offset += written + 1;
-            }
-            _api.Check(_api.FillStringTensor(value, pointers, (nuint)strings.Count));
-        }
-        finally
-        {
-            NativeMemory.Free(pointers);
-            NativeMemory.Free(block);
+            _environment.ReturnSharedWeights(_sharedWeights);
         }
     }
 
-    private void ReleaseValues(IntPtr[] values, MemoryHandle[] pins)
+    private void AddInputs(RunValues values, IReadOnlyList<NamedTensor> inputs, int[] inputOrder)
     {
-        for (var i = 0; i < values.Length; i++)
+        for (var i = 0; i < inputs.Count; i++)
         {
-            if (values[i] != IntPtr.Zero)
-            {
-                _api.ReleaseValue(values[i]);
-                values[i] = IntPtr.Zero;
-            }
-            pins[i].Dispose();
+            values.AddInput(_inputs[inputOrder[i]].Name, inputs[i].Data);
         }
+    }
+
+    private void Execute(RunValues values, string[] outputNames, OrtValue[] outputValues, CancellationToken cancellationToken) =>
+        WithRunOptions(cancellationToken, runOptions =>
+        {
+            _session.Run(runOptions, values.InputNames, values.Inputs, outputNames, outputValues);
+            return 0;
+        });
+
+    private IDisposableReadOnlyCollection<OrtValue> Execute(RunValues values, string[] outputNames, CancellationToken cancellationToken) =>
+        WithRunOptions(cancellationToken, runOptions => _session.Run(runOptions, values.InputNames, values.Inputs, outputNames));
+
+    private T WithRunOptions<T>(CancellationToken cancellationToken, Func<RunOptions, T> run)
+    {
+        if (!cancellationToken.CanBeCanceled)
+        {
+            return run(_defaultRunOptions);
+        }
+        using var runOptions = new RunOptions();
+        // ONNX Runtime polls the terminate flag between kernels. The registration is disposed (waiting for a running
+        // callback) before the options are, so the callback never touches released options.
+        using (var registration = cancellationToken.Register(static state => ((RunOptions)state!).Terminate = true, runOptions))
+        {
+            try
+            {
+                return run(runOptions);
+            }
+            catch (OnnxRuntimeException ex) when (cancellationToken.IsCancellationRequested)
+            {
+                throw new OperationCanceledException("The inference run was cancelled.", ex, cancellationToken);
+            }
+        }
+    }
+
+    private static InferenceResult Adopt(IDisposableReadOnlyCollection<OrtValue> values, string[] names)
+    {
+        // From here each value belongs to exactly one tensor; a failure releases the ones not yet adopted.
+        var array = values.ToArray();
+        var tensors = new OrtTensor[array.Length];
+        var adopted = 0;
+        try
+        {
+            for (; adopted < array.Length; adopted++)
+            {
+                tensors[adopted] = new OrtTensor(array[adopted], names[adopted]);
+            }
+            return new InferenceResult(tensors);
+        }
+        catch
+        {
+            for (var i = 0; i < adopted; i++)
+            {
+                tensors[i].Dispose();
+            }
+            for (var i = adopted + 1; i < array.Length; i++)
+            {
+                array[i].Dispose();
+            }
+            throw;
+        }
+    }
+
+    /// <summary>The shape of every requested output when all of them are known before the run; otherwise null.</summary>
+    private long[][]? PlanOutputShapes(IReadOnlyList<NamedTensor> inputs, int[] inputOrder, int[] outputOrder)
+    {
+        var shapes = new long[outputOrder.Length][];
+        for (var i = 0; i < outputOrder.Length; i++)
+        {
+            if (_outputShapes[outputOrder[i]] is not { } rule)
+            {
+                return null;
+            }
+            var shape = rule.Resolve(inputs, inputOrder);
+            if (TensorData.CountElements(shape) == 0)
+            {
+                // Nothing to write into; ONNX Runtime's empty tensor is as cheap.
+                return null;
+            }
+            shapes[i] = shape;
+        }
+        return shapes;
     }
 
     private int[] ResolveInputs(IReadOnlyList<NamedTensor> inputs)
@@ -440,71 +400,23 @@ public sealed unsafe class InferenceSession : IDisposable
     private static ArgumentException UnknownName(string kind, string name, TensorMetadata[] known) =>
         new($"The model has no {kind} named '{name}'. Its {kind}s are: {string.Join(", ", known.Select(m => $"'{m.Name}' {m.ElementType} {m.FormatShape()}"))}.");
 
-    private TensorMetadata[] ReadMetadata(IntPtr session, bool inputs)
+    private static TensorMetadata[] ReadMetadata(IReadOnlyList<string> names, IReadOnlyDictionary<string, NodeMetadata> metadata)
     {
-        nuint count;
-        _api.Check(inputs ? _api.SessionGetInputCount(session, &count) : _api.SessionGetOutputCount(session, &count));
-        var result = new TensorMetadata[(int)count];
-        for (nuint i = 0; i < count; i++)
+        var result = new TensorMetadata[names.Count];
+        for (var i = 0; i < result.Length; i++)
         {
-            byte* namePointer;
-            _api.Check(inputs
-                ? _api.SessionGetInputName(session, i, _allocator, &namePointer)
-                : _api.SessionGetOutputName(session, i, _allocator, &namePointer));
-            var name = NativeUtf8.Read(namePointer);
-            _api.Check(_api.AllocatorFree(_allocator, namePointer));
-
-            IntPtr typeInfo;
-            _api.Check(inputs
-                ? _api.SessionGetInputTypeInfo(session, i, &typeInfo)
-                : _api.SessionGetOutputTypeInfo(session, i, &typeInfo));
-            using var typeInfoHandle = new TypeInfoHandle(_api);
-            typeInfoHandle.Attach(typeInfo);
-
-            int onnxType;
-            _api.Check(_api.GetOnnxTypeFromTypeInfo(typeInfo, &onnxType));
-            IntPtr tensorInfo = IntPtr.Zero;
-            if ((OnnxValueType)onnxType == OnnxValueType.Tensor)
+            var node = metadata[names[i]];
+            var valueType = (OnnxValueType)(int)node.OnnxValueType;
+            if (!node.IsTensor)
             {
-                // Borrowed from the type info; freed with it.
-                _api.Check(_api.CastTypeInfoToTensorInfo(typeInfo, &tensorInfo));
-            }
-
-            if (tensorInfo == IntPtr.Zero)
-            {
-                result[i] = new TensorMetadata(name, (OnnxValueType)onnxType, TensorElementType.Undefined, [], []);
+                result[i] = new TensorMetadata(names[i], valueType, TensorElementType.Undefined, [], []);
                 continue;
             }
-
-            var shape = ReadDimensions(_api, tensorInfo);
-            var symbolic = new IntPtr[shape.Length];
-            fixed (IntPtr* symbolicPointer = symbolic)
-            {
-                _api.Check(_api.GetSymbolicDimensions(tensorInfo, (byte**)symbolicPointer, (nuint)symbolic.Length));
-            }
-            var symbolicNames = symbolic.Select(s => NativeUtf8.Read((byte*)s)).ToArray();
-            result[i] = new TensorMetadata(name, OnnxValueType.Tensor, ReadElementType(_api, tensorInfo), shape, symbolicNames);
+            var shape = node.Dimensions.Select(d => (long)d).ToArray();
+            var symbolic = node.SymbolicDimensions.Select(s => s ?? string.Empty).ToArray();
+            result[i] = new TensorMetadata(names[i], valueType, TensorElementTypeExtensions.FromOrt(node.ElementDataType), shape, symbolic);
         }
         return result;
-    }
-
-    internal static TensorElementType ReadElementType(OrtApi api, IntPtr tensorInfo)
-    {
-        int elementType;
-        api.Check(api.GetTensorElementType(tensorInfo, &elementType));
-        return (TensorElementType)elementType;
-    }
-
-    internal static long[] ReadDimensions(OrtApi api, IntPtr tensorInfo)
-    {
-        nuint rank;
-        api.Check(api.GetDimensionsCount(tensorInfo, &rank));
-        var dims = new long[(int)rank];
-        fixed (long* dimsPointer = dims)
-        {
-            api.Check(api.GetDimensions(tensorInfo, dimsPointer, rank));
-        }
-        return dims;
     }
 
     private static Dictionary<string, int> BuildIndex(TensorMetadata[] items)
@@ -517,176 +429,272 @@ public sealed unsafe class InferenceSession : IDisposable
         return index;
     }
 
-    private IntPtr[] AllocateNames(TensorMetadata[] items)
-    {
-        var names = new IntPtr[items.Length];
-        for (var i = 0; i < items.Length; i++)
-        {
-            names[i] = Marshal.StringToCoTaskMemUTF8(items[i].Name);
-            _session.OwnedNativeStrings.Add(names[i]);
-        }
-        return names;
-    }
-
-    internal static InferenceSession Create(OrtEnvironment environment, InferenceSessionOptions options, string? modelPath,
-        ReadOnlySpan<byte> model)
+    internal static InferenceSession Create(OrtEnvironment environment, InferenceSessionOptions options, ModelSource model)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(options.IntraOpNumThreads);
         ArgumentOutOfRangeException.ThrowIfNegative(options.InterOpNumThreads);
-        var api = environment.Api;
-        using var envLease = new HandleLease(environment.Handle);
+        ArgumentNullException.ThrowIfNull(options.Cuda);
 
         string? fallbackReason = null;
-        var useCuda = false;
         if (options.ExecutionProvider != ExecutionProviderPreference.Cpu)
         {
-            fallbackReason = options.SkipCudaDeviceProbe ? null : CudaUnavailableReason(environment);
-            useCuda = fallbackReason is null;
+            var (session, reason) = TryCreateOnCuda(environment, options, model);
+            if (session is not null)
+            {
+                return session;
+            }
+            if (options.ExecutionProvider == ExecutionProviderPreference.Cuda)
+            {
+                throw new ExecutionProviderUnavailableException(CudaProvider, reason!);
+            }
+            fallbackReason = reason;
         }
+        return CreateWith(environment, options, model, appendCuda: false, CpuProvider, fallbackReason);
+    }
 
-        if (useCuda)
+    /// <summary>A session on CUDA, or why there is none. Errors of the model itself surface on the CPU attempt instead.</summary>
+    private static (InferenceSession? Session, string? Reason) TryCreateOnCuda(OrtEnvironment environment, InferenceSessionOptions options, ModelSource model)
+    {
+        if (!environment.HasCudaProvider)
+        {
+            return (null, $"this ONNX Runtime build ({environment.Version}) has no {OrtEnvironment.CudaExecutionProvider}: " +
+                "it is the CPU-only package (built with -p:PlatformOnnxRuntime=Cpu)");
+        }
+        try
+        {
+            return (CreateWith(environment, options, model, appendCuda: true, CudaProvider, null), null);
+        }
+        catch (CudaAppendException ex)
+        {
+            return (null, ex.Message);
+        }
+        catch (OnnxRuntimeException ex) when (options.ExecutionProvider == ExecutionProviderPreference.Auto)
+        {
+            // The provider loaded but the session could not be built on it (device, memory, unsupported graph).
+            return (null, $"creating the session on CUDA failed: {OnnxRuntimeErrors.Describe(ex)}");
+        }
+    }
+
+    private static InferenceSession CreateWith(OrtEnvironment environment, InferenceSessionOptions options, ModelSource model,
+        bool appendCuda, string provider, string? fallbackReason)
+    {
+        var globalThreadPool = options.IntraOpNumThreads == 0 && options.InterOpNumThreads == 0 && environment.GlobalThreadPool is not null;
+        using var sessionOptions = CreateSessionOptions(options, globalThreadPool);
+        if (appendCuda)
         {
             try
             {
-                using var cudaOptions = CreateSessionOptions(api, options, appendCuda: true);
-                var cudaSession = CreateNative(environment, cudaOptions, modelPath, model);
-                return Wrap(environment, cudaSession, CudaProvider, null);
+                using var cuda = new OrtCUDAProviderOptions();
+                cuda.UpdateOptions(options.Cuda.ToProviderOptions());
+                sessionOptions.AppendExecutionProvider_CUDA(cuda);
             }
             catch (OnnxRuntimeException ex)
             {
-                // A CUDA-enabled build can still fail here (driver/cuDNN mismatch, no device); CPU always works.
-                fallbackReason = $"CUDA execution provider could not be used: {ex.OrtMessage}";
+                throw new CudaAppendException(OnnxRuntimeErrors.Describe(ex), ex);
             }
         }
 
-        using var cpuOptions = CreateSessionOptions(api, options, appendCuda: false);
-        var cpuSession = CreateNative(environment, cpuOptions, modelPath, model);
-        return Wrap(environment, cpuSession, CpuProvider, fallbackReason);
-    }
-
-    private static InferenceSession Wrap(OrtEnvironment environment, SessionHandle handle, string provider, string? fallbackReason)
-    {
+        var weights = options.SharedWeightsKey is { } key ? environment.LeaseSharedWeights(key, SharedInitializers.Read(model)) : null;
+        Ort.InferenceSession? session = null;
         try
         {
-            return new InferenceSession(environment, handle, provider, fallbackReason);
+            foreach (var (name, entry) in weights?.Initializers ?? [])
+            {
+                sessionOptions.AddInitializer(name, entry.Value);
+            }
+            session = (model.Path, weights?.Container) switch
+            {
+                ({ } path, null) => new Ort.InferenceSession(path, sessionOptions),
+                ({ } path, { } container) => new Ort.InferenceSession(path, sessionOptions, container),
+                (null, null) => new Ort.InferenceSession(model.Bytes!, sessionOptions),
+                (null, { } container) => new Ort.InferenceSession(model.Bytes!, sessionOptions, container),
+            };
+            return new InferenceSession(environment, session, options, weights, globalThreadPool, provider, fallbackReason);
         }
         catch
         {
-            handle.Dispose();
+            session?.Dispose();
+            if (weights is not null)
+            {
+                environment.ReturnSharedWeights(weights);
+            }
             throw;
         }
     }
 
-    private static SessionHandle CreateNative(OrtEnvironment environment, SessionOptionsHandle options, string? modelPath,
-        ReadOnlySpan<byte> model)
+    private static SessionOptions CreateSessionOptions(InferenceSessionOptions options, bool globalThreadPool)
     {
-        var api = environment.Api;
-        var env = environment.Handle.DangerousGetHandle();
-        IntPtr session;
-        if (modelPath is not null)
-        {
-            using var path = new NativeUtf8(modelPath);
-            api.Check(api.CreateSession(env, path.Pointer, options.DangerousGetHandle(), &session));
-        }
-        else
-        {
-            fixed (byte* modelPointer = model)
-            {
-                api.Check(api.CreateSessionFromArray(env, modelPointer, (nuint)model.Length, options.DangerousGetHandle(), &session));
-            }
-        }
-        var handle = new SessionHandle(api);
-        // The session keeps the environment alive: ONNX Runtime requires the env to outlive its sessions.
-        handle.Attach(session, environment.Handle);
-        return handle;
-    }
-
-    private static SessionOptionsHandle CreateSessionOptions(OrtApi api, InferenceSessionOptions options, bool appendCuda)
-    {
-        var handle = new SessionOptionsHandle(api);
-        IntPtr pointer;
-        api.Check(api.CreateSessionOptions(&pointer));
-        handle.Attach(pointer);
+        var sessionOptions = new SessionOptions();
         try
         {
-            api.Check(api.SetSessionGraphOptimizationLevel(pointer, (int)options.GraphOptimizationLevel));
-            api.Check(api.SetIntraOpNumThreads(pointer, options.IntraOpNumThreads));
-            api.Check(api.SetInterOpNumThreads(pointer, options.InterOpNumThreads));
-            api.Check(api.SetSessionExecutionMode(pointer, (int)options.ExecutionMode));
-            api.Check(options.EnableMemoryPattern ? api.EnableMemPattern(pointer) : api.DisableMemPattern(pointer));
-            api.Check(options.EnableCpuMemoryArena ? api.EnableCpuMemArena(pointer) : api.DisableCpuMemArena(pointer));
+            sessionOptions.GraphOptimizationLevel = options.GraphOptimizationLevel;
+            sessionOptions.ExecutionMode = options.ExecutionMode;
+            sessionOptions.EnableMemoryPattern = options.EnableMemoryPattern;
+            sessionOptions.EnableCpuMemArena = options.EnableCpuMemoryArena;
+            if (globalThreadPool)
+            {
+                sessionOptions.DisablePerSessionThreads();
+            }
+            else
+            {
+                sessionOptions.IntraOpNumThreads = options.IntraOpNumThreads;
+                sessionOptions.InterOpNumThreads = options.InterOpNumThreads;
+            }
             if (options.LogId is not null)
             {
-                using var logId = new NativeUtf8(options.LogId);
-                api.Check(api.SetSessionLogId(pointer, logId.Pointer));
+                sessionOptions.LogId = options.LogId;
             }
             if (options.LogSeverityLevel is { } severity)
             {
-                api.Check(api.SetSessionLogSeverityLevel(pointer, (int)severity));
+                sessionOptions.LogSeverityLevel = severity;
             }
             foreach (var (key, value) in options.ConfigEntries ?? new Dictionary<string, string>())
             {
-                using var k = new NativeUtf8(key);
-                using var v = new NativeUtf8(value);
-                api.Check(api.AddSessionConfigEntry(pointer, k.Pointer, v.Pointer));
+                sessionOptions.AddSessionConfigEntry(key, value);
             }
             foreach (var (name, value) in options.FreeDimensionOverrides ?? new Dictionary<string, long>())
             {
-                using var n = new NativeUtf8(name);
-                api.Check(api.AddFreeDimensionOverrideByName(pointer, n.Pointer, value));
+                sessionOptions.AddFreeDimensionOverrideByName(name, value);
             }
-            if (appendCuda)
+            if (options.ProfileOutputPathPrefix is { } prefix)
             {
-                AppendCuda(api, pointer, options.CudaDeviceId);
+                sessionOptions.EnableProfiling = true;
+                sessionOptions.ProfileOutputPathPrefix = prefix;
             }
-            return handle;
+            return sessionOptions;
         }
         catch
         {
-            handle.Dispose();
+            sessionOptions.Dispose();
             throw;
         }
     }
 
-    /// <summary>Appends the CUDA execution provider through the V2 options API (device id only; the rest stay at ONNX Runtime's defaults).</summary>
-    internal static void AppendCuda(OrtApi api, IntPtr sessionOptions, int deviceId)
+    private readonly struct RunLease(InferenceSession session) : IDisposable
     {
-        IntPtr cudaOptions;
-        api.Check(api.CreateCUDAProviderOptions(&cudaOptions));
-        using var handle = new CudaProviderOptionsHandle(api);
-        handle.Attach(cudaOptions);
-        using var key = new NativeUtf8("device_id");
-        using var value = new NativeUtf8(deviceId.ToString(CultureInfo.InvariantCulture));
-        var keyPointer = key.Pointer;
-        var valuePointer = value.Pointer;
-        api.Check(api.UpdateCUDAProviderOptions(cudaOptions, &keyPointer, &valuePointer, 1));
-        api.Check(api.SessionOptionsAppendExecutionProvider_CUDA_V2(sessionOptions, cudaOptions));
+        public void Dispose() => session.ExitRun();
     }
 
-    /// <summary>Why CUDA cannot run here, or null when the build, provider library and a GPU are all present.</summary>
-    internal static string? CudaUnavailableReason(OrtEnvironment environment)
+    /// <summary>Appending CUDA failed: the provider cannot load here.</summary>
+    private sealed class CudaAppendException(string message, Exception inner) : Exception(message, inner);
+
+    /// <summary>
+    /// The OrtValues of one run and the pins of the managed memory they wrap; disposing releases both (values first,
+    /// since ONNX Runtime must not see memory that is no longer pinned).
+    /// </summary>
+    private sealed class RunValues : IDisposable
     {
-        if (!environment.AvailableProviders.Contains("CUDAExecutionProvider"))
+        private readonly List<OrtValue> _values = [];
+        private readonly List<MemoryHandle> _pins = [];
+
+        public List<string> InputNames { get; } = [];
+
+        public List<OrtValue> Inputs { get; } = [];
+
+        public void AddInput(string name, TensorData data)
         {
-            return $"this ONNX Runtime build ({environment.Version}) has no CUDAExecutionProvider";
+            InputNames.Add(name);
+            Inputs.Add(Wrap(data));
         }
-        var directory = Path.GetDirectoryName(environment.LibraryPath);
-        if (string.IsNullOrEmpty(directory))
+
+        /// <summary>An OrtValue over <paramref name="data"/>'s own memory (pinned, no copy), or a filled string tensor.</summary>
+        public OrtValue Wrap(TensorData data)
         {
-            return "the ONNX Runtime library's directory is unknown, so the CUDA provider library cannot be located";
-        }
-        foreach (var library in new[] { CudaProviderLibrary, SharedProviderLibrary })
-        {
-            var path = Path.Combine(directory, library);
-            if (!File.Exists(path))
+            var shape = data.ShapeArray;
+            if (data.ElementType == TensorElementType.String)
             {
-                return $"the CUDA provider library {path} is not installed";
+                var strings = Track(OrtValue.CreateTensorWithEmptyStrings(OrtAllocator.DefaultInstance, shape));
+                var elements = data.Strings!;
+                for (var i = 0; i < elements.Count; i++)
+                {
+                    strings.StringTensorSetElementAt(elements[i].AsSpan(), i);
+                }
+                return strings;
+            }
+            if (data.Bytes.IsEmpty)
+            {
+                // Zero elements: no memory to pin, so ONNX Runtime allocates the empty tensor.
+                return Track(OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, data.ElementType.ToOrt(), shape));
+            }
+            return Wrap(data.ElementType, shape, data.Bytes);
+        }
+
+        public unsafe OrtValue Wrap(TensorElementType type, long[] shape, ReadOnlyMemory<byte> memory)
+        {
+            var pin = memory.Pin();
+            _pins.Add(pin);
+            return Track(OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, type.ToOrt(), shape, (IntPtr)pin.Pointer, memory.Length));
+        }
+
+        public void Dispose()
+        {
+            foreach (var value in _values)
+            {
+                value.Dispose();
+            }
+            foreach (var pin in _pins)
+            {
+                pin.Dispose();
             }
         }
-        if (!Path.Exists(GpuDevice))
+
+        private OrtValue Track(OrtValue value)
         {
-            return $"no GPU is visible ({GpuDevice} does not exist)";
+            _values.Add(value);
+            return value;
         }
-        return null;
+    }
+
+    /// <summary>
+    /// How an output's shape follows from the run's inputs: fixed, or fixed apart from dimension 0, which the model names
+    /// like the batch dimension of one of its inputs (e.g. both "batch").
+    /// </summary>
+    private sealed class OutputShapeRule
+    {
+        private readonly long[] _shape;
+        private readonly int _batchFromInput;
+
+        private OutputShapeRule(long[] shape, int batchFromInput)
+        {
+            _shape = shape;
+            _batchFromInput = batchFromInput;
+        }
+
+        public static OutputShapeRule? For(TensorMetadata output, TensorMetadata[] inputs)
+        {
+            if (output.ValueType != OnnxValueType.Tensor || output.ElementType.SizeInBytes() == 0)
+            {
+                return null;
+            }
+            var shape = output.Shape.ToArray();
+            for (var d = 1; d < shape.Length; d++)
+            {
+                if (shape[d] < 0)
+                {
+                    return null;
+                }
+            }
+            if (shape.Length == 0 || shape[0] >= 0)
+            {
+                return new OutputShapeRule(shape, -1);
+            }
+            var symbol = output.SymbolicShape[0];
+            if (symbol.Length == 0)
+            {
+                return null;
+            }
+            var source = Array.FindIndex(inputs, i => i.Rank > 0 && i.Shape[0] < 0 && i.SymbolicShape[0] == symbol);
+            return source < 0 ? null : new OutputShapeRule(shape, source);
+        }
+
+        public long[] Resolve(IReadOnlyList<NamedTensor> inputs, int[] inputOrder)
+        {
+            var shape = (long[])_shape.Clone();
+            if (_batchFromInput >= 0)
+            {
+                shape[0] = inputs[Array.IndexOf(inputOrder, _batchFromInput)].Data.Shape[0];
+            }
+            return shape;
+        }
     }
 }

@@ -1,56 +1,50 @@
 using System.Collections;
 using System.Runtime.InteropServices;
-using Platform.OnnxRuntime.Native;
+using Microsoft.ML.OnnxRuntime;
 
 namespace Platform.OnnxRuntime;
 
 /// <summary>
-/// A tensor produced by ONNX Runtime (an owned <c>OrtValue</c>). Its data lives in native memory and is read
-/// without copying through <see cref="GetBytes"/> / <see cref="GetSpan{T}"/>; spans must not be used after
-/// <see cref="Dispose"/>.
+/// One output of a run. Either ONNX Runtime allocated it (an owned <see cref="OrtValue"/> in native memory) or it was
+/// pre-allocated in a managed buffer that ONNX Runtime wrote into. Both are read without copying through
+/// <see cref="GetBytes"/> / <see cref="GetSpan{T}"/>; spans must not be used after <see cref="Dispose"/>. A managed
+/// buffer also hands out <see cref="ReadOnlyMemory{T}"/> slices that stay valid after disposal
+/// (<see cref="TryGetBatchItemMemory"/>), which is how a batcher splits a batch without copying.
 /// </summary>
-public sealed unsafe class OrtTensor : IDisposable
+public sealed class OrtTensor : IDisposable
 {
-    private readonly OrtApi _api;
-    private readonly ValueHandle _value;
+    private readonly OrtValue? _value;
+    private readonly byte[]? _buffer;
     private readonly long[] _shape;
-    private readonly byte* _data;
     private volatile bool _disposed;
 
-    internal OrtTensor(OrtApi api, ValueHandle value, string name)
+    /// <summary>Takes ownership of an ONNX Runtime value.</summary>
+    internal OrtTensor(OrtValue value, string name)
     {
-        _api = api;
-        _value = value;
         Name = name;
-        var pointer = value.DangerousGetHandle();
-
-        int valueType;
-        api.Check(api.GetValueType(pointer, &valueType));
-        int isTensor;
-        api.Check(api.IsTensor(pointer, &isTensor));
-        if (isTensor == 0)
+        if (!value.IsTensor)
         {
-            throw new NotSupportedException(
-                $"Output '{name}' is a {(OnnxValueType)valueType} value; Platform.OnnxRuntime only returns dense tensors.");
+            var kind = value.OnnxType;
+            value.Dispose();
+            throw new NotSupportedException($"Output '{name}' is a {kind} value; Platform.OnnxRuntime only returns dense tensors.");
         }
+        _value = value;
+        var info = value.GetTensorTypeAndShape();
+        ElementType = TensorElementTypeExtensions.FromOrt(info.ElementDataType);
+        _shape = info.Shape;
+        ElementCount = info.ElementCount;
+        ByteLength = ElementType == TensorElementType.String ? 0 : ElementCount * ElementType.SizeInBytes();
+    }
 
-        IntPtr info;
-        api.Check(api.GetTensorTypeAndShape(pointer, &info));
-        using var infoHandle = new TensorTypeAndShapeInfoHandle(api);
-        infoHandle.Attach(info);
-        ElementType = InferenceSession.ReadElementType(api, info);
-        _shape = InferenceSession.ReadDimensions(api, info);
-        nuint count;
-        api.Check(api.GetTensorShapeElementCount(info, &count));
-        ElementCount = (long)count;
-
-        if (ElementType != TensorElementType.String)
-        {
-            void* data;
-            api.Check(api.GetTensorMutableData(pointer, &data));
-            _data = (byte*)data;
-            ByteLength = ElementCount * ElementType.SizeInBytes();
-        }
+    /// <summary>Wraps a managed buffer that ONNX Runtime wrote a pre-allocated output into.</summary>
+    internal OrtTensor(string name, TensorElementType elementType, long[] shape, byte[] buffer)
+    {
+        Name = name;
+        ElementType = elementType;
+        _shape = shape;
+        _buffer = buffer;
+        ElementCount = TensorData.CountElements(shape);
+        ByteLength = buffer.Length;
     }
 
     /// <summary>Output name.</summary>
@@ -68,10 +62,10 @@ public sealed unsafe class OrtTensor : IDisposable
     /// <summary>Size of the element data in bytes; 0 for string tensors.</summary>
     public long ByteLength { get; }
 
-    /// <summary>
-    /// Elements per item along dimension 0 (e.g. C for a [batch, C] output); used to split a batched result
-    /// back into per-request results.
-    /// </summary>
+    /// <summary>Whether the data lives in a managed buffer (a pre-allocated output) rather than ONNX Runtime's memory.</summary>
+    public bool IsManaged => _buffer is not null;
+
+    /// <summary>Elements per item along dimension 0 (e.g. C for a [batch, C] output), for splitting a batched result.</summary>
     public long ElementsPerBatchItem
     {
         get
@@ -94,7 +88,7 @@ public sealed unsafe class OrtTensor : IDisposable
         {
             throw new InvalidOperationException($"Output '{Name}' is a string tensor; use GetStrings().");
         }
-        return new ReadOnlySpan<byte>(_data, checked((int)ByteLength));
+        return _buffer is not null ? _buffer : _value!.GetTensorMutableRawData();
     }
 
     /// <summary>The elements as <typeparamref name="T"/>, which must match <see cref="ElementType"/> (e.g. float for Float, Half for Float16, bool for Bool).</summary>
@@ -117,14 +111,26 @@ public sealed unsafe class OrtTensor : IDisposable
     /// </summary>
     public ReadOnlySpan<byte> GetBatchItemBytes(long start, long count)
     {
-        var bytes = GetBytes();
-        var batch = _shape.Length == 0 ? 1 : _shape[0];
-        if (start < 0 || count < 0 || start + count > batch)
+        var (offset, length) = BatchItemRange(start, count);
+        return GetBytes().Slice(offset, length);
+    }
+
+    /// <summary>
+    /// For a managed (pre-allocated) output, the memory of items <paramref name="start"/> ..
+    /// <paramref name="start"/>+<paramref name="count"/> along dimension 0, without copying. Unlike spans it stays valid
+    /// after the tensor is disposed. False for outputs in ONNX Runtime's memory, which must be copied out.
+    /// </summary>
+    public bool TryGetBatchItemMemory(long start, long count, out ReadOnlyMemory<byte> memory)
+    {
+        ThrowIfDisposed();
+        if (_buffer is null)
         {
-            throw new ArgumentOutOfRangeException(nameof(start), $"Items [{start}, {start + count}) are outside dimension 0 of size {batch}.");
+            memory = default;
+            return false;
         }
-        var itemBytes = ElementsPerBatchItem * ElementType.SizeInBytes();
-        return bytes.Slice(checked((int)(start * itemBytes)), checked((int)(count * itemBytes)));
+        var (offset, length) = BatchItemRange(start, count);
+        memory = _buffer.AsMemory(offset, length);
+        return true;
     }
 
     /// <summary>Reads all elements of a string tensor (row-major).</summary>
@@ -136,39 +142,29 @@ public sealed unsafe class OrtTensor : IDisposable
         {
             throw new InvalidOperationException($"Output '{Name}' has element type {ElementType}, not String.");
         }
-        var count = checked((int)ElementCount);
-        if (count == 0)
-        {
-            return [];
-        }
-
-        using var lease = new HandleLease(_value);
-        var pointer = _value.DangerousGetHandle();
-        nuint total;
-        _api.Check(_api.GetStringTensorDataLength(pointer, &total));
-        var content = new byte[Math.Max(1, (int)total)];
-        var offsets = new nuint[count];
-        fixed (byte* contentPointer = content)
-        fixed (nuint* offsetPointer = offsets)
-        {
-            _api.Check(_api.GetStringTensorContent(pointer, contentPointer, total, offsetPointer, (nuint)count));
-        }
-
-        var result = new string[count];
-        for (var i = 0; i < count; i++)
-        {
-            var begin = (int)offsets[i];
-            var end = i + 1 < count ? (int)offsets[i + 1] : (int)total;
-            result[i] = NativeUtf8.Read(content.AsSpan(begin, end - begin));
-        }
-        return result;
+        return ElementCount == 0 ? [] : _value!.GetStringTensorAsArray();
     }
 
-    /// <summary>Releases the native value; spans obtained earlier become invalid.</summary>
+    /// <summary>Releases ONNX Runtime's memory; spans obtained earlier become invalid.</summary>
     public void Dispose()
     {
         _disposed = true;
-        _value.Dispose();
+        _value?.Dispose();
+    }
+
+    private (int Offset, int Length) BatchItemRange(long start, long count)
+    {
+        if (ElementType == TensorElementType.String)
+        {
+            throw new InvalidOperationException($"Output '{Name}' is a string tensor; use GetStrings().");
+        }
+        var batch = _shape.Length == 0 ? 1 : _shape[0];
+        if (start < 0 || count < 0 || start + count > batch)
+        {
+            throw new ArgumentOutOfRangeException(nameof(start), $"Items [{start}, {start + count}) are outside dimension 0 of size {batch}.");
+        }
+        var itemBytes = ElementsPerBatchItem * ElementType.SizeInBytes();
+        return (checked((int)(start * itemBytes)), checked((int)(count * itemBytes)));
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);

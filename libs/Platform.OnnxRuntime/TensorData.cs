@@ -67,7 +67,10 @@ public sealed class TensorData
         return new TensorData(elementType, shapeArray, bytes, null);
     }
 
-    /// <summary>Wraps typed memory (float, double, Half, sbyte, short, int, long, byte, ushort, uint, ulong or bool) without copying.</summary>
+    /// <summary>
+    /// Wraps typed memory (float, double, Half or <see cref="Microsoft.ML.OnnxRuntime.Float16"/>,
+    /// <see cref="Microsoft.ML.OnnxRuntime.BFloat16"/>, sbyte, short, int, long, byte, ushort, uint, ulong or bool) without copying.
+    /// </summary>
     public static TensorData From<T>(ReadOnlyMemory<T> data, params ReadOnlySpan<long> shape) where T : unmanaged
     {
         var elementType = TensorElementTypeExtensions.ElementTypeOf<T>();
@@ -85,7 +88,7 @@ public sealed class TensorData
     public static TensorData From<T>(T[] data, params ReadOnlySpan<long> shape) where T : unmanaged =>
         From(new ReadOnlyMemory<T>(data), shape);
 
-    /// <summary>Creates a string tensor. Strings are UTF-8 encoded for ONNX Runtime and must not contain NUL characters.</summary>
+    /// <summary>Creates a string tensor; ONNX Runtime stores the strings UTF-8 encoded.</summary>
     public static TensorData FromStrings(IReadOnlyList<string> values, params ReadOnlySpan<long> shape)
     {
         ArgumentNullException.ThrowIfNull(values);
@@ -102,11 +105,6 @@ public sealed class TensorData
             if (values[i] is null)
             {
                 throw new ArgumentException($"String element {i} is null.", nameof(values));
-            }
-            // ONNX Runtime's FillStringTensor takes C strings, so an embedded NUL would silently truncate.
-            if (values[i].Contains('\0', StringComparison.Ordinal))
-            {
-                throw new ArgumentException($"String element {i} contains a NUL character, which ONNX Runtime cannot accept.", nameof(values));
             }
         }
         return new TensorData(TensorElementType.String, shapeArray, ReadOnlyMemory<byte>.Empty, values);

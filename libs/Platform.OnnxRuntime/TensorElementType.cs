@@ -2,7 +2,8 @@ namespace Platform.OnnxRuntime;
 
 /// <summary>
 /// Tensor element types; the numbers are ONNX's <c>TensorProto.DataType</c> values, which ONNX Runtime's
-/// <c>ONNXTensorElementDataType</c> mirrors.
+/// <c>ONNXTensorElementDataType</c> mirrors. Platform's own copy so that the batcher and the wire protocol name element
+/// types without depending on ONNX Runtime's package; it converts to ONNX Runtime's enum by number.
 /// </summary>
 public enum TensorElementType
 {
@@ -26,7 +27,7 @@ public enum TensorElementType
     String = 8,
     /// <summary>Boolean stored as one byte (<see cref="bool"/>).</summary>
     Bool = 9,
-    /// <summary>IEEE half precision (<see cref="Half"/>).</summary>
+    /// <summary>IEEE half precision (<see cref="Half"/> or ONNX Runtime's <see cref="Microsoft.ML.OnnxRuntime.Float16"/>).</summary>
     Float16 = 10,
     /// <summary>64-bit IEEE float (<see cref="double"/>).</summary>
     Double = 11,
@@ -38,7 +39,7 @@ public enum TensorElementType
     Complex64 = 14,
     /// <summary>Complex of two doubles; no CLR mapping here.</summary>
     Complex128 = 15,
-    /// <summary>bfloat16 (raw 16-bit); no CLR mapping here.</summary>
+    /// <summary>bfloat16 (ONNX Runtime's <see cref="Microsoft.ML.OnnxRuntime.BFloat16"/>).</summary>
     BFloat16 = 16,
 }
 
@@ -78,6 +79,13 @@ public static class TensorElementTypeExtensions
         return type;
     }
 
+    /// <summary>ONNX Runtime's enum value for <paramref name="type"/> (same number).</summary>
+    internal static Microsoft.ML.OnnxRuntime.Tensors.TensorElementType ToOrt(this TensorElementType type) =>
+        (Microsoft.ML.OnnxRuntime.Tensors.TensorElementType)(int)type;
+
+    /// <summary>Platform's enum value for ONNX Runtime's <paramref name="type"/> (same number).</summary>
+    internal static TensorElementType FromOrt(Microsoft.ML.OnnxRuntime.Tensors.TensorElementType type) => (TensorElementType)(int)type;
+
     private static class ClrMapping<T> where T : unmanaged
     {
         // Computed once per T by the runtime; immutable afterwards.
@@ -97,6 +105,8 @@ public static class TensorElementTypeExtensions
             if (t == typeof(double)) return TensorElementType.Double;
             if (t == typeof(uint)) return TensorElementType.UInt32;
             if (t == typeof(ulong)) return TensorElementType.UInt64;
+            if (t == typeof(Microsoft.ML.OnnxRuntime.Float16)) return TensorElementType.Float16;
+            if (t == typeof(Microsoft.ML.OnnxRuntime.BFloat16)) return TensorElementType.BFloat16;
             return TensorElementType.Undefined;
         }
     }

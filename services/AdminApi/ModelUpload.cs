@@ -94,7 +94,7 @@ internal sealed partial class ModelUpload(OrtEnvironment ort, ILogger<ModelUploa
         }
         catch (OnnxRuntimeException ex)
         {
-            throw new UploadRejectedException(StatusCodes.Status400BadRequest, $"body: not a valid ONNX model: {ex.OrtMessage}");
+            throw new UploadRejectedException(StatusCodes.Status400BadRequest, $"body: not a valid ONNX model: {OnnxRuntimeErrors.Describe(ex)}");
         }
         using (session)
         {

@@ -1,53 +1,36 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
-using Microsoft.Extensions.Options;
-using Platform.OnnxModels;
 using Platform.OnnxRuntime;
 
 namespace Platform.ModelWorker;
 
 /// <summary>
-/// "onnxruntime": the runtime version, the providers its build offers and the provider sessions actually run on, with
-/// the reason when CUDA was wanted but CPU is live. A tiny probe session answers that before any model is loaded.
+/// "onnxruntime": the runtime version, the providers its build offers, the provider asked for and the one sessions
+/// actually run on, with ONNX Runtime's reason when CUDA was tried but CPU is live, and the global thread pool.
 /// </summary>
-internal sealed class OnnxRuntimeHealthCheck(OrtEnvironment ort, ModelHost host, IOptions<WorkerOptions> options) : IHealthCheck
+internal sealed class OnnxRuntimeHealthCheck(ExecutionProviderStatus status) : IHealthCheck
 {
-    private readonly Lazy<(string Provider, string? FallbackReason)> _probe = new(() =>
-    {
-        var graph = new OnnxGraphBuilder("probe");
-        graph.AddInput("x", OnnxDataType.Float, 1);
-        graph.AddOutput("y", OnnxDataType.Float, 1);
-        graph.AddNode("Identity", ["x"], ["y"]);
-        using var session = ort.CreateSession(graph.ToBytes(), new InferenceSessionOptions
-        {
-            ExecutionProvider = options.Value.PreferCuda ? ExecutionProviderPreference.Auto : ExecutionProviderPreference.Cpu,
-            IntraOpNumThreads = 1,
-        });
-        return (session.ExecutionProvider, session.ExecutionProviderFallbackReason);
-    });
-
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
-        try
+        var ort = status.Ort;
+        var data = new Dictionary<string, object>
         {
-            var loaded = host.Models.Where(m => m.Session is not null).Select(m => m.Session!).FirstOrDefault();
-            var (provider, reason) = loaded is not null ? (loaded.ExecutionProvider, loaded.ExecutionProviderFallbackReason) : _probe.Value;
-            var data = new Dictionary<string, object>
-            {
-                ["version"] = ort.Version,
-                ["availableProviders"] = string.Join(",", ort.AvailableProviders),
-                ["executionProvider"] = provider,
-            };
-            if (reason is not null)
-            {
-                data["fallbackReason"] = reason;
-            }
-            var description = $"ONNX Runtime {ort.Version} on {provider}" + (reason is null ? string.Empty : $" (CUDA not used: {reason})");
-            return Task.FromResult(HealthCheckResult.Healthy(description, data));
-        }
-        catch (Exception ex) when (ex is OnnxRuntimeException or InvalidOperationException)
+            ["version"] = ort.Version,
+            ["availableProviders"] = string.Join(",", ort.AvailableProviders),
+            ["requestedProvider"] = status.Requested.ToString().ToLowerInvariant(),
+            ["executionProvider"] = status.Provider ?? "unavailable",
+            ["intraOpThreads"] = ort.GlobalThreadPool?.IntraOpNumThreads.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "per session",
+        };
+        if (status.Failure is { } failure)
         {
-            return Task.FromResult(new HealthCheckResult(context.Registration.FailureStatus, $"ONNX Runtime cannot create a session: {ex.Message}", ex));
+            data["failure"] = failure;
+            return Task.FromResult(new HealthCheckResult(context.Registration.FailureStatus, $"ONNX Runtime {ort.Version}: {failure}", data: data));
         }
+        if (status.FallbackReason is { } reason)
+        {
+            data["fallbackReason"] = reason;
+        }
+        var description = $"ONNX Runtime {ort.Version} on {status.Provider}" + (status.FallbackReason is { } why ? $" (CUDA not used: {why})" : string.Empty);
+        return Task.FromResult(HealthCheckResult.Healthy(description, data));
     }
 }
 
@@ -61,7 +44,7 @@ internal sealed class ModelsHealthCheck(ModelHost host) : IHealthCheck
     {
         var models = host.Models.OrderBy(m => m.Name, StringComparer.Ordinal).ThenBy(m => m.Version).ToArray();
         var data = models.ToDictionary(m => $"{m.Name}/{m.Version}", m => (object)(m.State == ModelLoadState.Failed
-            ? $"{m.State}: {m.FailureReason}" : m.State.ToString()));
+            ? $"{m.State}: {m.FailureReason}" : $"{m.State}{(m.Session is { } s ? $" on {s.ExecutionProvider}" : string.Empty)}"));
         var description = $"{models.Count(m => m.State == ModelLoadState.Ready)} ready, {models.Count(m => m.State == ModelLoadState.Loading)} loading, " +
             $"{models.Count(m => m.State == ModelLoadState.Failed)} failed";
         return Task.FromResult(HealthCheckResult.Healthy(description, data));

@@ -50,6 +50,7 @@ internal static partial class InferenceEndpoints
         ready = m.State == ModelLoadState.Ready,
         reason = m.FailureReason,
         executionProvider = m.Session?.ExecutionProvider,
+        executionProviderFallbackReason = m.Session?.ExecutionProviderFallbackReason,
         batching = m.Batcher?.ModelSupportsBatching,
         queueDepth = m.Batcher?.QueueDepth,
         settings = m.Settings,

@@ -166,16 +166,13 @@ internal sealed partial class ModelHost(
         {
             var path = await artifacts.GetLocalPathAsync(model.Sha256, cancellationToken);
             var settings = options.Value;
+            // No threads of its own (the global pool serves every version); weights shared with the model's other versions.
             session = await ort.CreateSessionAsync(path, new InferenceSessionOptions
             {
-                IntraOpNumThreads = settings.IntraOpNumThreads,
-                ExecutionProvider = settings.PreferCuda ? ExecutionProviderPreference.Auto : ExecutionProviderPreference.Cpu,
+                ExecutionProvider = settings.ExecutionProvider,
+                Cuda = settings.Cuda,
+                SharedWeightsKey = model.Name,
                 LogId = $"{model.Name}:{model.Version}",
-                ConfigEntries = new Dictionary<string, string>
-                {
-                    ["session.intra_op.allow_spinning"] = settings.AllowSpinning ? "1" : "0",
-                    ["session.inter_op.allow_spinning"] = settings.AllowSpinning ? "1" : "0",
-                },
             }, cancellationToken);
             await Task.Run(() => WarmUp(session), cancellationToken);
             model.Session = session;
@@ -183,7 +180,8 @@ internal sealed partial class ModelHost(
                 loggerFactory.CreateLogger<ModelBatcher>());
             model.State = ModelLoadState.Ready;
             LogLoaded(_logger, model.Name, model.Version, model.Sha256, session.ExecutionProvider,
-                timeProvider.GetElapsedTime(started).TotalMilliseconds, model.Batcher.ModelSupportsBatching);
+                timeProvider.GetElapsedTime(started).TotalMilliseconds, model.Batcher.ModelSupportsBatching,
+                session.ExecutionProviderFallbackReason ?? "none");
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
@@ -240,8 +238,9 @@ internal sealed partial class ModelHost(
         };
 
     [LoggerMessage(EventId = 40, Level = LogLevel.Information,
-        Message = "Loaded {Model} version {Version} ({Sha256}) on {ExecutionProvider} in {ElapsedMs:0} ms; batching {Batching}")]
-    private static partial void LogLoaded(ILogger logger, string model, long version, string sha256, string executionProvider, double elapsedMs, bool batching);
+        Message = "Loaded {Model} version {Version} ({Sha256}) on {ExecutionProvider} in {ElapsedMs:0} ms; batching {Batching}; CUDA fallback reason: {FallbackReason}")]
+    private static partial void LogLoaded(ILogger logger, string model, long version, string sha256, string executionProvider, double elapsedMs, bool batching,
+        string fallbackReason);
 
     [LoggerMessage(EventId = 41, Level = LogLevel.Error, Message = "Loading {Model} version {Version} ({Sha256}) failed")]
     private static partial void LogLoadFailed(ILogger logger, string model, long version, string sha256, Exception exception);

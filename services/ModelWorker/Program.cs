@@ -3,7 +3,6 @@ using Platform.Data;
 using Platform.ModelRegistry;
 using Platform.ModelWorker;
 using Platform.ObjectStore;
-using Platform.OnnxRuntime;
 using Platform.Redis;
 using Platform.WorkerDiscovery;
 
@@ -19,7 +18,7 @@ builder.AddPlatformRedis();
 builder.AddPlatformActiveModelsView();
 
 builder.Services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.SectionName);
-builder.Services.AddSingleton(_ => new OrtEnvironment());
+builder.AddPlatformOnnxRuntime();
 builder.Services.AddSingleton<BatcherTelemetry>();
 builder.Services.AddSingleton<ModelArtifactCache>();
 builder.Services.AddSingleton<ModelHost>();
@@ -28,9 +27,8 @@ builder.Services.AddSingleton(WorkerIdentity.From(builder.Configuration));
 // Callers balance across replicas themselves: each replica announces its own address (see libs/Platform.WorkerDiscovery).
 builder.Services.AddWorkerAnnouncement();
 
-// ONNX Runtime: version and live execution provider (with the CUDA fallback reason); models: per-version load state.
+// onnxruntime (AddPlatformOnnxRuntime): version and live execution provider; models: per-version load state.
 builder.Services.AddHealthChecks()
-    .AddCheck<OnnxRuntimeHealthCheck>("onnxruntime")
     .AddCheck<ModelsHealthCheck>("models");
 
 var app = builder.Build();

@@ -1,3 +1,5 @@
+using Platform.OnnxRuntime;
+
 namespace Platform.ModelWorker;
 
 /// <summary>Worker settings (section <c>ModelWorker</c>).</summary>
@@ -9,7 +11,10 @@ public sealed class WorkerOptions
     /// <summary>Local cache of model files, one per SHA-256; defaults to <c>$TMPDIR/platform-model-cache</c>.</summary>
     public string? CacheDirectory { get; set; }
 
-    /// <summary>ONNX Runtime intra-op threads per session; 0 lets ONNX Runtime choose (one per core).</summary>
+    /// <summary>
+    /// Size of ONNX Runtime's global intra-op thread pool, which every model and version on this worker shares (no
+    /// session has threads of its own); 0 lets ONNX Runtime choose (one per physical core).
+    /// </summary>
     public int IntraOpNumThreads { get; set; }
 
     /// <summary>
@@ -19,14 +24,20 @@ public sealed class WorkerOptions
     public bool AllowSpinning { get; set; }
 
     /// <summary>
+    /// <c>auto</c> (CUDA if it loads, else CPU with the reason in /health), <c>cuda</c> (start-up fails when CUDA cannot
+    /// load, naming what is missing) or <c>cpu</c>.
+    /// </summary>
+    public ExecutionProviderPreference ExecutionProvider { get; set; } = ExecutionProviderPreference.Auto;
+
+    /// <summary>CUDA settings (<c>ModelWorker:Cuda:DeviceId</c>, <c>GpuMemoryLimitBytes</c>, <c>ArenaExtendStrategy</c>, <c>CudnnConvAlgorithmSearch</c>, <c>EnableCudaGraph</c>).</summary>
+    public CudaOptions Cuda { get; set; } = new();
+
+    /// <summary>
     /// Whether batches also close as soon as a model version is idle (<see cref="Platform.Batching.BatchingOptions.DispatchWhenIdle"/>):
     /// a lone request runs at once and batches form from what arrives during a run. Off, every batch waits for the model's
     /// max batch size or max queue delay.
     /// </summary>
     public bool DispatchWhenIdle { get; set; } = true;
-
-    /// <summary>Try CUDA first (falls back to CPU with the reason in /health).</summary>
-    public bool PreferCuda { get; set; } = true;
 
     /// <summary>Largest accepted /v1/infer body.</summary>
     public long MaxRequestBodyBytes { get; set; } = 256L * 1024 * 1024;

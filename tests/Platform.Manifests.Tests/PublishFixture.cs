@@ -15,7 +15,7 @@ namespace Platform.Manifests.Tests;
 /// </summary>
 public sealed class PublishFixture : IAsyncLifetime
 {
-    public static readonly string[] Overlays = ["dev", "staging", "prod"];
+    public static readonly string[] Overlays = ["dev", "staging", "prod", "prod-cpu"];
 
     private readonly Dictionary<string, Rendered> _renders = [];
 

@@ -1,3 +1,4 @@
+using Microsoft.ML.OnnxRuntime;
 using Platform.OnnxModels;
 
 namespace Platform.OnnxRuntime.Tests;
@@ -56,6 +57,44 @@ public sealed class ElementTypeTests(OrtFixture fixture)
         Assert.Equal(0, output.ByteLength);
         Assert.Equal(values, output.GetStrings());
         Assert.Throws<InvalidOperationException>(() => output.GetBytes());
+    }
+
+    [Fact]
+    public void Strings_with_embedded_nul_characters_round_trip()
+    {
+        // ONNX Runtime's string elements carry their length, so a NUL is data, not an end.
+        string[] values = ["a\0b", "\0", "end\0"];
+        using var result = fixture.AllTypesSession.Run(BuildInputs("string", TensorData.FromStrings(values, 1, 3)), ["out_string"]);
+        Assert.Equal(values, result[0].GetStrings());
+    }
+
+    [Fact]
+    public void BFloat16_round_trips_through_identity()
+    {
+        var graph = new OnnxGraphBuilder("bf16_identity");
+        graph.AddInput("in_bf16", OnnxDataType.BFloat16, "batch", 3);
+        graph.AddNode("Identity", ["in_bf16"], ["out_bf16"]);
+        graph.AddOutput("out_bf16", OnnxDataType.BFloat16, "batch", 3);
+        using var session = fixture.Environment.CreateSession(graph.ToBytes());
+        Assert.Equal(TensorElementType.BFloat16, session.GetInput("in_bf16").ElementType);
+
+        // 1.0, -2.0, 0.5, +inf, the smallest normal, 3.140625 as raw bfloat16 bits.
+        BFloat16[] values = [new(0x3F80), new(0xC000), new(0x3F00), new(0x7F80), new(0x0080), new(0x4049)];
+        using var result = session.Run([new NamedTensor("in_bf16", TensorData.From(values, 2, 3))]);
+        var output = result[0];
+        Assert.Equal(TensorElementType.BFloat16, output.ElementType);
+        Assert.Equal(values, output.ToArray<BFloat16>());
+        Assert.Equal([1f, -2f, 0.5f, float.PositiveInfinity], output.ToArray<BFloat16>().Take(4).Select(v => v.ToFloat()));
+    }
+
+    [Fact]
+    public void Onnx_runtime_float16_and_system_half_are_the_same_tensor_type()
+    {
+        Float16[] values = [new(0x3C00), new(0xC000), new(0x7BFF), new(0x0001), new(0xFC00), new(0x3555)];
+        var inputs = BuildInputs("float16", TensorData.From(values, 2, 3));
+        using var result = fixture.AllTypesSession.Run(inputs, ["out_float16"]);
+        Assert.Equal(values, result[0].ToArray<Float16>());
+        Assert.Equal([(Half)1, (Half)(-2), Half.MaxValue], result[0].ToArray<Half>().Take(3));
     }
 
     [Fact]

@@ -7,17 +7,34 @@ namespace Platform.OnnxRuntime.Tests;
 /// <summary>One ONNX Runtime environment and the commonly used sessions, shared by every test in the assembly.</summary>
 public sealed class OrtFixture : IDisposable
 {
+    /// <summary>
+    /// Set to <c>cuda</c> (eng/gpu-check.sh does) to run the CUDA tests, which then must find CUDA working; unset, they
+    /// are skipped and the provider-selection tests expect a machine without CUDA.
+    /// </summary>
+    public const string ExecutionProviderVariable = "PLATFORM_TEST_EXECUTION_PROVIDER";
+
+    /// <summary>The settings this test process creates ONNX Runtime's environment with.</summary>
+    public static readonly OrtEnvironmentOptions EnvironmentOptions = new() { IntraOpNumThreads = 2, AllowSpinning = false };
+
     private readonly Lazy<InferenceSession> _allTypes;
     private readonly Lazy<InferenceSession> _multiIo;
 
     public OrtFixture()
     {
-        Environment = new OrtEnvironment();
+        Environment = new OrtEnvironment(EnvironmentOptions);
         Mlp = MlpClassifier.Create(new MlpClassifierOptions { InputFeatures = 16, HiddenSizes = [32, 24], Classes = 5, Seed = 7 });
-        MlpSession = Environment.CreateSession(Mlp.ToModel().Bytes, new InferenceSessionOptions { IntraOpNumThreads = 1 });
+        MlpSession = Environment.CreateSession(Mlp.ToModel().Bytes);
         _allTypes = new(() => Environment.CreateSession(AllTypesModel.Create().Bytes));
         _multiIo = new(() => Environment.CreateSession(MultiIoModel.Create().Bytes));
     }
+
+    /// <summary>Whether these tests were built against the CUDA package (the default) rather than the CPU-only one.</summary>
+    public static bool BuiltWithCudaPackage =>
+        File.Exists(Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libonnxruntime_providers_cuda.so"));
+
+    /// <summary>Whether the run was asked to prove CUDA (<see cref="ExecutionProviderVariable"/> = cuda).</summary>
+    public static bool CudaRequested =>
+        string.Equals(System.Environment.GetEnvironmentVariable(ExecutionProviderVariable), "cuda", StringComparison.OrdinalIgnoreCase);
 
     public OrtEnvironment Environment { get; }
 

@@ -104,6 +104,53 @@ public sealed class RunTests(OrtFixture fixture)
     }
 
     [Fact]
+    public void Outputs_declared_in_the_batch_dimension_are_written_into_managed_buffers_and_split_without_copies()
+    {
+        Assert.True(fixture.MlpSession.PreallocatesOutput("probabilities"));
+        var input = OrtFixture.RandomInputs(3 * 16, 41);
+        ReadOnlyMemory<byte> second;
+        using (var result = fixture.MlpSession.Run([new NamedTensor("input", TensorData.From(input, 3, 16))]))
+        {
+            var output = result["probabilities"];
+            Assert.True(output.IsManaged);
+            Assert.Equal([3L, 5L], output.Shape);
+            Assert.True(output.TryGetBatchItemMemory(1, 2, out second));
+            Assert.True(output.GetBatchItemBytes(1, 2) == second.Span, "The slice must view the result's own buffer.");
+        }
+        // The slice belongs to the caller: it outlives the result and holds rows 1-2 of the reference.
+        OrtFixture.AssertClose(fixture.Mlp.Predict(input, 3).AsSpan(5, 10), MemoryMarshal.Cast<byte, float>(second.Span), 1e-5);
+    }
+
+    [Fact]
+    public void Outputs_whose_shape_is_not_declared_in_terms_of_the_inputs_stay_in_onnx_runtime_memory()
+    {
+        // [batch, n] with "n" free: the size is only known after the run.
+        Assert.False(fixture.AllTypesSession.PreallocatesOutput("out_float"));
+        using (var result = fixture.AllTypesSession.Run(ElementTypeTests.BuildInputs("float", TensorData.From(new float[] { 1, 2 }, 1, 2)), ["out_float"]))
+        {
+            Assert.False(result[0].IsManaged);
+            Assert.False(result[0].TryGetBatchItemMemory(0, 1, out _));
+            Assert.Equal([1f, 2f], result[0].ToArray<float>());
+        }
+
+        // Dimension 0 named differently from every input's: no promise that it equals the batch.
+        var graph = new OnnxGraphBuilder("renamed");
+        graph.AddInput("x", OnnxDataType.Float, "batch", 2);
+        graph.AddNode("Identity", ["x"], ["y"]);
+        graph.AddOutput("y", OnnxDataType.Float, "rows", 2);
+        using var renamed = fixture.Environment.CreateSession(graph.ToBytes());
+        Assert.False(renamed.PreallocatesOutput("y"));
+        using var renamedResult = renamed.Run([new NamedTensor("x", TensorData.From(new float[] { 1, 2, 3, 4 }, 2, 2))]);
+        Assert.False(renamedResult[0].IsManaged);
+        Assert.Equal([1f, 2f, 3f, 4f], renamedResult[0].ToArray<float>());
+
+        using var off = fixture.Environment.CreateSession(fixture.Mlp.ToModel().Bytes, new InferenceSessionOptions { PreallocateOutputs = false });
+        Assert.False(off.PreallocatesOutput("probabilities"));
+        using var offResult = off.Run([new NamedTensor("input", TensorData.From(new float[16], 1, 16))]);
+        Assert.False(offResult[0].IsManaged);
+    }
+
+    [Fact]
     public void Preallocated_output_is_written_in_place()
     {
         var input = OrtFixture.RandomInputs(6 * 16, 3);
@@ -121,7 +168,7 @@ public sealed class RunTests(OrtFixture fixture)
         var error = Assert.Throws<OnnxRuntimeException>(() => fixture.MlpSession.Run(
             [new NamedTensor("input", TensorData.From(input, 6, 16))],
             [new NamedTensor("probabilities", TensorData.From(new float[4 * 5], 4, 5))]));
-        Assert.NotEmpty(error.OrtMessage);
+        Assert.NotEmpty(error.Message);
     }
 
     [Fact]

@@ -23,7 +23,14 @@ public sealed class PlatformFixture : IAsyncLifetime
         // (the workers' default) would pre-empt whenever a replica is idle between two requests; idle dispatch itself is
         // covered by BatcherTests on the same batcher.
         App = await PlatformApp.StartAsync([$"--Parameters:admin-api-key={AdminKey}"], builder =>
-            builder.Project("model-worker").WithEnvironment("ModelWorker__DispatchWhenIdle", "false"));
+        {
+            var worker = builder.Project("model-worker").WithEnvironment("ModelWorker__DispatchWhenIdle", "false");
+            // eng/gpu-check.sh runs these tests with the workers on CUDA.
+            if (Environment.GetEnvironmentVariable("PLATFORM_TEST_EXECUTION_PROVIDER") is { Length: > 0 } provider)
+            {
+                worker.WithEnvironment("ModelWorker__ExecutionProvider", provider);
+            }
+        });
         Admin = App.CreateHttpClient("admin-api");
         Admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
     }
