@@ -12,7 +12,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Platform.Inference.Protocol.Wire;
 using Platform.Inference.Routing;
-using Platform.ServiceDefaults.ServiceDiscovery;
+using Platform.WorkerDiscovery;
 
 namespace Platform.OpenInference.Tests;
 
@@ -76,19 +76,19 @@ public sealed class WorkerClientTests
     {
         var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         return new WorkerClient(
-            new FixedEndpoints([.. replicas.Select((r, i) => new ServiceEndpoint("model-worker", "http", i, r.Address))]),
+            new FixedWorkers([.. replicas.Select((r, i) => new WorkerEndpoint($"replica-{i}", r.Address, null, DateTimeOffset.UnixEpoch))]),
             Options.Create(new WorkerRoutingOptions { MaxAttempts = 4, RetryBackoff = TimeSpan.FromMilliseconds(10) }),
             TimeProvider.System,
             services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(),
             NullLogger<WorkerClient>.Instance);
     }
 
-    private sealed class FixedEndpoints(IReadOnlyList<ServiceEndpoint> endpoints) : IServiceEndpointResolver
+    /// <summary>A fixed set of announced workers: what the Redis-backed directory would hold.</summary>
+    private sealed class FixedWorkers(IReadOnlyList<WorkerEndpoint> workers) : IWorkerDirectory
     {
-        public ValueTask<IReadOnlyList<ServiceEndpoint>> GetEndpointsAsync(string serviceName, CancellationToken cancellationToken = default) =>
-            ValueTask.FromResult(endpoints);
+        public IReadOnlyList<WorkerEndpoint> Workers => workers;
 
-        public ValueTask<Uri> ResolveAsync(Uri logicalUri, CancellationToken cancellationToken = default) => ValueTask.FromResult(logicalUri);
+        public Task WaitForFirstRefreshAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     /// <summary>

@@ -1,17 +1,18 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
+using Aspire.Hosting;
 using Platform.Hosting;
-using Platform.Hosting.Testing;
 using Platform.Redis;
+using Platform.TestSupport;
 
 [assembly: AssemblyFixture(typeof(Platform.Tenancy.Tests.InfrastructureFixture))]
 
 namespace Platform.Tenancy.Tests;
 
-/// <summary>Real Redis and Postgres for this assembly, composed and run by Platform's own hosting layer.</summary>
+/// <summary>Real Redis and Postgres for this assembly: Platform's native resources run by Aspire.</summary>
 public sealed class InfrastructureFixture : IAsyncLifetime
 {
-    public DistributedApplication App { get; private set; } = null!;
+    public PlatformApp App { get; private set; } = null!;
 
     public string RedisConnectionString { get; private set; } = string.Empty;
 
@@ -19,22 +20,14 @@ public sealed class InfrastructureFixture : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        var builder = DistributedApplication.CreateBuilder(new DistributedApplicationOptions
+        App = await PlatformApp.StartModelAsync(builder =>
         {
-            AppHostAssembly = typeof(InfrastructureFixture).Assembly,
-            DisableDashboard = true,
-            RandomizePorts = true,
-            DisablePersistence = true,
-            StateDirectory = Path.Combine(Path.GetTempPath(), $"platform-tenancy-tests-{Guid.NewGuid():N}"),
-            PrintBanner = false,
+            builder.AddNativeRedis("redis", builder.AddParameter("redis-password", Guid.NewGuid().ToString("N"), secret: true).Resource);
+            builder.AddNativePostgres("postgres", builder.AddParameter("postgres-password", Guid.NewGuid().ToString("N"), secret: true).Resource)
+                .AddDatabase("db");
         });
-        builder.AddRedis("redis");
-        builder.AddPostgres("postgres").AddDatabase("db");
-        App = builder.Build();
-        await App.StartAsync();
-        await App.WaitForAllHealthyAsync(TimeSpan.FromSeconds(60));
-        RedisConnectionString = (await App.GetConnectionStringAsync("redis"))!;
-        Db = NpgsqlDataSource.Create((await App.GetConnectionStringAsync("db"))!);
+        RedisConnectionString = await App.GetConnectionStringAsync("redis");
+        Db = NpgsqlDataSource.Create(await App.GetConnectionStringAsync("db"));
         // AdminApi's own migrations, in order (the same files, embedded).
         foreach (var name in new[] { "migrations.0200.sql", "migrations.0201.sql" })
         {

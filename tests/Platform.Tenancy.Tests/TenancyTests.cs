@@ -1,7 +1,6 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
-using Platform.Hosting.Testing;
 
 namespace Platform.Tenancy.Tests;
 
@@ -141,7 +140,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
         var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, Telemetry, NullLogger<UsageWriter>.Instance);
         var tenant = Guid.NewGuid();
 
-        await infra.App.Orchestrator.StopResourceAsync("postgres");
+        await infra.App.StopAsync("postgres", cancellationToken: Ct);
         try
         {
             for (var i = 0; i < 50; i++)
@@ -154,8 +153,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
         }
         finally
         {
-            await infra.App.Orchestrator.StartResourceAsync("postgres", cancellationToken: Ct);
-            await infra.App.WaitForResourceHealthyAsync("postgres", cancellationToken: Ct);
+            await infra.App.StartAsync("postgres", cancellationToken: Ct);
         }
 
         infra.Db.Clear();

@@ -46,8 +46,13 @@ public sealed class PlatformApp : IAsyncDisposable
     /// Builds and starts the AppHost with <paramref name="args"/> (e.g. <c>--Parameters:admin-api-key=…</c>), lets
     /// <paramref name="configure"/> change the model first (e.g. replicas), and waits until every resource is healthy.
     /// </summary>
-    public static async Task<PlatformApp> StartAsync(IEnumerable<string>? args = null,
-        Action<IDistributedApplicationTestingBuilder>? configure = null, CancellationToken cancellationToken = default)
+    public static Task<PlatformApp> StartAsync(IEnumerable<string>? args = null,
+        Action<IDistributedApplicationTestingBuilder>? configure = null, CancellationToken cancellationToken = default) =>
+        StartAsync((data, arguments) => DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>([.. args ?? [], .. arguments], cancellationToken),
+            configure, cancellationToken);
+
+    private static async Task<PlatformApp> StartAsync(Func<DirectoryInfo, string[], Task<IDistributedApplicationTestingBuilder>> create,
+        Action<IDistributedApplicationTestingBuilder>? configure, CancellationToken cancellationToken)
     {
         var data = Directory.CreateTempSubdirectory("platform-test-");
         // Postgres runs as its own user when the tests run as root: it must be able to reach its folder.
@@ -56,8 +61,7 @@ public sealed class PlatformApp : IAsyncDisposable
             File.SetUnixFileMode(data.FullName, (UnixFileMode)0b111_101_101);
         }
 
-        string[] arguments = [.. args ?? [], $"--Platform:DataDirectory={data.FullName}", "--Platform:DurableData=false"];
-        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>(arguments, cancellationToken);
+        var builder = await create(data, [$"--Platform:DataDirectory={data.FullName}", "--Platform:DurableData=false"]);
         configure?.Invoke(builder);
         var app = await builder.BuildAsync(cancellationToken);
         var platform = new PlatformApp(app, data);
@@ -78,6 +82,13 @@ public sealed class PlatformApp : IAsyncDisposable
 
         return platform;
     }
+
+    /// <summary>
+    /// Builds and starts a model of the suite's own (no AppHost), e.g. only the servers a library test needs through
+    /// Platform's native resources, with throw-away data, and waits until everything is healthy.
+    /// </summary>
+    public static Task<PlatformApp> StartModelAsync(Action<IDistributedApplicationTestingBuilder> compose, CancellationToken cancellationToken = default) =>
+        StartAsync((data, arguments) => Task.FromResult(DistributedApplicationTestingBuilder.Create(arguments)), compose, cancellationToken);
 
     /// <summary>Waits until every resource is Running and Healthy, and every service replica answers its own <c>/health</c>.</summary>
     public async Task WaitForAllHealthyAsync(CancellationToken cancellationToken)

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Platform.Hosting.Testing;
 using Platform.OnnxModels;
 
 namespace Platform.Worker.Tests;
@@ -20,7 +19,7 @@ public sealed class ExecutionProviderPlatformTests(PlatformFixture platform) : I
 
         for (var replica = 0; replica < 2; replica++)
         {
-            using var http = platform.App.CreateHttpClient("model-worker", replica: replica);
+            using var http = platform.App.CreateReplicaHttpClient("model-worker", replica);
             using var listing = JsonDocument.Parse(await http.GetStringAsync("/v1/models", Ct));
             var model = listing.RootElement.GetProperty("models").EnumerateArray()
                 .Single(m => m.GetProperty("name").GetString() == name && m.GetProperty("version").GetInt64() == version);
