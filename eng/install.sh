@@ -2,6 +2,7 @@
 # Installs everything Platform needs on a Debian 12 machine, and nothing it already has.
 # Idempotent: a second run takes about a second.
 #   apt : postgresql (15), redis-server, nodejs + npm (only if node is absent), chromium (browser tests)
+#   dotnet tools: the aspire CLI (.config/dotnet-tools.json)
 #   npm : s3rver 3.7.1 (local object store), pinned by eng/tools/package-lock.json and installed without
 #         lifecycle scripts; the manifest tests' Kubernetes schema validators (tests/Platform.Manifests.Tests/validator).
 # ONNX Runtime is not installed here: it comes from NuGet (Microsoft.ML.OnnxRuntime.Gpu.Linux) with `dotnet restore`.
@@ -47,4 +48,10 @@ validator="$root/tests/Platform.Manifests.Tests/validator"
 if [[ -f "$validator/package-lock.json" ]] && [[ ! -f "$validator/node_modules/.package-lock.json" || "$validator/package-lock.json" -nt "$validator/node_modules/.package-lock.json" ]]; then
   echo "install: npm ci in tests/Platform.Manifests.Tests/validator (kubernetes-models)"
   (cd "$validator" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+
+# The aspire CLI (dotnet aspire run / describe / logs), pinned in .config/dotnet-tools.json.
+if [[ ! -f "$HOME/.nuget/packages/aspire.cli/13.6.5/aspire.cli.13.6.5.nupkg.sha512" ]]; then
+  echo "install: dotnet tool restore (aspire CLI)"
+  (cd "$root" && dotnet tool restore >/dev/null)
 fi

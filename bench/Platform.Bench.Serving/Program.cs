@@ -8,12 +8,12 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Runtime.InteropServices;
-using Platform.Hosting;
-using Platform.Hosting.Testing;
+using Aspire.Hosting;
 using Platform.Inference.OpenInference;
 using Platform.Inference.Protocol;
 using Platform.OnnxModels;
 using Platform.OnnxRuntime;
+using Platform.TestSupport;
 
 if (args.Contains("--help"))
 {
@@ -184,23 +184,20 @@ if (args.Contains("--raw-only"))
 
 // (b) the platform, started here the way the integration tests start it.
 const string AdminKey = "bench-admin-key";
-await using var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>([$"--Parameters:admin-api-key={AdminKey}"]);
-var workerResource = builder.Resources.OfType<Platform.Hosting.ApplicationModel.ProjectResource>().Single(r => r.Name == "model-worker");
-if (workerThreads is not null)
+await using var app = await PlatformApp.StartAsync([$"--Parameters:admin-api-key={AdminKey}"], builder =>
 {
-    builder.CreateResourceBuilder(workerResource).WithEnvironment("ModelWorker__IntraOpNumThreads", workerThreads.Value.ToString(CultureInfo.InvariantCulture));
-}
-builder.CreateResourceBuilder(workerResource).WithEnvironment("ModelWorker__ExecutionProvider", provider.ToString().ToLowerInvariant());
+    var worker = builder.Project("model-worker");
+    if (workerThreads is not null)
+    {
+        worker.WithEnvironment("ModelWorker__IntraOpNumThreads", workerThreads.Value.ToString(CultureInfo.InvariantCulture));
+    }
 
-if (packBelow is not null)
-{
-    var api = builder.Resources.OfType<Platform.Hosting.ApplicationModel.ProjectResource>().Single(r => r.Name == "inference-api");
-    builder.CreateResourceBuilder(api).WithEnvironment("WorkerRouting__PackBelow", packBelow.Value.ToString(CultureInfo.InvariantCulture));
-}
-
-await using var app = await builder.BuildAsync();
-await app.StartAsync();
-await app.WaitForAllHealthyAsync(TimeSpan.FromSeconds(180));
+    worker.WithEnvironment("ModelWorker__ExecutionProvider", provider.ToString().ToLowerInvariant());
+    if (packBelow is not null)
+    {
+        builder.Project("inference-api").WithEnvironment("WorkerRouting__PackBelow", packBelow.Value.ToString(CultureInfo.InvariantCulture));
+    }
+});
 using var admin = app.CreateHttpClient("admin-api");
 admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
 using (var content = new ByteArrayContent(model.Bytes))
@@ -210,7 +207,8 @@ using (var content = new ByteArrayContent(model.Bytes))
 }
 
 (await admin.PostAsync("/api/models/bench/versions/1/activate", null)).EnsureSuccessStatusCode();
-var inferenceUri = app.GetEndpoint("inference-api");
+// Straight to InferenceApi's own port: Aspire's run-mode proxy is not part of the platform (Kubernetes puts a Service there).
+var inferenceUri = app.ReplicaAddress("inference-api", 0);
 using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256, UseProxy = false, PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5) })
 {
     BaseAddress = inferenceUri,
@@ -444,7 +442,7 @@ static async Task<Row> LoadAsync(HttpClient http, (byte[] Body, int JsonLength) 
 }
 
 // CPU seconds (user + system) of the client (this process), InferenceApi and the worker replicas so far.
-static Dictionary<string, double> CpuSeconds(Platform.Hosting.DistributedApplication app)
+static Dictionary<string, double> CpuSeconds(PlatformApp app)
 {
     var ticks = 100.0; // USER_HZ: /proc reports clock ticks of 1/100 s on Linux
     double Of(int pid)
@@ -464,20 +462,20 @@ static Dictionary<string, double> CpuSeconds(Platform.Hosting.DistributedApplica
     var result = new Dictionary<string, double> { ["client"] = Of(Environment.ProcessId) };
     foreach (var name in new[] { "inference-api", "model-worker" })
     {
-        result[name] = app.ResourceNotifications.TryGet(name)?.Pids.Sum(Of) ?? 0;
+        result[name] = app.ProcessIds(name).Sum(Of);
     }
 
     return result;
 }
 
 // CPU seconds per (process, thread name), summed over threads of that name.
-static Dictionary<string, double> ThreadCpuSeconds(Platform.Hosting.DistributedApplication app)
+static Dictionary<string, double> ThreadCpuSeconds(PlatformApp app)
 {
     var result = new Dictionary<string, double>(StringComparer.Ordinal);
     var processes = new List<(string Name, int Pid)> { ("client", Environment.ProcessId) };
     foreach (var name in new[] { "inference-api", "model-worker" })
     {
-        processes.AddRange((app.ResourceNotifications.TryGet(name)?.Pids ?? []).Select(pid => (name, pid)));
+        processes.AddRange(app.ProcessIds(name).Select(pid => (name, pid)));
     }
 
     foreach (var (name, pid) in processes)

@@ -3,7 +3,7 @@ using System.Text.RegularExpressions;
 
 namespace Platform.Manifests.Tests;
 
-/// <summary>One test per rule of HARDENING.md, over <c>kubectl kustomize manifests/overlays/prod</c>; failures name object and field.</summary>
+/// <summary>One test per rule of docs/hardening.md, over <c>kubectl kustomize manifests/overlays/prod</c>; failures name object and field.</summary>
 public sealed partial class HardeningTests(PublishFixture fixture)
 {
     private static readonly string[] Services = ["admin-api", "model-worker", "context-enrichment", "inference-api"];
