@@ -31,14 +31,15 @@ public sealed class PrometheusMetricsTests
         using var response = await client.GetAsync("/metrics", ct);
         var text = await response.Content.ReadAsStringAsync(ct);
 
+        // OpenTelemetry's Prometheus exporter adds otel_scope_* labels; the series are matched on their own labels.
         Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
         Assert.Contains("# TYPE platform_scrape_test_requests_total counter", text, StringComparison.Ordinal);
-        Assert.Contains("platform_scrape_test_requests_total{model=\"mlp\"} 6", text, StringComparison.Ordinal);
+        Assert.Matches("(?m)^platform_scrape_test_requests_total\\{[^}]*model=\"mlp\"[^}]*\\} 6( |$)", text);
         Assert.Contains("# TYPE platform_scrape_test_latency_milliseconds histogram", text, StringComparison.Ordinal);
-        Assert.Contains("platform_scrape_test_latency_milliseconds_count{model=\"mlp\"} 2", text, StringComparison.Ordinal);
-        Assert.Contains("platform_scrape_test_latency_milliseconds_sum{model=\"mlp\"} 25", text, StringComparison.Ordinal);
-        Assert.Contains("platform_scrape_test_latency_milliseconds_bucket{model=\"mlp\",le=\"+Inf\"} 2", text, StringComparison.Ordinal);
-        Assert.Contains("platform_scrape_test_queue_depth 7", text, StringComparison.Ordinal);
+        Assert.Matches("(?m)^platform_scrape_test_latency_milliseconds_count\\{[^}]*model=\"mlp\"[^}]*\\} 2( |$)", text);
+        Assert.Matches("(?m)^platform_scrape_test_latency_milliseconds_sum\\{[^}]*model=\"mlp\"[^}]*\\} 25( |$)", text);
+        Assert.Matches("(?m)^platform_scrape_test_latency_milliseconds_bucket\\{[^}]*le=\"\\+Inf\"[^}]*\\} 2( |$)", text);
+        Assert.Matches("(?m)^platform_scrape_test_queue_depth(\\{[^}]*\\})? 7( |$)", text);
         // ASP.NET Core's own request metrics come through the same reader.
         Assert.Contains("http_server_request_duration_seconds_bucket", text, StringComparison.Ordinal);
     }

@@ -2,34 +2,33 @@ using System.Net;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Platform.ServiceDefaults.Resilience;
+using Microsoft.Extensions.Http.Resilience;
 using Polly.CircuitBreaker;
 
 namespace Platform.ServiceDefaults.Tests;
 
 public sealed class ResilienceTests
 {
+    /// <summary>
+    /// A host with the service defaults and a client "upstream" (resolved through service discovery) over
+    /// <paramref name="primary"/>. The defaults' standard handler keeps the package's settings except the retry delay, which
+    /// <paramref name="configure"/> may change further. (Handlers added through ConfigureHttpClientDefaults share one
+    /// options instance, so the tests configure them all.)
+    /// </summary>
     private static (IHost Host, HttpClient Client) Build(
         ScriptedHandler primary,
-        Dictionary<string, string?>? settings = null,
-        Action<IHttpClientBuilder>? configureClient = null)
+        Action<HttpStandardResilienceOptions>? configure = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Testing", DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["services:upstream:http:0"] = "http://127.0.0.1:1",
-            ["HttpResilience:RetryBaseDelay"] = "00:00:00.001",
-            ["HttpResilience:MaxRetryAttempts"] = "3",
-        });
-        if (settings is not null)
-        {
-            builder.Configuration.AddInMemoryCollection(settings);
-        }
-
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["services:upstream:http:0"] = "http://127.0.0.1:1" });
         builder.AddServiceDefaults();
-        var client = builder.Services.AddHttpClient("upstream", c => c.BaseAddress = new Uri("http://upstream"))
+        builder.Services.ConfigureAll<HttpStandardResilienceOptions>(options =>
+        {
+            options.Retry.Delay = TimeSpan.FromMilliseconds(1);
+            configure?.Invoke(options);
+        });
+        builder.Services.AddHttpClient("upstream", c => c.BaseAddress = new Uri("http://upstream"))
             .ConfigurePrimaryHttpMessageHandler(() => primary);
-        configureClient?.Invoke(client);
         var host = builder.Build();
         return (host, host.Services.GetRequiredService<IHttpClientFactory>().CreateClient("upstream"));
     }
@@ -108,12 +107,12 @@ public sealed class ResilienceTests
     public async Task CircuitBreaker_OpensAfterFailures_AndShortCircuitsCalls()
     {
         var primary = new ScriptedHandler((_, _) => Status(HttpStatusCode.InternalServerError));
-        var (host, client) = Build(primary, new()
+        var (host, client) = Build(primary, options =>
         {
-            ["HttpResilience:MaxRetryAttempts"] = "0",
-            ["HttpResilience:CircuitBreakerMinimumThroughput"] = "3",
-            ["HttpResilience:CircuitBreakerFailureRatio"] = "0.5",
-            ["HttpResilience:CircuitBreakerBreakDuration"] = "00:00:30",
+            options.Retry.ShouldHandle = _ => ValueTask.FromResult(false);
+            options.CircuitBreaker.MinimumThroughput = 3;
+            options.CircuitBreaker.FailureRatio = 0.5;
+            options.CircuitBreaker.BreakDuration = TimeSpan.FromSeconds(30);
         });
         using var _ = host;
         var ct = TestContext.Current.CancellationToken;
@@ -134,34 +133,44 @@ public sealed class ResilienceTests
         var calls = 0;
         var primary = new SlowFirstHandler(() => Interlocked.Increment(ref calls));
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Testing", DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["HttpResilience:AttemptTimeout"] = "00:00:00.200",
-            ["HttpResilience:RetryBaseDelay"] = "00:00:00.001",
-        });
         builder.AddServiceDefaults();
+        builder.Services.ConfigureAll<HttpStandardResilienceOptions>(options =>
+        {
+            options.AttemptTimeout.Timeout = TimeSpan.FromMilliseconds(200);
+            options.Retry.Delay = TimeSpan.FromMilliseconds(1);
+        });
         builder.Services.AddHttpClient("slow").ConfigurePrimaryHttpMessageHandler(() => primary);
-        using var host = builder.Build();
-        var client = host.Services.GetRequiredService<IHttpClientFactory>().CreateClient("slow");
+        using var slowHost = builder.Build();
+        var slow = slowHost.Services.GetRequiredService<IHttpClientFactory>().CreateClient("slow");
 
-        using var response = await client.GetAsync("http://127.0.0.1:1/x", TestContext.Current.CancellationToken);
+        using var response = await slow.GetAsync("http://127.0.0.1:1/x", TestContext.Current.CancellationToken);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(2, calls);
     }
 
     [Fact]
-    public async Task NamedClient_CanOptOut()
+    public async Task TotalTimeout_BoundsACallThatNeverAnswers()
     {
-        var primary = new ScriptedHandler((_, _) => Status(HttpStatusCode.ServiceUnavailable));
-        var (host, client) = Build(primary, configureClient: c => c.DisableDefaultResilience());
-        using var _ = host;
+        var calls = 0;
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Testing", DisableDefaults = true });
+        builder.AddServiceDefaults();
+        builder.Services.ConfigureAll<HttpStandardResilienceOptions>(options =>
+        {
+            options.TotalRequestTimeout.Timeout = TimeSpan.FromMilliseconds(300);
+            options.AttemptTimeout.Timeout = TimeSpan.FromMilliseconds(100);
+            options.Retry.Delay = TimeSpan.FromMilliseconds(1);
+        });
+        builder.Services.AddHttpClient("hang").ConfigurePrimaryHttpMessageHandler(() => new SlowFirstHandler(() => Interlocked.Increment(ref calls) * 0 + 1));
+        using var host = builder.Build();
+        var client = host.Services.GetRequiredService<IHttpClientFactory>().CreateClient("hang");
+        var started = TimeProvider.System.GetTimestamp();
 
-        using var response = await client.GetAsync("/models", TestContext.Current.CancellationToken);
+        await Assert.ThrowsAnyAsync<Exception>(() => client.GetAsync("http://127.0.0.1:1/x", TestContext.Current.CancellationToken));
 
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
-        Assert.Equal(1, primary.Calls);
-        Assert.Equal("http://127.0.0.1:1/models", primary.RequestUris.Single().ToString());
+        // Well under the package default (30 s): the per-client budget holds.
+        Assert.True(TimeProvider.System.GetElapsedTime(started) < TimeSpan.FromSeconds(5));
+        Assert.InRange(calls, 2, 3); // attempts cut at 100 ms and retried until the 300 ms budget ran out
     }
 
     /// <summary>First call hangs until cancelled; later calls succeed.</summary>

@@ -5,11 +5,11 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
 using Platform.Inference.OpenInference;
 using Platform.Inference.Protocol;
 using Platform.ModelRegistry;
-using Platform.ServiceDefaults.Resilience;
 
 namespace Platform.InferenceApi.Serving;
 
@@ -278,16 +278,25 @@ public static class FeatureEnrichmentServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddOptions<FeatureEnrichmentOptions>().BindConfiguration(FeatureEnrichmentOptions.SectionName);
-        builder.Services.AddOptions<HttpResilienceOptions>(FeatureEnricher.HttpClientName)
-            .Configure<IOptions<FeatureEnrichmentOptions>>((resilience, enrichment) =>
+        // The service defaults' standard handler allows 30 s with three retries, and handlers added for every client share
+        // one options instance: this client gets a standard handler of its own instead. (RemoveAllResilienceHandlers is
+        // marked for evaluation; it is the documented way to do this.)
+#pragma warning disable EXTEXP0001
+        builder.Services.AddHttpClient(FeatureEnricher.HttpClientName)
+            .RemoveAllResilienceHandlers()
+#pragma warning restore EXTEXP0001
+            .AddStandardResilienceHandler()
+            .Configure((resilience, services) =>
             {
-                resilience.TotalRequestTimeout = enrichment.Value.Timeout;
-                resilience.AttemptTimeout = enrichment.Value.AttemptTimeout;
-                resilience.MaxRetryAttempts = 1;
-                resilience.RetryBaseDelay = TimeSpan.FromMilliseconds(50);
-                resilience.MaxRetryAfter = TimeSpan.Zero;
+                var enrichment = services.GetRequiredService<IOptions<FeatureEnrichmentOptions>>().Value;
+                resilience.TotalRequestTimeout.Timeout = enrichment.Timeout;
+                resilience.AttemptTimeout.Timeout = enrichment.AttemptTimeout;
+                resilience.Retry.MaxRetryAttempts = 1;
+                resilience.Retry.Delay = TimeSpan.FromMilliseconds(50);
+                resilience.Retry.ShouldRetryAfterHeader = false;
+                // The breaker's sampling window must be at least twice the attempt timeout.
+                resilience.CircuitBreaker.SamplingDuration = TimeSpan.FromSeconds(Math.Max(30, enrichment.AttemptTimeout.TotalSeconds * 2));
             });
-        builder.Services.AddHttpClient(FeatureEnricher.HttpClientName);
         builder.Services.AddSingleton<FeatureEnricher>();
         return builder;
     }

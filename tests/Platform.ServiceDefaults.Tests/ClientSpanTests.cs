@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using Aspire.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Npgsql;
+using OpenTelemetry;
+using OpenTelemetry.Trace;
+using Platform.Hosting;
+using Platform.TestSupport;
+using StackExchange.Redis;
+
+[assembly: AssemblyFixture(typeof(Platform.ServiceDefaults.Tests.ServersFixture))]
+
+namespace Platform.ServiceDefaults.Tests;
+
+/// <summary>Real Postgres and Redis (Platform's native resources under Aspire) for the client-span tests.</summary>
+public sealed class ServersFixture : IAsyncLifetime
+{
+    private PlatformApp? _app;
+
+    public string Postgres { get; private set; } = "";
+
+    public string Redis { get; private set; } = "";
+
+    public async ValueTask InitializeAsync()
+    {
+        _app = await PlatformApp.StartModelAsync(builder =>
+        {
+            builder.AddNativePostgres("postgres", builder.AddParameter("postgres-password", Guid.NewGuid().ToString("N"), secret: true).Resource).AddDatabase("db");
+            builder.AddNativeRedis("redis", builder.AddParameter("redis-password", Guid.NewGuid().ToString("N"), secret: true).Resource);
+        });
+        Postgres = await _app.GetConnectionStringAsync("db");
+        Redis = await _app.GetConnectionStringAsync("redis");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_app is not null)
+        {
+            await _app.DisposeAsync();
+        }
+    }
+}
+
+/// <summary>
+/// One request through two services built with the service defaults: the server span, its Npgsql, Redis and HTTP client
+/// children (the Aspire client integrations' instrumentation), and the second service's server span under that client span.
+/// </summary>
+public sealed class ClientSpanTests(ServersFixture servers)
+{
+    [Fact]
+    public async Task ARequestsSpansNestAcrossDatabaseCacheAndServiceCalls()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var spans = new List<Activity>();
+        void Export(WebApplicationBuilder b) =>
+            b.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddInMemoryExporter(spans));
+
+        await using var downstream = await TestHost.StartAsync(app => app.MapGet("/downstream", () => "down"), configureBuilder: Export, cancellationToken: ct);
+        await using var upstream = await TestHost.StartAsync(
+            app => app.MapGet("/upstream", async (NpgsqlDataSource db, IConnectionMultiplexer redis, IHttpClientFactory http) =>
+            {
+                await using var command = db.CreateCommand("SELECT 41 + 1");
+                var answer = await command.ExecuteScalarAsync();
+                await redis.GetDatabase().StringSetAsync("client-span-test", answer!.ToString());
+                var down = await http.CreateClient().GetStringAsync("http://downstream/downstream");
+                return $"{answer} {down}";
+            }),
+            new Dictionary<string, string?>
+            {
+                ["ConnectionStrings:db"] = servers.Postgres,
+                ["ConnectionStrings:redis"] = servers.Redis,
+                ["services:downstream:http:0"] = downstream.Address.ToString(),
+            },
+            b =>
+            {
+                b.AddNpgsqlDataSource("db");
+                b.AddRedisClient("redis");
+                Export(b);
+            },
+            cancellationToken: ct);
+        using var client = new HttpClient { BaseAddress = upstream.Address };
+
+        Assert.Equal("42 down", await client.GetStringAsync("/upstream", ct));
+        upstream.Services.GetRequiredService<TracerProvider>().ForceFlush();
+        downstream.Services.GetRequiredService<TracerProvider>().ForceFlush();
+
+        List<Activity> Snapshot()
+        {
+            lock (spans)
+            {
+                return [.. spans.DistinctBy(s => s.SpanId)];
+            }
+        }
+
+        // StackExchange.Redis' instrumentation drains its profiler on a timer (10 s by default): its span comes last.
+        var started = TimeProvider.System.GetTimestamp();
+        var all = Snapshot();
+        while (!(all.Any(s => s.Kind == ActivityKind.Server && s.DisplayName == "GET /downstream") && all.Any(IsRedis))
+            && TimeProvider.System.GetElapsedTime(started) < TimeSpan.FromSeconds(30))
+        {
+            await Task.Delay(50, ct);
+            all = Snapshot();
+        }
+
+        var root = all.Single(s => s.Kind == ActivityKind.Server && s.DisplayName == "GET /upstream");
+        var children = all.Where(s => s.ParentSpanId == root.SpanId).ToList();
+        var describe = string.Join("\n", all.Select(s => $"{s.Kind} {s.DisplayName} {s.Source.Name} parent={s.ParentSpanId}"));
+        Assert.True(children.Any(s => s.Kind == ActivityKind.Client && s.Source.Name == "Npgsql"), describe);
+        Assert.True(children.Any(IsRedis), describe);
+        var httpClient = Assert.Single(children, s => s.Kind == ActivityKind.Client && s.Source.Name == "System.Net.Http");
+        var downstreamServer = all.Single(s => s.Kind == ActivityKind.Server && s.DisplayName == "GET /downstream");
+        Assert.Equal(root.TraceId, downstreamServer.TraceId);
+        Assert.Equal(httpClient.SpanId, downstreamServer.ParentSpanId);
+    }
+
+    private static bool IsRedis(Activity span) => span.Source.Name.Contains("Redis", StringComparison.OrdinalIgnoreCase);
+}
