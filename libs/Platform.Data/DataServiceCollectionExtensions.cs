@@ -15,41 +15,26 @@ public static class DataServiceCollectionExtensions
     /// <summary>Default connection name: configuration key <c>ConnectionStrings:platformdb</c>.</summary>
     public const string DefaultConnectionName = "platformdb";
 
-    /// <summary>Name of the health check added by <see cref="AddPlatformDataSource"/>.</summary>
-    public const string HealthCheckName = "postgres";
+    /// <summary>Name of the health check Aspire's Npgsql integration adds.</summary>
+    public const string HealthCheckName = "PostgreSql";
 
     /// <summary>
-    /// Registers a singleton <see cref="NpgsqlDataSource"/> built from <c>ConnectionStrings:{connectionName}</c> and the
-    /// <c>postgres</c> health check (<c>SELECT 1</c>). Opening no connection here keeps start-up fast.
+    /// Registers the platform's <see cref="NpgsqlDataSource"/> through Aspire's Npgsql integration (connection string
+    /// <c>ConnectionStrings:&lt;connectionName&gt;</c>, health check "PostgreSql", tracing and metrics), naming the
+    /// service in <c>pg_stat_activity</c>.
     /// </summary>
-    /// <exception cref="InvalidOperationException">The connection string is missing.</exception>
     public static IHostApplicationBuilder AddPlatformDataSource(this IHostApplicationBuilder builder, string connectionName = DefaultConnectionName)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        var connectionString = builder.Configuration.GetConnectionString(connectionName);
-        if (string.IsNullOrWhiteSpace(connectionString))
-        {
-            throw new InvalidOperationException(
-                $"Connection string '{connectionName}' is missing: set configuration key 'ConnectionStrings:{connectionName}' "
-                + $"(environment variable 'ConnectionStrings__{connectionName}'), e.g. 'Host=127.0.0.1;Port=5432;Username=postgres;Password=...;Database={connectionName}'.");
-        }
-
         var applicationName = builder.Environment.ApplicationName;
-        builder.Services.TryAddSingleton(sp =>
+        builder.AddNpgsqlDataSource(connectionName, configureDataSourceBuilder: dataSource =>
         {
-            var dataSourceBuilder = new NpgsqlDataSourceBuilder(connectionString);
-            if (string.IsNullOrEmpty(dataSourceBuilder.ConnectionStringBuilder.ApplicationName))
+            if (string.IsNullOrEmpty(dataSource.ConnectionStringBuilder.ApplicationName))
             {
                 // Shows up in pg_stat_activity, which is how one tells the services apart on a shared server.
-                dataSourceBuilder.ConnectionStringBuilder.ApplicationName = applicationName;
+                dataSource.ConnectionStringBuilder.ApplicationName = applicationName;
             }
-
-            dataSourceBuilder.UseLoggerFactory(sp.GetRequiredService<ILoggerFactory>());
-            return dataSourceBuilder.Build();
         });
-
-        builder.Services.AddHealthChecks()
-            .AddCheck<PostgresHealthCheck>(HealthCheckName, timeout: TimeSpan.FromSeconds(5));
         return builder;
     }
 

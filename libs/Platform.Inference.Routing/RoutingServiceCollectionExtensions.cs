@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Platform.WorkerDiscovery;
+using StackExchange.Redis;
 
 namespace Platform.Inference.Routing;
 
@@ -9,7 +10,7 @@ public static class RoutingServiceCollectionExtensions
 {
     /// <summary>
     /// Registers a singleton <see cref="WorkerClient"/> with options from section <c>WorkerRouting</c>, and the worker directory
-    /// it picks replicas from (announced in Redis: needs an <c>IRedisConnection</c>).
+    /// it picks replicas from (announced in Redis: needs an <c>IConnectionMultiplexer</c> (Aspire.StackExchange.Redis: AddRedisClient)).
     /// </summary>
     public static IServiceCollection AddWorkerRouting(this IServiceCollection services)
     {

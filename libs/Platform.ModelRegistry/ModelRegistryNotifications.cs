@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
-using Platform.Redis;
 using StackExchange.Redis;
 
 namespace Platform.ModelRegistry;
@@ -15,7 +14,7 @@ public sealed record ModelRegistryChange(string Model, long? Version, string Kin
 /// Redis pub/sub of <see cref="ModelRegistryChange"/> on channel <see cref="Channel"/>. Delivery is best effort
 /// (pub/sub has no replay), which is why <see cref="ActiveModelsMonitor"/> also reconciles periodically.
 /// </summary>
-public sealed partial class ModelRegistryNotifications(IRedisConnection redis, ILogger<ModelRegistryNotifications> logger)
+public sealed partial class ModelRegistryNotifications(IConnectionMultiplexer redis, ILogger<ModelRegistryNotifications> logger)
 {
     /// <summary>The pub/sub channel.</summary>
     public const string Channel = "platform:model-registry:changes";
@@ -29,7 +28,7 @@ public sealed partial class ModelRegistryNotifications(IRedisConnection redis, I
         ArgumentNullException.ThrowIfNull(change);
         try
         {
-            var database = await redis.GetDatabaseAsync(cancellationToken);
+            var database = redis.GetDatabase();
             return await database.PublishAsync(RedisChannel.Literal(Channel), JsonSerializer.Serialize(change, Json)).WaitAsync(cancellationToken);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -44,7 +43,7 @@ public sealed partial class ModelRegistryNotifications(IRedisConnection redis, I
     public async Task SubscribeAsync(Action<ModelRegistryChange> handler, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(handler);
-        var database = await redis.GetDatabaseAsync(cancellationToken);
+        var database = redis.GetDatabase();
         var subscriber = database.Multiplexer.GetSubscriber();
         await subscriber.SubscribeAsync(RedisChannel.Literal(Channel), (_, message) =>
         {

@@ -1,54 +1,80 @@
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
 
 namespace Platform.Redis;
 
-/// <summary>Registration of <see cref="IRedisConnection"/> and the <c>redis</c> health check.</summary>
+/// <summary>Redis for the services: Aspire's StackExchange.Redis integration with the connection behaviour Platform relies on.</summary>
 public static class RedisServiceCollectionExtensions
 {
-    /// <summary>Default connection name: configuration key <c>ConnectionStrings:redis</c>.</summary>
+    /// <summary>The connection name the AppHost gives Redis (<c>ConnectionStrings:redis</c>).</summary>
     public const string DefaultConnectionName = "redis";
 
-    /// <summary>Name of the health check.</summary>
-    public const string HealthCheckName = "redis";
+    /// <summary>Name of the health check Aspire's Redis integration adds.</summary>
+    public const string HealthCheckName = "StackExchange.Redis";
 
-    /// <summary>Registers a singleton <see cref="IRedisConnection"/> from <c>ConnectionStrings:{connectionName}</c> and a PING health check.</summary>
-    /// <exception cref="InvalidOperationException">The connection string is missing.</exception>
-    public static IHostApplicationBuilder AddPlatformRedis(this IHostApplicationBuilder builder, string connectionName = DefaultConnectionName)
+    /// <summary>
+    /// Registers <see cref="IConnectionMultiplexer"/> through Aspire's <c>AddRedisClient</c> (health check, tracing) with
+    /// <see cref="Configure"/>'s settings, and logs when the connection drops and comes back.
+    /// </summary>
+    public static IHostApplicationBuilder AddPlatformRedisClient(this IHostApplicationBuilder builder, string connectionName = DefaultConnectionName)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        var connectionString = builder.Configuration.GetConnectionString(connectionName);
-        if (string.IsNullOrWhiteSpace(connectionString))
-        {
-            throw new InvalidOperationException(
-                $"Connection string '{connectionName}' is missing: set configuration key 'ConnectionStrings:{connectionName}' "
-                + $"(environment variable 'ConnectionStrings__{connectionName}'), e.g. '127.0.0.1:6379,password=...'.");
-        }
-
-        builder.Services.TryAddSingleton<IRedisConnection>(sp =>
-            new RedisConnection(connectionString, sp.GetRequiredService<ILogger<RedisConnection>>()));
-        builder.Services.AddHealthChecks().AddCheck<RedisHealthCheck>(HealthCheckName, timeout: TimeSpan.FromSeconds(5));
+        builder.AddRedisClient(connectionName, configureOptions: Configure);
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, RedisConnectionEvents>());
         return builder;
+    }
+
+    /// <summary>
+    /// Start without Redis and keep reconnecting (no abort on connect); reconnect every 500 ms rather than backing off, since
+    /// enforcement fails closed while Redis is away and every second of backoff is a second of refused inferences; and fail
+    /// a command at once without a connection instead of holding it in a backlog for the timeout (5 s), so callers answer
+    /// 503 + Retry-After or read through to Postgres.
+    /// </summary>
+    public static void Configure(ConfigurationOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.AbortOnConnectFail = false;
+        options.ReconnectRetryPolicy = new LinearRetry(500);
+        options.BacklogPolicy = BacklogPolicy.FailFast;
     }
 }
 
-/// <summary>Healthy when Redis answers PING.</summary>
-internal sealed class RedisHealthCheck(IRedisConnection redis) : IHealthCheck
+/// <summary>Logs the multiplexer's connection failures and restorations: the events an operator needs to see.</summary>
+internal sealed partial class RedisConnectionEvents(IConnectionMultiplexer redis, ILogger<RedisConnectionEvents> logger) : IHostedService
 {
-    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    public Task StartAsync(CancellationToken cancellationToken)
     {
-        try
+        redis.ConnectionFailed += OnFailed;
+        redis.ConnectionRestored += OnRestored;
+        if (!redis.IsConnected)
         {
-            var latency = await redis.PingAsync(cancellationToken);
-            return HealthCheckResult.Healthy($"PING {latency.TotalMilliseconds:F1} ms");
+            LogNotConnectedYet(logger, redis.Configuration);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            return new HealthCheckResult(context.Registration.FailureStatus, $"Redis unreachable: {ex.Message}", ex);
-        }
+
+        return Task.CompletedTask;
     }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        redis.ConnectionFailed -= OnFailed;
+        redis.ConnectionRestored -= OnRestored;
+        return Task.CompletedTask;
+    }
+
+    private void OnFailed(object? sender, ConnectionFailedEventArgs e) =>
+        LogConnectionFailed(logger, e.EndPoint?.ToString(), e.FailureType.ToString(), e.Exception?.Message);
+
+    private void OnRestored(object? sender, ConnectionFailedEventArgs e) => LogConnectionRestored(logger, e.EndPoint?.ToString());
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Redis connection to {EndPoint} failed ({FailureType}): {Reason}; reconnecting every 500 ms")]
+    private static partial void LogConnectionFailed(ILogger logger, string? endPoint, string failureType, string? reason);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Redis connection to {EndPoint} restored")]
+    private static partial void LogConnectionRestored(ILogger logger, string? endPoint);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Redis is not reachable yet ({Configuration}); commands fail fast until it is")]
+    private static partial void LogNotConnectedYet(ILogger logger, string configuration);
 }

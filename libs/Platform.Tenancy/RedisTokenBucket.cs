@@ -1,4 +1,3 @@
-using Platform.Redis;
 using StackExchange.Redis;
 
 namespace Platform.Tenancy;
@@ -13,7 +12,7 @@ public sealed record RateLimitDecision(bool Allowed, long Remaining, TimeSpan Re
 /// A token bucket per key held in Redis and updated by one Lua script, so every InferenceApi replica
 /// draws from the same bucket atomically. Time comes from the Redis server (one clock for all replicas).
 /// </summary>
-public sealed class RedisTokenBucket(IRedisConnection redis)
+public sealed class RedisTokenBucket(IConnectionMultiplexer redis)
 {
     /// <summary>
     /// The bucket update, shared with the enforcement script in <see cref="Enforcement.UsageLedger"/>: KEYS[1] bucket;
@@ -55,7 +54,7 @@ public sealed class RedisTokenBucket(IRedisConnection redis)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(refillPerSecond);
-        var db = await redis.GetDatabaseAsync(cancellationToken);
+        var db = redis.GetDatabase();
         var result = (RedisResult[])(await db.ScriptEvaluateAsync(Script, [(RedisKey)$"ratelimit:{key}"],
             [capacity, refillPerSecond, cost]))!;
         var allowed = (long)result[0] == 1;

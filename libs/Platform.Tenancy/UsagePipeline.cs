@@ -3,7 +3,6 @@ using System.Text.Json;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
-using Platform.Redis;
 using StackExchange.Redis;
 
 namespace Platform.Tenancy;
@@ -33,7 +32,7 @@ public sealed record UsageRecord(
 /// the insert committed) plus an idempotent insert means a crashed writer or a restarting Postgres
 /// leads to retries, never to loss or double counting.
 /// </summary>
-public sealed class UsageBuffer(IRedisConnection redis)
+public sealed class UsageBuffer(IConnectionMultiplexer redis)
 {
     /// <summary>Redis list of records waiting to be written.</summary>
     public const string PendingKey = "usage:pending";
@@ -46,14 +45,14 @@ public sealed class UsageBuffer(IRedisConnection redis)
     /// <summary>Appends a record; returns once Redis has it.</summary>
     public async Task AppendAsync(UsageRecord record, CancellationToken cancellationToken = default)
     {
-        var db = await redis.GetDatabaseAsync(cancellationToken);
+        var db = redis.GetDatabase();
         await db.ListLeftPushAsync(PendingKey, JsonSerializer.Serialize(record, Json));
     }
 
     /// <summary>Records waiting (pending + in processing).</summary>
     public async Task<long> BacklogAsync(CancellationToken cancellationToken = default)
     {
-        var db = await redis.GetDatabaseAsync(cancellationToken);
+        var db = redis.GetDatabase();
         return await db.ListLengthAsync(PendingKey) + await db.ListLengthAsync(ProcessingKey);
     }
 
@@ -68,7 +67,7 @@ public sealed class UsageBuffer(IRedisConnection redis)
 /// where the next drain finds and re-inserts it. A short Redis lease keeps two AdminApi replicas from draining at once.
 /// </summary>
 public sealed partial class UsageWriter(
-    IRedisConnection redis, NpgsqlDataSource db, TimeProvider time, UsageWriterTelemetry telemetry, ILogger<UsageWriter> logger) : BackgroundService
+    IConnectionMultiplexer redis, NpgsqlDataSource db, TimeProvider time, UsageWriterTelemetry telemetry, ILogger<UsageWriter> logger) : BackgroundService
 {
     /// <summary>Most records written per transaction.</summary>
     public const int BatchSize = 1000;
@@ -91,7 +90,7 @@ public sealed partial class UsageWriter(
     /// <summary>Writes what is buffered now (up to one batch of each kind); returns how many usage records were committed.</summary>
     public async Task<int> DrainOnceAsync(CancellationToken cancellationToken)
     {
-        var cache = await redis.GetDatabaseAsync(cancellationToken);
+        var cache = redis.GetDatabase();
         if (!await cache.StringSetAsync(LeaseKey, _leaseOwner, TimeSpan.FromSeconds(30), When.NotExists)
             && await cache.StringGetAsync(LeaseKey) != _leaseOwner)
         {

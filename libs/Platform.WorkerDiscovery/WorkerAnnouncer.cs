@@ -5,7 +5,6 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Platform.Redis;
 using StackExchange.Redis;
 
 namespace Platform.WorkerDiscovery;
@@ -18,7 +17,7 @@ namespace Platform.WorkerDiscovery;
 public sealed partial class WorkerAnnouncer(
     Microsoft.AspNetCore.Hosting.Server.IServer server,
     IHostApplicationLifetime lifetime,
-    IRedisConnection redis,
+    IConnectionMultiplexer redis,
     IConfiguration configuration,
     IOptions<WorkerDiscoveryOptions> options,
     TimeProvider timeProvider,
@@ -62,7 +61,7 @@ public sealed partial class WorkerAnnouncer(
         {
             try
             {
-                var db = await redis.GetDatabaseAsync(stoppingToken).ConfigureAwait(false);
+                var db = redis.GetDatabase();
                 var now = timeProvider.GetUtcNow().ToUnixTimeMilliseconds();
                 var batch = db.CreateBatch();
                 var set = batch.HashSetAsync(EndpointsKey, _self.InstanceId, payload);
@@ -89,7 +88,7 @@ public sealed partial class WorkerAnnouncer(
 
         try
         {
-            var db = await redis.GetDatabaseAsync(cancellationToken).ConfigureAwait(false);
+            var db = redis.GetDatabase();
             await db.SortedSetRemoveAsync(HeartbeatsKey, _self.InstanceId).WaitAsync(cancellationToken).ConfigureAwait(false);
             await db.HashDeleteAsync(EndpointsKey, _self.InstanceId).WaitAsync(cancellationToken).ConfigureAwait(false);
             LogWithdrawn(logger, _self.InstanceId);

@@ -2,7 +2,6 @@ using System.Text.Json;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Platform.Redis;
 using StackExchange.Redis;
 
 namespace Platform.WorkerDiscovery;
@@ -13,7 +12,7 @@ namespace Platform.WorkerDiscovery;
 /// be read the last list stays: a worker that is gone fails its requests, which move to another replica.
 /// </summary>
 public sealed partial class WorkerDirectory(
-    IRedisConnection redis,
+    IConnectionMultiplexer redis,
     IOptions<WorkerDiscoveryOptions> options,
     TimeProvider timeProvider,
     ILogger<WorkerDirectory> logger) : BackgroundService, IWorkerDirectory
@@ -31,7 +30,7 @@ public sealed partial class WorkerDirectory(
     /// <summary>Reads the live announcements once and replaces <see cref="Workers"/>.</summary>
     public async Task RefreshAsync(CancellationToken cancellationToken)
     {
-        var db = await redis.GetDatabaseAsync(cancellationToken).ConfigureAwait(false);
+        var db = redis.GetDatabase();
         var heartbeats = $"{_options.KeyPrefix}:heartbeats";
         var endpoints = $"{_options.KeyPrefix}:endpoints";
         var oldest = timeProvider.GetUtcNow().Subtract(_options.TimeToLive).ToUnixTimeMilliseconds();

@@ -13,7 +13,7 @@ builder.AddServiceDefaults();
 builder.AddPlatformDataSource();
 // Applied in the background at start; the "migrations" check keeps /health unready until the schema is current.
 builder.AddPlatformMigrations(typeof(Program).Assembly, "Platform.AdminApi.Migrations.");
-builder.AddPlatformRedis();
+builder.AddPlatformRedisClient();
 builder.AddPlatformObjectStore();
 builder.AddPlatformObjectStoreBucketInitializer();
 builder.AddPlatformModelRegistryWriter();

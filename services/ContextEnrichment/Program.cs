@@ -8,7 +8,7 @@ var builder = WebApplication.CreateBuilder(args);
 
 builder.AddServiceDefaults();
 builder.AddPlatformDataSource();
-builder.AddPlatformRedis();
+builder.AddPlatformRedisClient();
 
 builder.Services.Configure<FeatureStoreOptions>(builder.Configuration.GetSection("Features"));
 builder.Services.AddSingleton<FeatureStore>();

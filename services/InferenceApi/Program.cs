@@ -12,7 +12,7 @@ using Platform.InferenceApi.Tenancy;
 var builder = WebApplication.CreateBuilder(args);
 
 builder.AddServiceDefaults();
-builder.AddPlatformRedis();
+builder.AddPlatformRedisClient();
 builder.AddPlatformDataSource();
 
 // The active models come from the registry's in-memory view (pub/sub + periodic reconcile): no database round trip

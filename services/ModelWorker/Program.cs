@@ -13,7 +13,7 @@ builder.AddServiceDefaults();
 builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenH2cAndHttp1(builder.Configuration));
 builder.AddPlatformDataSource();
 builder.AddPlatformObjectStore();
-builder.AddPlatformRedis();
+builder.AddPlatformRedisClient();
 // Active versions follow the registry: Redis notifications plus a periodic reconcile against Postgres.
 builder.AddPlatformActiveModelsView();
 

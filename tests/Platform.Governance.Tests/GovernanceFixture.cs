@@ -3,8 +3,8 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Npgsql;
+using StackExchange.Redis;
 using Platform.OnnxModels;
-using Platform.Redis;
 using Platform.Tenancy;
 using Platform.TestSupport;
 
@@ -28,7 +28,7 @@ public sealed class GovernanceFixture : IAsyncLifetime
 
     public NpgsqlDataSource Db { get; private set; } = null!;
 
-    public RedisConnection Redis { get; private set; } = null!;
+    public IConnectionMultiplexer Redis { get; private set; } = null!;
 
     public async ValueTask InitializeAsync()
     {
@@ -36,7 +36,7 @@ public sealed class GovernanceFixture : IAsyncLifetime
         Admin = App.CreateHttpClient("admin-api");
         Admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
         Db = NpgsqlDataSource.Create(await App.GetConnectionStringAsync("platformdb"));
-        Redis = new RedisConnection(await App.GetConnectionStringAsync("redis"), Microsoft.Extensions.Logging.Abstractions.NullLogger<RedisConnection>.Instance);
+        Redis = await ConnectionMultiplexer.ConnectAsync(await App.GetConnectionStringAsync("redis"), Platform.Redis.RedisServiceCollectionExtensions.Configure);
 
         foreach (var (name, seed) in new[] { (Model, 31UL), (OtherModel, 32UL) })
         {
@@ -151,7 +151,8 @@ public sealed class GovernanceFixture : IAsyncLifetime
 
         if (Redis is not null)
         {
-            await Redis.DisposeAsync();
+            await Redis.CloseAsync();
+            Redis.Dispose();
         }
 
         if (App is not null)

@@ -49,10 +49,10 @@ public sealed class PlatformTests(PlatformFixture fixture)
     }
 
     [Theory]
-    [InlineData("inference-api", new[] { "self", "postgres", "redis" })]
-    [InlineData("admin-api", new[] { "self", "postgres", "redis", "objectstore" })]
-    [InlineData("context-enrichment", new[] { "self", "postgres", "redis" })]
-    [InlineData("model-worker", new[] { "self", "redis", "objectstore" })]
+    [InlineData("inference-api", new[] { "self", "PostgreSql", "StackExchange.Redis" })]
+    [InlineData("admin-api", new[] { "self", "PostgreSql", "StackExchange.Redis", "objectstore" })]
+    [InlineData("context-enrichment", new[] { "self", "PostgreSql", "StackExchange.Redis" })]
+    [InlineData("model-worker", new[] { "self", "StackExchange.Redis", "objectstore" })]
     public async Task EachServiceHealthListsItsDependencies(string service, string[] checks)
     {
         using var http = fixture.App.CreateHttpClient(service);

@@ -139,7 +139,7 @@ public sealed class MigrationTests(ServersFixture servers)
         }
         while (report.Status != HealthStatus.Healthy && DateTime.UtcNow < deadline);
 
-        Assert.Equal(HealthStatus.Healthy, report.Entries["postgres"].Status);
+        Assert.Equal(HealthStatus.Healthy, report.Entries[DataServiceCollectionExtensions.HealthCheckName].Status);
         Assert.Equal(HealthStatus.Healthy, report.Entries["migrations"].Status);
         Assert.Contains("version 2", report.Entries["migrations"].Description, StringComparison.Ordinal);
         await host.StopAsync(ct);
@@ -160,8 +160,8 @@ public sealed class MigrationTests(ServersFixture servers)
 
         var report = await host.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync(ct);
 
-        Assert.Equal(HealthStatus.Unhealthy, report.Entries["postgres"].Status);
-        Assert.Contains("PostgreSQL unreachable", report.Entries["postgres"].Description, StringComparison.Ordinal);
+        Assert.Equal(HealthStatus.Unhealthy, report.Entries[DataServiceCollectionExtensions.HealthCheckName].Status);
+        Assert.NotNull(report.Entries[DataServiceCollectionExtensions.HealthCheckName].Exception);
     }
 
     [Fact]
@@ -169,8 +169,11 @@ public sealed class MigrationTests(ServersFixture servers)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, EnvironmentName = "Testing" });
 
-        var ex = Assert.Throws<InvalidOperationException>(() => builder.AddPlatformDataSource());
+        builder.AddPlatformDataSource();
+        using var host = builder.Build();
 
-        Assert.Contains("ConnectionStrings__platformdb", ex.Message, StringComparison.Ordinal);
+        var ex = Assert.Throws<InvalidOperationException>(() => host.Services.GetRequiredService<Npgsql.NpgsqlDataSource>());
+
+        Assert.Contains("ConnectionStrings:platformdb", ex.Message, StringComparison.Ordinal);
     }
 }

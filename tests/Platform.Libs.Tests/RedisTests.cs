@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Platform.Redis;
+using StackExchange.Redis;
 
 namespace Platform.Libs.Tests;
 
@@ -13,7 +14,7 @@ public sealed class RedisTests(ServersFixture servers)
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, EnvironmentName = "Testing" });
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["ConnectionStrings:redis"] = connectionString });
         builder.Services.AddLogging();
-        builder.AddPlatformRedis();
+        builder.AddPlatformRedisClient();
         return builder.Build();
     }
 
@@ -22,14 +23,15 @@ public sealed class RedisTests(ServersFixture servers)
     {
         var ct = TestContext.Current.CancellationToken;
         using var host = Build(servers.RedisConnectionString);
-        var redis = host.Services.GetRequiredService<IRedisConnection>();
+        var redis = host.Services.GetRequiredService<IConnectionMultiplexer>();
 
-        var latency = await redis.PingAsync(ct);
+        var latency = await redis.GetDatabase().PingAsync();
         var report = await host.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync(ct);
 
         Assert.True(latency >= TimeSpan.Zero);
+        _ = ct;
         Assert.True(redis.IsConnected);
-        Assert.Equal(HealthStatus.Healthy, report.Entries["redis"].Status);
+        Assert.Equal(HealthStatus.Healthy, report.Entries[RedisServiceCollectionExtensions.HealthCheckName].Status);
     }
 
     [Fact]
@@ -37,11 +39,24 @@ public sealed class RedisTests(ServersFixture servers)
     {
         var ct = TestContext.Current.CancellationToken;
         using var host = Build(servers.RedisConnectionString);
-        var db = await host.Services.GetRequiredService<IRedisConnection>().GetDatabaseAsync(ct);
+        var db = host.Services.GetRequiredService<IConnectionMultiplexer>().GetDatabase();
         var key = "test:" + Guid.NewGuid().ToString("N");
 
         Assert.True(await db.StringSetAsync(key, "value", TimeSpan.FromMinutes(1)));
         Assert.Equal("value", (string?)await db.StringGetAsync(key));
+    }
+
+    [Fact]
+    public async Task WithoutRedisCommandsFailAtOnceInsteadOfWaitingInABacklog()
+    {
+        // Enforcement answers 503 while Redis is away: a command must not sit in a backlog for the 5 s timeout first.
+        using var host = Build("127.0.0.1:1,connectTimeout=500");
+        var db = host.Services.GetRequiredService<IConnectionMultiplexer>().GetDatabase();
+        var started = TimeProvider.System.GetTimestamp();
+
+        await Assert.ThrowsAsync<RedisConnectionException>(() => db.StringGetAsync("any"));
+
+        Assert.True(TimeProvider.System.GetElapsedTime(started) < TimeSpan.FromSeconds(2));
     }
 
     [Fact]
@@ -53,7 +68,7 @@ public sealed class RedisTests(ServersFixture servers)
 
         var report = await host.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync(ct);
 
-        Assert.Equal(HealthStatus.Unhealthy, report.Entries["redis"].Status);
-        Assert.False(host.Services.GetRequiredService<IRedisConnection>().IsConnected);
+        Assert.Equal(HealthStatus.Unhealthy, report.Entries[RedisServiceCollectionExtensions.HealthCheckName].Status);
+        Assert.False(host.Services.GetRequiredService<IConnectionMultiplexer>().IsConnected);
     }
 }

@@ -7,7 +7,6 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
-using Platform.Redis;
 using Platform.Tenancy;
 using Platform.Tenancy.Enforcement;
 using StackExchange.Redis;
@@ -411,7 +410,7 @@ public sealed class TenantApiTests(PlatformFixture platform)
         }
 
         // What InferenceApi does after answering: one ledger call appends the record and charges the budget.
-        await using var redis = new RedisConnection(platform.RedisConnectionString, NullLogger<RedisConnection>.Instance);
+        await using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(platform.RedisConnectionString);
         var ledger = new UsageLedger(redis, platform.Database, TimeProvider.System);
         var budget = new Budget(tenant.Id, BudgetPeriods.Monthly, 10m, "USD", [0.5], DateTimeOffset.UtcNow);
         var model = Unique("ledger");
@@ -536,9 +535,9 @@ public sealed class TenantApiTests(PlatformFixture platform)
     [Fact]
     public async Task EveryWriteIsAnnouncedSoReplicasDropTheirCaches()
     {
-        await using var redis = new RedisConnection(platform.RedisConnectionString, NullLogger<RedisConnection>.Instance);
+        await using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(platform.RedisConnectionString);
         var messages = new ConcurrentQueue<string>();
-        var database = await redis.GetDatabaseAsync(Ct);
+        var database = redis.GetDatabase();
         await database.Multiplexer.GetSubscriber().SubscribeAsync(RedisChannel.Literal(TenancyChannels.Changes), (_, message) => messages.Enqueue((string)message!));
 
         var tenant = await CreateTenantAsync();

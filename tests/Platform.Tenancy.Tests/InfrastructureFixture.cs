@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Aspire.Hosting;
 using Platform.Hosting;
-using Platform.Redis;
+using StackExchange.Redis;
 using Platform.TestSupport;
 
 [assembly: AssemblyFixture(typeof(Platform.Tenancy.Tests.InfrastructureFixture))]
@@ -37,7 +37,8 @@ public sealed class InfrastructureFixture : IAsyncLifetime
         }
     }
 
-    public RedisConnection NewRedisConnection() => new(RedisConnectionString, NullLogger<RedisConnection>.Instance);
+    /// <summary>A connection of its own, as one service replica holds one (settings as the services use them).</summary>
+    public ConnectionMultiplexer NewRedisConnection() => ConnectionMultiplexer.Connect(RedisConnectionString, Platform.Redis.RedisServiceCollectionExtensions.Configure);
 
     public async ValueTask DisposeAsync()
     {

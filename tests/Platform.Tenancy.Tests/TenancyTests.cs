@@ -109,7 +109,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
         }
 
         // A writer took records into processing and died before committing: simulate by moving some.
-        var db = await redis.GetDatabaseAsync(Ct);
+        var db = redis.GetDatabase();
         for (var i = 0; i < 30; i++)
         {
             await db.ListRightPopLeftPushAsync(UsageBuffer.PendingKey, UsageBuffer.ProcessingKey);
@@ -204,7 +204,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
         await using var redis = infra.NewRedisConnection();
         var buffer = new UsageBuffer(redis);
         var tenant = Guid.NewGuid();
-        var db = await redis.GetDatabaseAsync(Ct);
+        var db = redis.GetDatabase();
         await buffer.AppendAsync(Record(tenant, 1), Ct);
         await db.ListLeftPushAsync(UsageBuffer.PendingKey, "{not json");
         await buffer.AppendAsync(Record(tenant, 2), Ct);

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging;
-using Platform.Redis;
 using Platform.Tenancy.Enforcement;
 using StackExchange.Redis;
 
@@ -10,7 +9,7 @@ namespace Platform.Tenancy.Admin;
 /// drops what it cached, and drops this process's own cache synchronously (pub/sub delivery to ourselves is
 /// asynchronous, and a key revoked here must stop working here at once).
 /// </summary>
-public sealed partial class TenancyChangePublisher(IRedisConnection redis, TenantDirectory directory, ILogger<TenancyChangePublisher> logger)
+public sealed partial class TenancyChangePublisher(IConnectionMultiplexer redis, TenantDirectory directory, ILogger<TenancyChangePublisher> logger)
 {
     /// <summary>Message that drops everything (sent after price changes, which concern every tenant).</summary>
     public const string Everything = "*";
@@ -33,7 +32,7 @@ public sealed partial class TenancyChangePublisher(IRedisConnection redis, Tenan
     {
         try
         {
-            var database = await redis.GetDatabaseAsync(cancellationToken);
+            var database = redis.GetDatabase();
             await database.PublishAsync(RedisChannel.Literal(TenancyChannels.Changes), message).WaitAsync(cancellationToken);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)

@@ -1,6 +1,6 @@
 using Npgsql;
 using NpgsqlTypes;
-using Platform.Redis;
+using StackExchange.Redis;
 
 namespace Platform.Tenancy.Admin;
 
@@ -59,7 +59,7 @@ public sealed record CreatedApiKey(ApiKeyInfo Key, string Plaintext);
 /// Write side of tenancy for AdminApi: tenants, API keys, budgets and model prices in Postgres. Callers validate input
 /// and announce changes (<see cref="TenancyChangePublisher"/>); this class only reads and writes rows.
 /// </summary>
-public sealed class TenantStore(NpgsqlDataSource db, IRedisConnection redis, TimeProvider time)
+public sealed class TenantStore(NpgsqlDataSource db, IConnectionMultiplexer redis, TimeProvider time)
 {
     private const string KeyColumns = "id, tenant_id, prefix, name, created_at, expires_at, revoked_at, last_used_at";
     private const string PriceColumns = "model, per_1k_inferences, per_input_element, currency, updated_at";
@@ -386,7 +386,7 @@ public sealed class TenantStore(NpgsqlDataSource db, IRedisConnection redis, Tim
     private async Task DropSpendCounterAsync(Budget budget, CancellationToken cancellationToken)
     {
         var (start, _) = BudgetPeriods.Bounds(budget.Period, time.GetUtcNow());
-        var database = await redis.GetDatabaseAsync(cancellationToken);
+        var database = redis.GetDatabase();
         await database.KeyDeleteAsync(TenancyChannels.SpendKey(budget.TenantId, start));
     }
 

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
-using Platform.Redis;
+using StackExchange.Redis;
 
 namespace Platform.Tenancy.Enforcement;
 
@@ -64,7 +64,7 @@ public sealed record KeyAuthentication(KeyStatus Status, TenantContext? Context,
 public sealed partial class TenantDirectory
 {
     private readonly NpgsqlDataSource _db;
-    private readonly IRedisConnection _redis;
+    private readonly IConnectionMultiplexer _redis;
     private readonly TimeProvider _time;
     private readonly TenantDirectoryOptions _options;
     private readonly ILogger<TenantDirectory> _logger;
@@ -74,7 +74,7 @@ public sealed partial class TenantDirectory
     private Task? _subscription;
 
     /// <summary>Creates the directory.</summary>
-    public TenantDirectory(NpgsqlDataSource db, IRedisConnection redis, TimeProvider time, IOptions<TenantDirectoryOptions> options, ILogger<TenantDirectory> logger)
+    public TenantDirectory(NpgsqlDataSource db, IConnectionMultiplexer redis, TimeProvider time, IOptions<TenantDirectoryOptions> options, ILogger<TenantDirectory> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         _db = db;
@@ -206,7 +206,7 @@ public sealed partial class TenantDirectory
     {
         try
         {
-            var database = await _redis.GetDatabaseAsync();
+            var database = _redis.GetDatabase();
             await database.Multiplexer.GetSubscriber().SubscribeAsync(
                 StackExchange.Redis.RedisChannel.Literal(TenancyChannels.Changes),
                 (_, message) => Invalidate(Guid.TryParse(message.ToString(), out var id) ? id : null));

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
 using Npgsql;
-using Platform.Redis;
 using StackExchange.Redis;
 
 namespace Platform.Tenancy.Enforcement;
@@ -36,7 +35,7 @@ public sealed record ChargeResult(BudgetState? Budget, IReadOnlyList<BudgetEvent
 /// its cost to the spending counter in the same atomic call, so a record is never charged twice or not at all, and
 /// exactly one request (the one whose charge crosses it) reports each budget threshold.
 /// </summary>
-public sealed class UsageLedger(IRedisConnection redis, NpgsqlDataSource db, TimeProvider time)
+public sealed class UsageLedger(IConnectionMultiplexer redis, NpgsqlDataSource db, TimeProvider time)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -70,7 +69,7 @@ public sealed class UsageLedger(IRedisConnection redis, NpgsqlDataSource db, Tim
     {
         ArgumentNullException.ThrowIfNull(caller);
         ArgumentNullException.ThrowIfNull(limit);
-        var database = await redis.GetDatabaseAsync(cancellationToken);
+        var database = redis.GetDatabase();
         var now = time.GetUtcNow();
         var budget = caller.Budget;
         var (start, end) = budget is null ? default : BudgetPeriods.Bounds(budget.Period, now);
@@ -105,7 +104,7 @@ public sealed class UsageLedger(IRedisConnection redis, NpgsqlDataSource db, Tim
     public async Task<ChargeResult> RecordAsync(UsageRecord record, Budget? budget, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(record);
-        var database = await redis.GetDatabaseAsync(cancellationToken);
+        var database = redis.GetDatabase();
         var json = JsonSerializer.Serialize(record, Json);
         var charged = budget is not null && record.Cost > 0 && string.Equals(record.Currency, budget.Currency, StringComparison.Ordinal);
         if (!charged)
@@ -147,7 +146,7 @@ public sealed class UsageLedger(IRedisConnection redis, NpgsqlDataSource db, Tim
     public async Task<BudgetState> GetStateAsync(Budget budget, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(budget);
-        var database = await redis.GetDatabaseAsync(cancellationToken);
+        var database = redis.GetDatabase();
         var (start, end) = BudgetPeriods.Bounds(budget.Period, time.GetUtcNow());
         var key = TenancyChannels.SpendKey(budget.TenantId, start);
         var value = await database.StringGetAsync(key);

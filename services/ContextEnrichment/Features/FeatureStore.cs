@@ -1,7 +1,6 @@
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Options;
 using Npgsql;
-using Platform.Redis;
 using StackExchange.Redis;
 
 namespace Platform.ContextEnrichment.Features;
@@ -26,7 +25,7 @@ public sealed class FeatureStoreOptions
 /// carry the row's updated-at and are only ever replaced by a newer one, so a slow reader cannot re-cache a stale vector.
 /// </summary>
 public sealed partial class FeatureStore(
-    NpgsqlDataSource db, IRedisConnection redis, IOptions<FeatureStoreOptions> options, TimeProvider time, ILogger<FeatureStore> logger)
+    NpgsqlDataSource db, IConnectionMultiplexer redis, IOptions<FeatureStoreOptions> options, TimeProvider time, ILogger<FeatureStore> logger)
 {
     /// <summary>Writes a vector, then caches it, so no reader sees the old one after this returns.</summary>
     public async Task<FeatureVector> PutAsync(string featureSet, string entityKey, float[] values, CancellationToken cancellationToken)
@@ -46,7 +45,7 @@ public sealed partial class FeatureStore(
         // Write-through with the version check: a reader that read the old row before this commit and fills the cache
         // after it cannot put the old vector back (its fill is older and is refused).
         var vector = new FeatureVector(featureSet, entityKey, values, now, "database");
-        var cache = await redis.GetDatabaseAsync(cancellationToken);
+        var cache = redis.GetDatabase();
         await SetIfNewerAsync(cache, CacheKey(featureSet, entityKey), Serialize(vector), write: true);
         return vector;
     }
@@ -68,7 +67,7 @@ public sealed partial class FeatureStore(
         IDatabase? cache = null;
         try
         {
-            cache = await redis.GetDatabaseAsync(cancellationToken);
+            cache = redis.GetDatabase();
             var cached = await cache.StringGetAsync(keys).WaitAsync(cancellationToken);
             for (var i = 0; i < cached.Length; i++)
             {

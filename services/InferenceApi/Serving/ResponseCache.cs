@@ -5,7 +5,6 @@ using Google.Protobuf;
 using Microsoft.Extensions.Options;
 using Platform.Inference.OpenInference;
 using Platform.Inference.Protocol.Wire;
-using Platform.Redis;
 using StackExchange.Redis;
 
 namespace Platform.InferenceApi.Serving;
@@ -14,7 +13,7 @@ namespace Platform.InferenceApi.Serving;
 /// Inference responses in Redis, keyed by model version and a SHA-256 of the inputs (names, types, shapes, bytes) and
 /// the requested outputs. Best effort: a Redis failure or a slow lookup is a miss, never a failed request.
 /// </summary>
-public sealed partial class ResponseCache(IRedisConnection redis, IOptions<InferenceApiOptions> options, ILogger<ResponseCache> logger)
+public sealed partial class ResponseCache(IConnectionMultiplexer redis, IOptions<InferenceApiOptions> options, ILogger<ResponseCache> logger)
 {
     /// <summary>Key prefix.</summary>
     public const string KeyPrefix = "platform:infer-cache:";
@@ -57,7 +56,7 @@ public sealed partial class ResponseCache(IRedisConnection redis, IOptions<Infer
     {
         try
         {
-            var database = await redis.GetDatabaseAsync(cancellationToken);
+            var database = redis.GetDatabase();
             var value = await database.StringGetAsync(key).WaitAsync(options.Value.CacheLookupTimeout, cancellationToken);
             return value.IsNull ? null : WorkerInferResponse.Parser.ParseFrom((byte[])value!);
         }
@@ -73,7 +72,7 @@ public sealed partial class ResponseCache(IRedisConnection redis, IOptions<Infer
     {
         try
         {
-            var database = await redis.GetDatabaseAsync(cancellationToken);
+            var database = redis.GetDatabase();
             await database.StringSetAsync(key, response.ToByteArray(), ttl, flags: CommandFlags.FireAndForget);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
