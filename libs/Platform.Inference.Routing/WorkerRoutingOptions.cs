@@ -9,8 +9,8 @@ public sealed class WorkerRoutingOptions
     /// <summary>Logical service name of the workers, resolved through service discovery.</summary>
     public string ServiceName { get; set; } = "model-worker";
 
-    /// <summary>Path of the worker's inference endpoint.</summary>
-    public string InferPath { get; set; } = "/v1/infer";
+    /// <summary>Name of the workers' gRPC endpoint in service discovery.</summary>
+    public string GrpcEndpointName { get; set; } = "grpc";
 
     /// <summary>A replica that does not accept a connection within this is treated as down.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(2);
@@ -18,11 +18,8 @@ public sealed class WorkerRoutingOptions
     /// <summary>How long a replica that failed to answer is avoided.</summary>
     public TimeSpan FailureCooldown { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Attempts per request across replicas (connection failures, 503 and 429 move to another replica).</summary>
+    /// <summary>Attempts per request across replicas (unreachable, UNAVAILABLE, RESOURCE_EXHAUSTED and NOT_FOUND move to another replica).</summary>
     public int MaxAttempts { get; set; } = 6;
-
-    /// <summary>Path of a replica's per-version readiness (<c>{name}</c> and <c>{version}</c> are filled in): 200 when loaded.</summary>
-    public string ReadyPathTemplate { get; set; } = "/v1/models/{name}/versions/{version}/ready";
 
     /// <summary>
     /// How long an answer to "is this version loaded on some replica" is reused, so readiness probes do not fan out to
@@ -39,4 +36,7 @@ public sealed class WorkerRoutingOptions
 
     /// <summary>Pause before trying the same replicas again once every replica has been tried.</summary>
     public TimeSpan RetryBackoff { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Largest message either side of the hop may send (a request's inputs or its outputs).</summary>
+    public int MaxMessageBytes { get; set; } = 256 * 1024 * 1024;
 }
