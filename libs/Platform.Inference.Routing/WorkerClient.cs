@@ -215,9 +215,10 @@ public sealed partial class WorkerClient : IDisposable
                     new CallOptions(deadline: deadline.UtcDateTime, cancellationToken: cancellationToken));
                 return states.Models.Any(m => m.State == LoadState.Ready);
             }
-            catch (RpcException) when (!cancellationToken.IsCancellationRequested)
+            catch (RpcException)
             {
-                // Unreachable, or no answer within the connect timeout: this replica does not count as having it.
+                // Unreachable, or no answer within the connect timeout: this replica does not count as having it. (A
+                // caller that left is noticed below.)
                 return false;
             }
         }));
@@ -235,7 +236,7 @@ public sealed partial class WorkerClient : IDisposable
     {
         var replicas = await _replicas.GetReplicasAsync(cancellationToken);
         var deadline = _timeProvider.GetUtcNow() + _options.ConnectTimeout + TimeSpan.FromSeconds(3);
-        return await Task.WhenAll(replicas.Select(async r =>
+        var answers = await Task.WhenAll(replicas.Select(async r =>
         {
             try
             {
@@ -243,11 +244,13 @@ public sealed partial class WorkerClient : IDisposable
                     new CallOptions(deadline: deadline.UtcDateTime, cancellationToken: cancellationToken));
                 return new ReplicaStatistics(r, statistics, null);
             }
-            catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
+            catch (RpcException ex)
             {
                 return new ReplicaStatistics(r, null, $"{ex.StatusCode}: {ex.Status.Detail}");
             }
         }));
+        cancellationToken.ThrowIfCancellationRequested();
+        return answers;
     }
 
     /// <inheritdoc />
@@ -270,7 +273,6 @@ public sealed partial class WorkerClient : IDisposable
                 DisposeHttpClient = false,
                 MaxReceiveMessageSize = _options.MaxMessageBytes,
                 MaxSendMessageSize = _options.MaxMessageBytes,
-                ThrowOperationCanceledOnCancellation = true,
             });
             _channels.Add(channel);
             return new ModelWorker.ModelWorkerClient(channel);
@@ -282,6 +284,10 @@ public sealed partial class WorkerClient : IDisposable
         {
             var response = await Client(replica).InferAsync(request, new CallOptions(deadline: deadline.UtcDateTime, cancellationToken: cancellationToken));
             return new Outcome(response, null, false);
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException("the caller went away", ex, cancellationToken);
         }
         catch (RpcException ex) when (ex.StatusCode == StatusCode.DeadlineExceeded)
         {

@@ -156,7 +156,7 @@ public sealed class ServingTests(ServingFixture fixture)
         { "/v2/models/errors/infer", """{"inputs":[{"name":"input","datatype":"FP32","shape":[2,16],"data":[[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16],[1,2,3]]}]}""", 400,
             "input 'input': nested 'data' does not match the shape [2,16]: dimension 1 has 3 items, expected 16" },
         { "/v2/models/errors/infer", """{"inputs":[{"name":"input","datatype":"UINT8","shape":[1],"data":[256]}]}""", 400,
-            "input 'input': element 0 (256) is not a valid UINT8" },
+            "input 'input': element 0 (256) is out of the range of UINT8 (0 to 255)" },
         { "/v2/models/errors/infer", """{"inputs":[]}""", 400,
             "missing input 'input' (FP32 [-1,16]); model 'errors' expects 'input' FP32 [-1,16]" },
         { "/v2/models/errors/infer", """{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}]}""", 400,
