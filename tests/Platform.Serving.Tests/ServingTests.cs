@@ -63,18 +63,18 @@ public sealed class ServingTests(ServingFixture fixture)
     }
 
     [Fact]
-    public async Task InferenceApiReachesTheWorkersOverHttp2()
+    public async Task InferenceApiReachesTheWorkersOverGrpc()
     {
-        // The hop to the workers is h2c streams over pooled connections: the workers' own request metrics say which protocol
-        // their /v1/infer requests came in on. (WorkerFailureTests may be restarting a replica meanwhile: a replica that does
+        // The hop to the workers is gRPC (HTTP/2 streams over pooled connections): the workers' own request metrics say
+        // which protocol their Infer calls came in on. (WorkerFailureTests may be restarting a replica meanwhile: a replica that does
         // not answer /metrics, or answers with fresh counters, is read again on the next round.)
-        await DeployAsync("h2c-hop", 12);
+        await DeployAsync("grpc-hop", 12);
         var protocols = new List<string>();
         for (var round = 0; round < 10 && protocols.Count == 0; round++)
         {
             for (var i = 0; i < 4; i++)
             {
-                var (status, body, _) = await Client.PostAsync("/v2/models/h2c-hop/infer", [Input(1, i)], TensorEncoding.Binary, ct: Ct);
+                var (status, body, _) = await Client.PostAsync("/v2/models/grpc-hop/infer", [Input(1, i)], TensorEncoding.Binary, ct: Ct);
                 Assert.True(status == 200, Encoding.UTF8.GetString(body));
             }
 
@@ -92,7 +92,7 @@ public sealed class ServingTests(ServingFixture fixture)
                 }
 
                 protocols.AddRange(metrics.Split('\n')
-                    .Where(l => l.StartsWith("http_server_request_duration_seconds_count{", StringComparison.Ordinal) && l.Contains("http_route=\"/v1/infer\"", StringComparison.Ordinal))
+                    .Where(l => l.StartsWith("http_server_request_duration_seconds_count{", StringComparison.Ordinal) && l.Contains("http_route=\"/platform.worker.v1.ModelWorker/Infer\"", StringComparison.Ordinal))
                     .Select(l => System.Text.RegularExpressions.Regex.Match(l, "network_protocol_version=\"([^\"]+)\"").Groups[1].Value));
             }
         }
