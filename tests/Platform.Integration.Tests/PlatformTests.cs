@@ -33,7 +33,9 @@ public sealed class PlatformTests(PlatformFixture fixture)
         var worker = fixture.App.ResourceNotifications.TryGet("model-worker")!;
         Assert.Equal(2, worker.Replicas.Count);
         Assert.Equal(["model-worker-0", "model-worker-1"], worker.Replicas.Select(r => r.InstanceId));
-        Assert.Equal(2, worker.Replicas.Select(r => r.Endpoints.Single().Url).Distinct().Count());
+        // Each replica has its own ports for both endpoints: http (HTTP/1.1) and grpc (HTTP/2, the inference hop).
+        Assert.All(worker.Replicas, r => Assert.Equal(["grpc", "http"], r.Endpoints.Select(e => e.Name).Order()));
+        Assert.Equal(4, worker.Replicas.SelectMany(r => r.Endpoints.Select(e => e.Url)).Distinct().Count());
         Assert.Equal(2, worker.Pids.Distinct().Count());
     }
 
