@@ -28,6 +28,6 @@ public sealed class WorkerOptions
     /// <summary>Try CUDA first (falls back to CPU with the reason in /health).</summary>
     public bool PreferCuda { get; set; } = true;
 
-    /// <summary>Largest accepted /v1/infer body.</summary>
+    /// <summary>Largest gRPC message the worker accepts (an Infer call with its tensors).</summary>
     public long MaxRequestBodyBytes { get; set; } = 256L * 1024 * 1024;
 }
