@@ -25,6 +25,7 @@ builder.Services.AddSingleton<ModelArtifactCache>();
 builder.Services.AddSingleton<ModelHost>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
 builder.Services.AddSingleton(WorkerIdentity.From(builder.Configuration));
+builder.Services.AddSingleton<ModelSignatures>();
 
 var maxMessageBytes = (int)Math.Min(int.MaxValue, builder.Configuration.GetValue($"{WorkerOptions.SectionName}:{nameof(WorkerOptions.MaxRequestBodyBytes)}", new WorkerOptions().MaxRequestBodyBytes));
 builder.Services.AddGrpc(grpc =>

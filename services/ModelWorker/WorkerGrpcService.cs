@@ -20,13 +20,11 @@ namespace Platform.ModelWorker;
 internal sealed partial class WorkerGrpcService(
     ModelHost host,
     IActiveModelsView registry,
+    ModelSignatures signatures,
     WorkerIdentity identity,
     TimeProvider timeProvider,
     ILogger<WorkerGrpcService> logger) : Platform.Inference.Protocol.Wire.ModelWorker.ModelWorkerBase
 {
-    // Signatures are derived once per loaded session.
-    private static readonly ConditionalWeakTable<InferenceSession, ModelSignature> Signatures = new();
-
     public override async Task<InferBatchResponse> Infer(InferBatchRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.Model))
@@ -59,7 +57,7 @@ internal sealed partial class WorkerGrpcService(
 
         Activity.Current?.SetTag("model", model.Name);
         Activity.Current?.SetTag("model.version", model.Version);
-        var signature = Signatures.GetValue(session, SignatureOf);
+        var signature = signatures.Of(session);
         var callDeadline = context.Deadline == DateTime.MaxValue ? (DateTimeOffset?)null : new DateTimeOffset(context.Deadline, TimeSpan.Zero);
         var response = new InferBatchResponse { Version = model.Version, WorkerInstance = identity.InstanceId };
         if (request.Items.Count == 1)
@@ -221,15 +219,6 @@ internal sealed partial class WorkerGrpcService(
         return inputs;
     }
 
-    private static ModelSignature SignatureOf(InferenceSession session) =>
-        new([.. session.Inputs.Select(Spec)], [.. session.Outputs.Select(Spec)]);
-
-    private static TensorSpec Spec(TensorMetadata metadata) =>
-        new(metadata.Name,
-            DataTypes.TryFromOnnxElementType((int)metadata.ElementType, out var type) ? type
-                : throw new InvalidOperationException($"tensor '{metadata.Name}' has element type {metadata.ElementType}, which the protocol cannot carry"),
-            [.. metadata.Shape]);
-
     private IEnumerable<LoadedModel> Select(string model, long version) =>
         host.Models
             .Where(m => (model.Length == 0 || m.Name == model) && (version == 0 || m.Version == version))
@@ -255,4 +244,19 @@ internal sealed partial class WorkerGrpcService(
 
     [LoggerMessage(EventId = 50, Level = LogLevel.Error, Message = "Inference on {Model} version {Version} failed (request {RequestId})")]
     private static partial void LogInferenceFailed(ILogger logger, string model, long version, string requestId, Exception exception);
+}
+
+/// <summary>The protocol signature of each loaded session, derived once per session (the gRPC service itself is per call).</summary>
+internal sealed class ModelSignatures
+{
+    private readonly ConditionalWeakTable<InferenceSession, ModelSignature> _signatures = new();
+
+    public ModelSignature Of(InferenceSession session) => _signatures.GetValue(session, static s => new(
+        [.. s.Inputs.Select(Spec)], [.. s.Outputs.Select(Spec)]));
+
+    private static TensorSpec Spec(TensorMetadata metadata) =>
+        new(metadata.Name,
+            DataTypes.TryFromOnnxElementType((int)metadata.ElementType, out var type) ? type
+                : throw new InvalidOperationException($"tensor '{metadata.Name}' has element type {metadata.ElementType}, which the protocol cannot carry"),
+            [.. metadata.Shape]);
 }
