@@ -25,9 +25,15 @@ var adminApi = builder.AddProject<Projects.Platform_AdminApi>("admin-api")
     .WithHttpHealthCheck("/health")
     .WithExternalHttpEndpoints();
 
+// Services that serve gRPC get a second endpoint, "grpc", HTTP/2 only: its port arrives as GRPC_PORT and the services
+// apply it with ServiceDefaults' UseGrpcPort (every other listener speaks HTTP/1.1). Pods listen on fixed target ports;
+// run mode lets the orchestrator give each replica its own.
+int? grpcTargetPort = builder.ExecutionContext.IsPublishMode ? 8081 : null;
+
 const int WorkerReplicas = 2;
 var modelWorker = builder.AddProject<Projects.Platform_ModelWorker>("model-worker")
     .WithHttpEndpoint()
+    .WithGrpcEndpoint(grpcTargetPort)
     .WithReferenceEnvironment(ReferenceEnvironmentInjectionFlags.ConnectionString | ReferenceEnvironmentInjectionFlags.ServiceDiscovery)
     .WithReplicas(WorkerReplicas)
     .WithReference(platformDb).WaitFor(platformDb)
@@ -45,6 +51,7 @@ var contextEnrichment = builder.AddProject<Projects.Platform_ContextEnrichment>(
 
 var inferenceApi = builder.AddProject<Projects.Platform_InferenceApi>("inference-api")
     .WithHttpEndpoint()
+    .WithGrpcEndpoint(grpcTargetPort)
     .WithReferenceEnvironment(ReferenceEnvironmentInjectionFlags.ConnectionString | ReferenceEnvironmentInjectionFlags.ServiceDiscovery)
     .WithReference(platformDb).WaitFor(platformDb)
     .WithReference(redis).WaitFor(redis)

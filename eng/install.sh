@@ -4,7 +4,8 @@
 #   apt : postgresql (15), redis-server, nodejs + npm (only if node is absent), chromium (browser tests)
 #   dotnet tools: the aspire CLI (.config/dotnet-tools.json)
 #   npm : s3rver 3.7.1 (local object store), pinned by eng/tools/package-lock.json and installed without
-#         lifecycle scripts; the manifest tests' Kubernetes schema validators (tests/Platform.Manifests.Tests/validator).
+#         lifecycle scripts; the manifest tests' Kubernetes schema validators (tests/Platform.Manifests.Tests/validator) and the
+#         serving tests' independent gRPC client (tests/Platform.Serving.Tests/grpc-node-client: @grpc/grpc-js, @grpc/proto-loader).
 # ONNX Runtime is not installed here: it comes from NuGet (Microsoft.ML.OnnxRuntime.Gpu.Linux) with `dotnet restore`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,6 +49,12 @@ validator="$root/tests/Platform.Manifests.Tests/validator"
 if [[ -f "$validator/package-lock.json" ]] && [[ ! -f "$validator/node_modules/.package-lock.json" || "$validator/package-lock.json" -nt "$validator/node_modules/.package-lock.json" ]]; then
   echo "install: npm ci in tests/Platform.Manifests.Tests/validator (kubernetes-models)"
   (cd "$validator" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+# The serving tests' independent gRPC client (pinned by its own lockfile).
+grpc_node="$root/tests/Platform.Serving.Tests/grpc-node-client"
+if [[ -f "$grpc_node/package-lock.json" ]] && [[ ! -f "$grpc_node/node_modules/.package-lock.json" || "$grpc_node/package-lock.json" -nt "$grpc_node/node_modules/.package-lock.json" ]]; then
+  echo "install: npm ci in tests/Platform.Serving.Tests/grpc-node-client (@grpc/grpc-js, @grpc/proto-loader)"
+  (cd "$grpc_node" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
 # The aspire CLI (dotnet aspire run / describe / logs), pinned in .config/dotnet-tools.json.

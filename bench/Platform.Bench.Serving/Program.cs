@@ -1,5 +1,6 @@
 // Serving benchmark: raw ONNX Runtime in-process vs end-to-end through InferenceApi (binary tensor extension) at
-// concurrency 1/8/32/64 with dynamic batching off and on, all in one run on this machine.
+// concurrency 1/8/32/64 with dynamic batching off and on, then the three client transports side by side (REST JSON,
+// REST binary, gRPC) at concurrency 1 and 32, all in one run on this machine.
 //   dotnet run -c Release --project bench/Platform.Bench.Serving [-- --help]
 using System.Buffers;
 using System.Diagnostics;
@@ -9,7 +10,10 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Runtime.InteropServices;
 using Aspire.Hosting;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Platform.Inference.OpenInference;
+using Platform.Inference.OpenInference.Grpc;
 using Platform.Inference.Protocol;
 using Platform.OnnxModels;
 using Platform.OnnxRuntime;
@@ -216,12 +220,14 @@ using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer
 // Inference is enforced like in production: a tenant key, a rate limit (set high enough never to bite) and a usage record per request.
 var tenant = await Platform.TestSupport.PlatformTenants.CreateAsync(admin, "bench");
 http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tenant.Key);
-var request = BuildRequest(RandomRows(new Random(2), 1));
-await WaitServedAsync(http, request);
+var benchRow = RandomRows(new Random(2), 1);
+var request = BuildRequest(benchRow, TensorEncoding.Binary);
+var restBinary = Sender(http, request);
+await WaitServedAsync(restBinary);
 
 // Every process on the path JIT-compiles its hot code to tier 1 only after enough calls: without this the first
 // measured step pays for the compiler threads (measured: several CPU-ms per request at concurrency 1).
-await LoadAsync(http, request, 8, TimeSpan.FromSeconds(Math.Max(5, seconds)));
+await LoadAsync(restBinary, 8, TimeSpan.FromSeconds(Math.Max(5, seconds)));
 
 var results = new Dictionary<(bool Batching, int Concurrency), Row>();
 foreach (var batching in new[] { false, true })
@@ -237,29 +243,65 @@ foreach (var batching in new[] { false, true })
     Console.WriteLine(string.Join(", ", idleAfter.Select(c => string.Create(CultureInfo.InvariantCulture, $"{c.Key} {(c.Value - idleBefore[c.Key]) / 3:F3}"))) + " cores while idle");
     foreach (var concurrency in new[] { 1, 8, 32, 64 })
     {
-        await LoadAsync(http, request, concurrency, TimeSpan.FromSeconds(2)); // warm-up
-        var cpuBefore = CpuSeconds(app);
-        var threadsBefore = ThreadCpuSeconds(app);
-        var row = await LoadAsync(http, request, concurrency, measure);
-        var cpuAfter = CpuSeconds(app);
-        var threadsAfter = ThreadCpuSeconds(app);
-        var served = row.Throughput * measure.TotalSeconds;
-        row = row with
-        {
-            Setup = $"e2e batching {(batching ? "on" : "off")}",
-            CpuMsPerInference = cpuAfter.ToDictionary(c => c.Key, c => (cpuAfter[c.Key] - cpuBefore.GetValueOrDefault(c.Key)) * 1000 / served),
-            CoresBusy = cpuAfter.Sum(c => c.Value - cpuBefore.GetValueOrDefault(c.Key)) / measure.TotalSeconds,
-        };
+        var (measured, threadsBefore, threadsAfter) = await MeasureAsync(app, restBinary, concurrency, measure);
+        var served = measured.Throughput * measure.TotalSeconds;
+        var result = measured with { Setup = $"e2e batching {(batching ? "on" : "off")}" };
         if (args.Contains("--threads"))
         {
             // Which threads (grouped by name) the CPU went to: tells runtime spinning from socket work from ONNX Runtime.
             var top = threadsAfter.Select(t => (t.Key, Ms: (t.Value - threadsBefore.GetValueOrDefault(t.Key)) * 1000 / served))
                 .Where(t => t.Ms > 0.01).OrderByDescending(t => t.Ms).Take(12);
-            Console.WriteLine($"{row.Setup} c{concurrency} CPU ms/inference by thread: " + string.Join("; ", top.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.Key} {t.Ms:F3}"))));
+            Console.WriteLine($"{result.Setup} c{concurrency} CPU ms/inference by thread: " + string.Join("; ", top.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.Key} {t.Ms:F3}"))));
         }
-        results[(batching, concurrency)] = row;
-        rows.Add(row);
+        results[(batching, concurrency)] = result;
+        rows.Add(result);
     }
+}
+
+// The client transports side by side, batching on: REST with JSON tensors both ways, REST with the binary tensor
+// extension both ways, and gRPC (raw_input_contents / raw_output_contents) on InferenceApi's HTTP/2 endpoint.
+using var grpcChannel = GrpcChannel.ForAddress(app.ReplicaAddress("inference-api", 0, "grpc"), new GrpcChannelOptions
+{
+    HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true, UseProxy = false, PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5) },
+});
+var grpcClient = new GRPCInferenceService.GRPCInferenceServiceClient(grpcChannel);
+var grpcRequest = GrpcInferCodec.WriteRequest("bench", null, [new InferTensor("input", DataType.Fp32, [1, Features], MemoryMarshal.AsBytes(benchRow.AsSpan()).ToArray())]);
+var grpcHeaders = new Metadata { { "authorization", $"Bearer {tenant.Key}" } };
+var transports = new (string Name, Func<Task<(bool Ok, string? ServerTiming)>> Send)[]
+{
+    ("REST JSON", Sender(http, BuildRequest(benchRow, TensorEncoding.JsonFlat))),
+    ("REST binary", restBinary),
+    ("gRPC", async () =>
+    {
+        using var call = grpcClient.ModelInferAsync(grpcRequest, new CallOptions(grpcHeaders));
+        try
+        {
+            await call;
+            return (true, (await call.ResponseHeadersAsync).GetValue("server-timing"));
+        }
+        catch (RpcException)
+        {
+            return (false, null);
+        }
+    }),
+};
+var transportRows = new Dictionary<(string Transport, int Concurrency), Row>();
+foreach (var concurrency in new[] { 1, 32 })
+{
+    foreach (var (name, send) in transports)
+    {
+        await LoadAsync(send, concurrency, TimeSpan.FromSeconds(2)); // warm-up
+        var (measured, _, _) = await MeasureAsync(app, send, concurrency, measure);
+        transportRows[(name, concurrency)] = measured with { Setup = name };
+    }
+}
+
+Console.WriteLine();
+Console.WriteLine($"{"transport (batching on)",-24} {"conc",5} {"inf/s",8} {"p50 ms",8} {"p99 ms",8} {"errors",7} {"client",7} {"api",7} {"workers",8} {"sum",7}  (CPU ms per inference)");
+foreach (var ((name, concurrency), row2) in transportRows.OrderBy(r => r.Key.Concurrency))
+{
+    var cpu = row2.CpuMsPerInference!;
+    Console.WriteLine($"{name,-24} {concurrency,5} {row2.Throughput,8:F0} {row2.P50Ms,8:F3} {row2.P99Ms,8:F3} {row2.Errors,7} {cpu.GetValueOrDefault("client"),7:F3} {cpu.GetValueOrDefault("inference-api"),7:F3} {cpu.GetValueOrDefault("model-worker"),8:F3} {cpu.Values.Sum(),7:F3}");
 }
 
 Console.WriteLine();
@@ -271,8 +313,8 @@ foreach (var row in rows)
 }
 
 // Where an e2e request's time goes (medians, ms): InferenceApi's Server-Timing phases; hop = worker round trip minus
-// the worker's queue + compute (routing, protobuf, h2c both ways, worker HTTP); client = client latency minus
-// InferenceApi's total.
+// the worker's queue + compute (routing, the gRPC call both ways, the worker's gRPC service); client = client latency
+// minus InferenceApi's total.
 Console.WriteLine();
 Console.WriteLine($"{"time split (p50 ms)",-22} {"conc",5} {"client",7} {"enforce",8} {"read",6} {"decode",7} {"hop",6} {"queue",7} {"compute",8} {"encode",7} {"batch",6}");
 foreach (var row in rows.Where(r => r.Split is not null))
@@ -302,6 +344,9 @@ Console.WriteLine();
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT e2e_over_raw={e2eOverRaw:F3}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT batching_gain_c32={batchingGain:F3}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT added_p50_ms_c1={addedP50:F3}"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT grpc_over_rest_binary_c32={transportRows[("gRPC", 32)].Throughput / transportRows[("REST binary", 32)].Throughput:F3}"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT rest_json_over_rest_binary_c32={transportRows[("REST JSON", 32)].Throughput / transportRows[("REST binary", 32)].Throughput:F3}"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT grpc_added_p50_ms_c1={transportRows[("gRPC", 1)].P50Ms - rawSingleP50Ms:F3}"));
 PrintRawResults(rows, rawBest, rawCpuMsPerInference);
 return 0;
 
@@ -315,6 +360,23 @@ static void PrintRawResults(List<Row> rows, double rawBest, Dictionary<int, doub
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT raw_ort_no_spinning_batch1_p50_ms={rows.Single(r => r.Setup == "raw ORT no spinning").P50Ms:F3}"));
 }
 
+// One measured step: load for `duration` with CPU (per process) and thread CPU read before and after.
+static async Task<(Row Row, Dictionary<string, double> ThreadsBefore, Dictionary<string, double> ThreadsAfter)> MeasureAsync(
+    PlatformApp app, Func<Task<(bool Ok, string? ServerTiming)>> send, int concurrency, TimeSpan duration)
+{
+    var cpuBefore = CpuSeconds(app);
+    var threadsBefore = ThreadCpuSeconds(app);
+    var row = await LoadAsync(send, concurrency, duration);
+    var cpuAfter = CpuSeconds(app);
+    var threadsAfter = ThreadCpuSeconds(app);
+    var served = Math.Max(1, row.Throughput * duration.TotalSeconds);
+    return (row with
+    {
+        CpuMsPerInference = cpuAfter.ToDictionary(c => c.Key, c => (cpuAfter[c.Key] - cpuBefore.GetValueOrDefault(c.Key)) * 1000 / served),
+        CoresBusy = cpuAfter.Sum(c => c.Value - cpuBefore.GetValueOrDefault(c.Key)) / duration.TotalSeconds,
+    }, threadsBefore, threadsAfter);
+}
+
 static float[] RandomRows(Random random, int rows) =>
     Enumerable.Range(0, rows * Features).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
 
@@ -323,23 +385,29 @@ static void Run(InferenceSession session, float[] input, int rows)
     using var result = session.Run([new NamedTensor("input", TensorData.From(input, rows, Features))]);
 }
 
-static (byte[] Body, int JsonLength) BuildRequest(float[] row)
+// A REST request: binary tensor data both ways, or JSON both ways (null JSON length).
+static (byte[] Body, int? JsonLength) BuildRequest(float[] row, TensorEncoding encoding)
 {
     var buffer = new ArrayBufferWriter<byte>();
     var tensor = new InferTensor("input", DataType.Fp32, [1, Features], MemoryMarshal.AsBytes(row.AsSpan()).ToArray());
-    var jsonLength = InferClientCodec.WriteRequest(buffer, [tensor], TensorEncoding.Binary, parameters: new InferRequestParameters { BinaryDataOutput = true });
-    return (buffer.WrittenSpan.ToArray(), jsonLength);
+    var binary = encoding == TensorEncoding.Binary;
+    var jsonLength = InferClientCodec.WriteRequest(buffer, [tensor], encoding, parameters: new InferRequestParameters { BinaryDataOutput = binary });
+    return (buffer.WrittenSpan.ToArray(), binary ? jsonLength : null);
 }
 
-static async Task<(HttpStatusCode Status, string? ServerTiming)> PostAsync(HttpClient http, (byte[] Body, int JsonLength) request)
+static Func<Task<(bool Ok, string? ServerTiming)>> Sender(HttpClient http, (byte[] Body, int? JsonLength) request) => async () =>
 {
     using var content = new ByteArrayContent(request.Body);
-    content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-    content.Headers.Add(InferRequestReader.HeaderContentLengthHeader, request.JsonLength.ToString(CultureInfo.InvariantCulture));
+    content.Headers.ContentType = new MediaTypeHeaderValue(request.JsonLength is null ? "application/json" : "application/octet-stream");
+    if (request.JsonLength is { } length)
+    {
+        content.Headers.Add(InferRequestReader.HeaderContentLengthHeader, length.ToString(CultureInfo.InvariantCulture));
+    }
+
     using var response = await http.PostAsync("/v2/models/bench/infer", content);
     await response.Content.ReadAsByteArrayAsync();
-    return (response.StatusCode, response.Headers.TryGetValues("Server-Timing", out var values) ? values.FirstOrDefault() : null);
-}
+    return (response.StatusCode == HttpStatusCode.OK, response.Headers.TryGetValues("Server-Timing", out var values) ? values.FirstOrDefault() : null);
+};
 
 // Server-Timing "name;dur=ms, name;desc=x" -> name -> value.
 static Dictionary<string, double> ParseServerTiming(string header)
@@ -361,10 +429,10 @@ static Dictionary<string, double> ParseServerTiming(string header)
     return phases;
 }
 
-static async Task WaitServedAsync(HttpClient http, (byte[] Body, int JsonLength) request)
+static async Task WaitServedAsync(Func<Task<(bool Ok, string? ServerTiming)>> send)
 {
     var deadline = DateTime.UtcNow.AddSeconds(120);
-    while ((await PostAsync(http, request)).Status != HttpStatusCode.OK)
+    while (!(await send()).Ok)
     {
         if (DateTime.UtcNow > deadline)
         {
@@ -375,7 +443,7 @@ static async Task WaitServedAsync(HttpClient http, (byte[] Body, int JsonLength)
     }
 }
 
-static async Task<Row> LoadAsync(HttpClient http, (byte[] Body, int JsonLength) request, int concurrency, TimeSpan duration)
+static async Task<Row> LoadAsync(Func<Task<(bool Ok, string? ServerTiming)>> send, int concurrency, TimeSpan duration)
 {
     var latencies = new List<double>[concurrency];
     var timings = new List<(double ClientMs, string Header)>[concurrency];
@@ -388,7 +456,7 @@ static async Task<Row> LoadAsync(HttpClient http, (byte[] Body, int JsonLength) 
         while (sw.Elapsed < duration)
         {
             var t = Stopwatch.GetTimestamp();
-            var (status, serverTiming) = await PostAsync(http, request);
+            var (ok, serverTiming) = await send();
             var ms = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
             mine.Add(ms);
             if (serverTiming is not null)
@@ -396,7 +464,7 @@ static async Task<Row> LoadAsync(HttpClient http, (byte[] Body, int JsonLength) 
                 myTimings.Add((ms, serverTiming));
             }
 
-            if (status != HttpStatusCode.OK)
+            if (!ok)
             {
                 Interlocked.Increment(ref errors);
             }
@@ -405,7 +473,7 @@ static async Task<Row> LoadAsync(HttpClient http, (byte[] Body, int JsonLength) 
     var elapsed = sw.Elapsed.TotalSeconds;
     var all = latencies.SelectMany(l => l).ToList();
     // Median of each phase InferenceApi reports, plus "client": what the client saw beyond InferenceApi's total
-    // (HTTP/1.1 to InferenceApi, both ends' socket and scheduling time).
+    // (the protocol to InferenceApi, both ends' socket and scheduling time).
     var parsed = timings.SelectMany(t => t).Select(t => (t.ClientMs, Phases: ParseServerTiming(t.Header))).ToList();
     var split = new SortedDictionary<string, double>(StringComparer.Ordinal);
     foreach (var name in new[] { "read", "decode", "worker", "queue", "compute", "batch", "encode", "total", "auth", "admit", "record" })

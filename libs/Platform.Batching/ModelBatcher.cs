@@ -55,6 +55,7 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             { "model.version", version.ToString(CultureInfo.InvariantCulture) },
             { "execution.provider", session.ExecutionProvider },
         };
+        Statistics = new BatcherStatistics(timeProvider);
         // Splitting needs dimension 0 to be the batch on every input and output.
         _modelBatches = session.Inputs.Count > 0
             && session.Inputs.All(i => i.HasDynamicBatch)
@@ -86,22 +87,29 @@ public sealed partial class ModelBatcher : IAsyncDisposable
     /// <summary>Requests waiting.</summary>
     public int QueueDepth => Volatile.Read(ref _depth);
 
+    /// <summary>Cumulative statistics (Triton's statistics extension) of this model version on this worker.</summary>
+    public BatcherStatistics Statistics { get; }
+
     /// <summary>
-    /// Validates the request, queues it and completes when its batch has run.
+    /// Queues a request and completes when its batch has run. The request must already have been validated against
+    /// the model's signature (Platform.Inference.Protocol's InferRequestValidator, as the worker does): here inputs are
+    /// only put in model order.
     /// </summary>
-    /// <exception cref="InvalidInferenceRequestException">The request does not fit the model.</exception>
+    /// <exception cref="InvalidInferenceRequestException">An input the model does not have, or a missing one.</exception>
     /// <exception cref="QueueFullException">The queue is full.</exception>
     /// <exception cref="DeadlineExceededException">The deadline passed before the request ran.</exception>
     /// <exception cref="BatcherStoppedException">The batcher is stopping.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired before the request ran.</exception>
     public Task<InferenceOutcome> InferAsync(InferenceWork work, CancellationToken cancellationToken = default)
     {
-        var inputs = RequestValidator.Validate(_session.Inputs, _session.Outputs, work);
+        ArgumentNullException.ThrowIfNull(work);
+        var inputs = InModelOrder(work.Inputs);
         cancellationToken.ThrowIfCancellationRequested();
         var now = _time.GetUtcNow();
         if (work.Deadline is { } deadline && deadline <= now)
         {
             _telemetry.Rejections.Add(1, WithReason("deadline"));
+            Statistics.RecordFailure(TimeSpan.Zero);
             throw new DeadlineExceededException($"the deadline {deadline:O} passed before the request was queued");
         }
 
@@ -115,12 +123,14 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             if (_stopped)
             {
                 _telemetry.Rejections.Add(1, WithReason("stopped"));
+                Statistics.RecordFailure(TimeSpan.Zero);
                 throw new BatcherStoppedException($"model '{Model}' version {Version} is unloading");
             }
             var options = _options;
             if (_depth >= options.QueueCapacity)
             {
                 _telemetry.Rejections.Add(1, WithReason("queue_full"));
+                Statistics.RecordFailure(TimeSpan.Zero);
                 throw new QueueFullException(Model, Version, options.QueueCapacity, EstimateRetryAfter(options));
             }
             if (!_groups.TryGetValue(key, out var queue))
@@ -314,6 +324,7 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             if (next.Deadline is { } deadline && deadline <= now)
             {
                 _telemetry.Rejections.Add(1, WithReason("deadline"));
+                Statistics.RecordFailure(_time.GetElapsedTime(next.EnqueuedTimestamp));
                 next.Completion.TrySetException(new DeadlineExceededException(
                     $"the deadline {deadline:O} passed after {_time.GetElapsedTime(next.EnqueuedTimestamp).TotalMilliseconds:0.###} ms in the queue; the request was not run"));
                 continue;
@@ -359,7 +370,10 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             var compute = _time.GetElapsedTime(computeStart);
             Interlocked.Exchange(ref _lastComputeTicks, compute.Ticks);
 
+            var splitStart = _time.GetTimestamp();
             var split = Split(batch, result, totalRows);
+            var finished = _time.GetTimestamp();
+            Statistics.RecordBatch(totalRows, batch.Count, _time.GetElapsedTime(started, computeStart), compute, _time.GetElapsedTime(splitStart, finished));
             _telemetry.BatchSize.Record(totalRows, _tags);
             _telemetry.BatchRequests.Record(batch.Count, _tags);
             _telemetry.ComputeTime.Record(compute.TotalSeconds, _tags);
@@ -369,6 +383,8 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             {
                 var queueTime = _time.GetElapsedTime(batch[r].EnqueuedTimestamp, started);
                 _telemetry.QueueTime.Record(queueTime.TotalSeconds, _tags);
+                Statistics.RecordQueued(queueTime);
+                Statistics.RecordSuccess(_time.GetElapsedTime(batch[r].EnqueuedTimestamp, finished));
                 batch[r].Completion.TrySetResult(new InferenceOutcome(split[r], totalRows, batch.Count, queueTime, compute));
             }
         }
@@ -379,6 +395,7 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             _telemetry.Rejections.Add(batch.Count, WithReason("error"));
             foreach (var item in batch)
             {
+                Statistics.RecordFailure(_time.GetElapsedTime(item.EnqueuedTimestamp));
                 item.Completion.TrySetException(ex);
             }
         }
@@ -476,7 +493,7 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             if (shape.Length == 0 || shape[0] != totalRows)
             {
                 throw new InvalidOperationException(
-                    $"output '{tensor.Name}' has shape {RequestValidator.FormatShape(shape)}, whose dimension 0 is not the batch's {totalRows} rows; it cannot be split");
+                    $"output '{tensor.Name}' has shape {Platform.Inference.Protocol.InferRequestValidator.FormatShape(shape)}, whose dimension 0 is not the batch's {totalRows} rows; it cannot be split");
             }
             var strings = tensor.ElementType == TensorElementType.String ? tensor.GetStrings() : null;
             var perRow = tensor.ElementsPerBatchItem;
@@ -503,6 +520,35 @@ public sealed partial class ModelBatcher : IAsyncDisposable
     /// </summary>
     private static ReadOnlyMemory<byte> Rows(OrtTensor tensor, long start, long count) =>
         tensor.TryGetBatchItemMemory(start, count, out var memory) ? memory : tensor.GetBatchItemBytes(start, count).ToArray();
+
+    /// <summary>The request's inputs in the model's input order.</summary>
+    private BatchInput[] InModelOrder(IReadOnlyList<BatchInput> given)
+    {
+        var modelInputs = _session.Inputs;
+        var ordered = new BatchInput[modelInputs.Count];
+        foreach (var input in given)
+        {
+            var index = -1;
+            for (var i = 0; i < modelInputs.Count; i++)
+            {
+                if (string.Equals(modelInputs[i].Name, input.Name, StringComparison.Ordinal))
+                {
+                    index = i;
+                    break;
+                }
+            }
+
+            if (index < 0 || ordered[index] is not null)
+            {
+                throw new InvalidInferenceRequestException($"input '{input.Name}' is not an input of model '{Model}' or is given more than once");
+            }
+
+            ordered[index] = input;
+        }
+
+        var missing = Array.IndexOf(ordered, null);
+        return missing < 0 ? ordered : throw new InvalidInferenceRequestException($"missing input '{modelInputs[missing].Name}' of model '{Model}'");
+    }
 
     /// <summary>Rows of a request along dimension 0, or 0 when it cannot share a batch.</summary>
     private int RowsOf(BatchInput[] inputs)

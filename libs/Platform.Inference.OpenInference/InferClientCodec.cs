@@ -179,7 +179,7 @@ public static class InferClientCodec
         {
             var output = pending[i];
             var what = $"output '{output.Name}'";
-            var count = InferRequestReader.ElementCount(output.Shape, what);
+            var count = InferRequestValidator.ElementCount(what, output.Shape);
             ReadOnlyMemory<byte> data;
             if (output.BinarySize is { } size)
             {

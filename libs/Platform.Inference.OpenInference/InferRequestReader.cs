@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Globalization;
 using System.Text.Json;
 using Platform.Inference.Protocol;
@@ -64,7 +63,7 @@ public static class InferRequestReader
         {
             var input = header.Inputs[i];
             var what = $"input '{input.Name}'";
-            var count = ElementCount(input.Shape, what);
+            var count = InferRequestValidator.ElementCount(what, input.Shape);
             ReadOnlyMemory<byte> data;
             if (input.BinarySize is { } size)
             {
@@ -81,7 +80,7 @@ public static class InferRequestReader
 
                 data = body.Slice(binaryCursor, (int)size);
                 binaryCursor += (int)size;
-                CheckBinary(what, input.DataType, input.Shape, count, data.Span);
+                InferRequestValidator.CheckData(what, "binary_data_size", input.DataType, input.Shape, data.Span);
             }
             else
             {
@@ -105,76 +104,6 @@ public static class InferRequestReader
         }
 
         return new InferRequest(header.Id, inputs, header.Outputs, header.Parameters);
-    }
-
-    /// <summary>Checks raw tensor bytes against the shape: exact size for fixed-size types, a well-formed element list for BYTES.</summary>
-    internal static void CheckBinary(string what, DataType type, long[] shape, long count, ReadOnlySpan<byte> data)
-    {
-        if (type != DataType.Bytes)
-        {
-            var expected = count * type.ElementSize();
-            if (data.Length != expected)
-            {
-                throw new InferenceRequestException(
-                    $"{what}: binary_data_size is {data.Length} bytes but shape {TensorJsonDecoder.FormatShape(shape)} of {type.ToProtocolName()} needs {expected}");
-            }
-
-            return;
-        }
-
-        long elements = 0;
-        var offset = 0;
-        while (offset < data.Length)
-        {
-            if (data.Length - offset < 4)
-            {
-                throw new InferenceRequestException($"{what}: BYTES element {elements} has a truncated 4-byte length prefix");
-            }
-
-            var length = BinaryPrimitives.ReadUInt32LittleEndian(data[offset..]);
-            offset += 4;
-            if (length > (uint)(data.Length - offset))
-            {
-                throw new InferenceRequestException($"{what}: BYTES element {elements} declares {length} bytes but only {data.Length - offset} remain");
-            }
-
-            offset += (int)length;
-            elements++;
-        }
-
-        if (elements != count)
-        {
-            throw new InferenceRequestException(
-                $"{what}: shape {TensorJsonDecoder.FormatShape(shape)} needs {count} elements but the binary data holds {elements}");
-        }
-    }
-
-    internal static long ElementCount(long[] shape, string what)
-    {
-        long count = 1;
-        foreach (var dimension in shape)
-        {
-            if (dimension < 0)
-            {
-                throw new InferenceRequestException($"{what}: shape {TensorJsonDecoder.FormatShape(shape)} has a negative dimension");
-            }
-
-            try
-            {
-                count = checked(count * dimension);
-            }
-            catch (OverflowException)
-            {
-                throw new InferenceRequestException($"{what}: shape {TensorJsonDecoder.FormatShape(shape)} is too large");
-            }
-        }
-
-        if (count > int.MaxValue)
-        {
-            throw new InferenceRequestException($"{what}: shape {TensorJsonDecoder.FormatShape(shape)} is too large");
-        }
-
-        return count;
     }
 
     internal static InferenceRequestException Malformed(JsonException ex)
@@ -334,8 +263,7 @@ public static class InferRequestReader
 
         if (!DataTypes.TryParse(datatype, out var type))
         {
-            throw new InferenceRequestException(
-                $"{what}: unknown datatype '{datatype}' (expected one of {string.Join(", ", Enum.GetValues<DataType>().Select(t => t.ToProtocolName()))})");
+            throw new InferenceRequestException($"{what}: unknown datatype '{datatype}' (expected one of {DataTypes.AllNames})");
         }
 
         if (shape is null)

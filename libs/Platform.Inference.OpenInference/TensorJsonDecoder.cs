@@ -54,14 +54,14 @@ internal static class TensorJsonDecoder
 
                     if (!nested)
                     {
-                        throw new InferenceRequestException($"{what}: 'data' mixes values and arrays; use a flat array or arrays nested like the shape {FormatShape(shape)}");
+                        throw new InferenceRequestException($"{what}: 'data' mixes values and arrays; use a flat array or arrays nested like the shape {InferRequestValidator.FormatShape(shape)}");
                     }
 
                     lengths[depth]++;
                     depth++;
                     if (depth >= shape.Length)
                     {
-                        throw new InferenceRequestException($"{what}: nested 'data' is deeper than the shape {FormatShape(shape)}");
+                        throw new InferenceRequestException($"{what}: nested 'data' is deeper than the shape {InferRequestValidator.FormatShape(shape)}");
                     }
 
                     lengths[depth] = 0;
@@ -72,14 +72,14 @@ internal static class TensorJsonDecoder
                     if (nested && lengths[depth] != shape[depth])
                     {
                         throw new InferenceRequestException(
-                            $"{what}: nested 'data' does not match the shape {FormatShape(shape)}: dimension {depth} has {lengths[depth]} items, expected {shape[depth]}");
+                            $"{what}: nested 'data' does not match the shape {InferRequestValidator.FormatShape(shape)}: dimension {depth} has {lengths[depth]} items, expected {shape[depth]}");
                     }
 
                     if (depth == 0)
                     {
                         if (index != expectedCount)
                         {
-                            throw new InferenceRequestException($"{what}: shape {FormatShape(shape)} needs {expectedCount} elements but 'data' has {index}");
+                            throw new InferenceRequestException($"{what}: shape {InferRequestValidator.FormatShape(shape)} needs {expectedCount} elements but 'data' has {index}");
                         }
 
                         return fixedBuffer ?? strings?.WrittenSpan.ToArray() ?? [];
@@ -92,7 +92,7 @@ internal static class TensorJsonDecoder
                     if (nested && depth != shape.Length - 1)
                     {
                         throw new InferenceRequestException(
-                            $"{what}: nested 'data' does not match the shape {FormatShape(shape)}: a value appears at depth {depth}, values belong at depth {shape.Length - 1}");
+                            $"{what}: nested 'data' does not match the shape {InferRequestValidator.FormatShape(shape)}: a value appears at depth {depth}, values belong at depth {shape.Length - 1}");
                     }
 
                     first = false;
@@ -139,130 +139,119 @@ internal static class TensorJsonDecoder
 
     private static void WriteElement(ref Utf8JsonReader reader, string what, long index, DataType type, Span<byte> destination)
     {
-        var ok = type switch
+        var outcome = type switch
         {
             DataType.Bool => WriteBool(ref reader, destination),
-            DataType.UInt8 => WriteUnsigned(ref reader, byte.MaxValue, destination),
-            DataType.UInt16 => WriteUnsigned(ref reader, ushort.MaxValue, destination),
-            DataType.UInt32 => WriteUnsigned(ref reader, uint.MaxValue, destination),
-            DataType.UInt64 => WriteUnsigned(ref reader, ulong.MaxValue, destination),
-            DataType.Int8 => WriteSigned(ref reader, sbyte.MinValue, sbyte.MaxValue, destination),
-            DataType.Int16 => WriteSigned(ref reader, short.MinValue, short.MaxValue, destination),
-            DataType.Int32 => WriteSigned(ref reader, int.MinValue, int.MaxValue, destination),
-            DataType.Int64 => WriteSigned(ref reader, long.MinValue, long.MaxValue, destination),
-            DataType.Fp16 => WriteHalf(ref reader, destination),
-            DataType.Fp32 => WriteSingle(ref reader, destination),
-            DataType.Fp64 => WriteDouble(ref reader, destination),
-            _ => false,
+            DataType.UInt8 or DataType.UInt16 or DataType.UInt32 or DataType.UInt64 => WriteUnsigned(ref reader, type, destination),
+            DataType.Int8 or DataType.Int16 or DataType.Int32 or DataType.Int64 => WriteSigned(ref reader, type, destination),
+            DataType.Fp16 or DataType.Bf16 or DataType.Fp32 or DataType.Fp64 => WriteFloat(ref reader, type, destination),
+            _ => Outcome.Invalid,
         };
-        if (!ok)
+        switch (outcome)
         {
-            throw new InferenceRequestException($"{what}: element {index} ({Raw(ref reader)}) is not a valid {type.ToProtocolName()}");
+            case Outcome.Invalid:
+                throw new InferenceRequestException($"{what}: element {index} ({Raw(ref reader)}) is not a valid {type.ToProtocolName()}");
+            case Outcome.OutOfRange:
+                throw new InferenceRequestException($"{what}: {TensorElements.OutOfRange(index, Raw(ref reader), type)}");
         }
     }
 
-    private static bool WriteBool(ref Utf8JsonReader reader, Span<byte> destination)
+    private static Outcome WriteBool(ref Utf8JsonReader reader, Span<byte> destination)
     {
         switch (reader.TokenType)
         {
             case JsonTokenType.True:
                 destination[0] = 1;
-                return true;
+                return Outcome.Written;
             case JsonTokenType.False:
                 destination[0] = 0;
-                return true;
+                return Outcome.Written;
             default:
-                return false;
+                return Outcome.Invalid;
         }
     }
 
-    private static bool WriteUnsigned(ref Utf8JsonReader reader, ulong max, Span<byte> destination)
+    private static Outcome WriteUnsigned(ref Utf8JsonReader reader, DataType type, Span<byte> destination)
     {
-        if (reader.TokenType != JsonTokenType.Number || !reader.TryGetUInt64(out var value) || value > max)
+        if (reader.TokenType != JsonTokenType.Number)
         {
-            return false;
+            return Outcome.Invalid;
         }
 
-        switch (destination.Length)
+        if (reader.TryGetUInt64(out var value))
         {
-            case 1: destination[0] = (byte)value; break;
-            case 2: BinaryPrimitives.WriteUInt16LittleEndian(destination, (ushort)value); break;
-            case 4: BinaryPrimitives.WriteUInt32LittleEndian(destination, (uint)value); break;
-            default: BinaryPrimitives.WriteUInt64LittleEndian(destination, value); break;
+            return TensorElements.TryWriteUnsigned(type, value, destination) ? Outcome.Written : Outcome.OutOfRange;
         }
 
-        return true;
+        // A negative integer, or one beyond 64 bits, is an integer out of range; a fraction is not an integer at all.
+        return IsInteger(ref reader) ? Outcome.OutOfRange : Outcome.Invalid;
     }
 
-    private static bool WriteSigned(ref Utf8JsonReader reader, long min, long max, Span<byte> destination)
+    private static Outcome WriteSigned(ref Utf8JsonReader reader, DataType type, Span<byte> destination)
     {
-        if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out var value) || value < min || value > max)
+        if (reader.TokenType != JsonTokenType.Number)
         {
-            return false;
+            return Outcome.Invalid;
         }
 
-        switch (destination.Length)
+        if (reader.TryGetInt64(out var value))
         {
-            case 1: destination[0] = (byte)(sbyte)value; break;
-            case 2: BinaryPrimitives.WriteInt16LittleEndian(destination, (short)value); break;
-            case 4: BinaryPrimitives.WriteInt32LittleEndian(destination, (int)value); break;
-            default: BinaryPrimitives.WriteInt64LittleEndian(destination, value); break;
+            return TensorElements.TryWriteInteger(type, value, destination) ? Outcome.Written : Outcome.OutOfRange;
         }
 
-        return true;
+        return IsInteger(ref reader) ? Outcome.OutOfRange : Outcome.Invalid;
     }
 
-    private static bool WriteSingle(ref Utf8JsonReader reader, Span<byte> destination)
+    private static bool IsInteger(ref Utf8JsonReader reader)
     {
-        // TryGetSingle parses the decimal text straight to the nearest float: no detour through double, so the bits
-        // equal what a float parser on the client would produce.
-        if (reader.TokenType == JsonTokenType.Number && reader.TryGetSingle(out var value))
-        {
-            BinaryPrimitives.WriteSingleLittleEndian(destination, value);
-            return true;
-        }
-
-        if (TryGetNonFinite(ref reader, out var special))
-        {
-            BinaryPrimitives.WriteSingleLittleEndian(destination, (float)special);
-            return true;
-        }
-
-        return false;
+        var text = reader.HasValueSequence ? reader.ValueSequence.ToArray() : reader.ValueSpan;
+        var digits = text.Length > 0 && text[0] == (byte)'-' ? text[1..] : text;
+        return digits.Length > 0 && digits.IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0;
     }
 
-    private static bool WriteDouble(ref Utf8JsonReader reader, Span<byte> destination)
+    private static Outcome WriteFloat(ref Utf8JsonReader reader, DataType type, Span<byte> destination)
     {
-        if ((reader.TokenType == JsonTokenType.Number && reader.TryGetDouble(out var value)) || TryGetNonFinite(ref reader, out value))
+        if (reader.TokenType == JsonTokenType.Number)
         {
-            BinaryPrimitives.WriteDoubleLittleEndian(destination, value);
-            return true;
-        }
-
-        return false;
-    }
-
-    private static bool WriteHalf(ref Utf8JsonReader reader, Span<byte> destination)
-    {
-        if (reader.TokenType == JsonTokenType.Number && reader.TryGetDouble(out var value))
-        {
-            var half = (Half)value;
-            if (Half.IsInfinity(half))
+            var text = reader.HasValueSequence ? reader.ValueSequence.ToArray() : reader.ValueSpan;
+            // Each type parses the decimal text straight to its nearest value (no detour through a wider type that
+            // could round twice), so the bits equal what a parser of that type on the client would produce. IEEE
+            // parsing turns a finite number beyond the type's range into infinity: that is the client's mistake.
+            switch (type)
             {
-                return false; // a finite number beyond ±65504 is a client mistake, not infinity
-            }
+                case DataType.Fp32:
+                    if (!float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var single))
+                    {
+                        return Outcome.Invalid;
+                    }
 
-            BinaryPrimitives.WriteHalfLittleEndian(destination, half);
-            return true;
+                    BinaryPrimitives.WriteSingleLittleEndian(destination, single);
+                    return float.IsInfinity(single) ? Outcome.OutOfRange : Outcome.Written;
+                case DataType.Fp16:
+                    if (!Half.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var half))
+                    {
+                        return Outcome.Invalid;
+                    }
+
+                    BinaryPrimitives.WriteHalfLittleEndian(destination, half);
+                    return Half.IsInfinity(half) ? Outcome.OutOfRange : Outcome.Written;
+                default:
+                    if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number))
+                    {
+                        return Outcome.Invalid;
+                    }
+
+                    return !double.IsInfinity(number) && TensorElements.TryWriteDouble(type, number, destination) ? Outcome.Written : Outcome.OutOfRange;
+            }
         }
 
         if (TryGetNonFinite(ref reader, out var special))
         {
-            BinaryPrimitives.WriteHalfLittleEndian(destination, (Half)special);
-            return true;
+            TensorElements.TryWriteDouble(type, special, destination);
+            return Outcome.Written;
         }
 
-        return false;
+        return Outcome.Invalid;
     }
 
     // JSON has no NaN or infinities; the writer emits them as these strings, so the reader accepts them back.
@@ -306,7 +295,10 @@ internal static class TensorJsonDecoder
         return text.Length > 40 ? text[..40] + "…" : text;
     }
 
-    /// <summary>"[2,3]".</summary>
-    public static string FormatShape(IReadOnlyList<long> shape) =>
-        "[" + string.Join(",", shape.Select(d => d.ToString(CultureInfo.InvariantCulture))) + "]";
+    private enum Outcome
+    {
+        Written,
+        Invalid,
+        OutOfRange,
+    }
 }

@@ -70,9 +70,9 @@ public static class TensorJsonEncoder
             case DataType.Fp16: WriteFloat(writer, (float)BinaryPrimitives.ReadHalfLittleEndian(at)); break;
             case DataType.Fp32: WriteFloat(writer, BinaryPrimitives.ReadSingleLittleEndian(at)); break;
             case DataType.Fp64: WriteDouble(writer, BinaryPrimitives.ReadDoubleLittleEndian(at)); break;
+            case DataType.Bf16: WriteFloat(writer, BFloat16Bits.Read(at)); break;
             case DataType.Bytes:
-                var length = (int)BinaryPrimitives.ReadUInt32LittleEndian(at);
-                var value = at.Slice(4, length);
+                var value = BytesCodec.ReadElement(data, ref offset);
                 if (Utf8.IsValid(value))
                 {
                     writer.WriteStringValue(value);
@@ -83,7 +83,6 @@ public static class TensorJsonEncoder
                     writer.WriteStringValue(Encoding.UTF8.GetString(value));
                 }
 
-                offset += 4 + length;
                 index++;
                 return;
         }

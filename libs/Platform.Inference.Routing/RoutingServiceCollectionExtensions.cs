@@ -1,7 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Platform.WorkerDiscovery;
-using StackExchange.Redis;
 
 namespace Platform.Inference.Routing;
 
@@ -9,8 +8,9 @@ namespace Platform.Inference.Routing;
 public static class RoutingServiceCollectionExtensions
 {
     /// <summary>
-    /// Registers a singleton <see cref="WorkerClient"/> with options from section <c>WorkerRouting</c>, and the worker directory
-    /// it picks replicas from (announced in Redis: needs an <c>IConnectionMultiplexer</c> (Aspire.StackExchange.Redis: AddRedisClient)).
+    /// Registers a singleton <see cref="WorkerClient"/> with options from section <c>WorkerRouting</c> and, unless one is
+    /// registered already, <see cref="AnnouncedWorkerReplicaSource"/> over the worker directory (the replicas' announcements
+    /// in Redis: needs an <c>IConnectionMultiplexer</c>, e.g. Platform.Redis' AddPlatformRedisClient).
     /// </summary>
     public static IServiceCollection AddWorkerRouting(this IServiceCollection services)
     {
@@ -18,6 +18,7 @@ public static class RoutingServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddOptions<WorkerRoutingOptions>().BindConfiguration(WorkerRoutingOptions.SectionName);
         services.AddWorkerDirectory();
+        services.TryAddSingleton<IWorkerReplicaSource, AnnouncedWorkerReplicaSource>();
         services.TryAddSingleton<WorkerClient>();
         return services;
     }

@@ -1,39 +1,52 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Net;
-using System.Net.Http.Headers;
-using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Platform.Inference.Protocol;
 using Platform.Inference.Protocol.Wire;
-using Platform.WorkerDiscovery;
 
 namespace Platform.Inference.Routing;
 
-/// <summary>Outcome of a worker call: a response, or the error to give the client.</summary>
-/// <param name="Response">The worker's answer when it succeeded.</param>
-/// <param name="Error">Why it failed: the worker's own <see cref="WorkerError"/>, or one made here (unreachable, deadline).</param>
+/// <summary>Why a worker call failed, as the caller should answer it.</summary>
+/// <param name="Status">HTTP status equivalent: 400 (bad request), 404 (version not on any replica), 429 (queues full),
+/// 500 (inference failed), 502 (unreadable answer), 503 (unavailable, loading, unreachable), 504 (deadline).</param>
+/// <param name="Message">What went wrong, for the client.</param>
+/// <param name="RetryAfterMs">For 429 and 503: when to come back (0 when the worker did not say).</param>
+public sealed record WorkerFailure(int Status, string Message, int RetryAfterMs = 0);
+
+/// <summary>Outcome of a worker call: the request's result, or the failure to give the client.</summary>
+/// <param name="Result">The worker's result when it succeeded.</param>
+/// <param name="Version">The version that ran (the request's, or the replica's highest active one for version 0).</param>
+/// <param name="WorkerInstance">The replica that answered.</param>
+/// <param name="Error">Why it failed.</param>
 /// <param name="Attempts">Attempts made across replicas.</param>
-public sealed record WorkerCallResult(WorkerInferResponse? Response, WorkerError? Error, int Attempts);
+public sealed record WorkerCallResult(InferItemResult? Result, long Version, string? WorkerInstance, WorkerFailure? Error, int Attempts);
+
+/// <summary>One replica's statistics.</summary>
+/// <param name="Replica">The replica.</param>
+/// <param name="Statistics">Its statistics; null when it could not be reached.</param>
+/// <param name="Error">Why it could not be asked.</param>
+public sealed record ReplicaStatistics(WorkerReplica Replica, ModelStatisticsResponse? Statistics, string? Error);
 
 /// <summary>
-/// Sends <see cref="WorkerInferRequest"/>s to the model-worker replicas: protobuf over HTTP/2 with prior knowledge
-/// (h2c), one pooled <see cref="SocketsHttpHandler"/> multiplexing many streams per connection. Picks the replica with
-/// the fewest requests in flight and moves to another replica when one fails before answering (connection refused or
-/// reset), is unavailable (503), full (429) or does not have the model version (404: while a version rolls out, a replica
-/// that has not loaded it yet must not fail a request another replica can serve). Inference is a pure function of its
-/// inputs, so resending a request whose connection broke mid-flight is safe.
+/// Calls the model-worker replicas' gRPC service (<c>platform.worker.v1.ModelWorker</c>) over HTTP/2: one
+/// <see cref="GrpcChannel"/> per replica, all sharing one <see cref="SocketsHttpHandler"/> that opens more HTTP/2
+/// connections when one's stream limit is reached. Picks the replica with the fewest requests in flight and moves to
+/// another replica when one fails before answering (unreachable, reset), is unavailable (loading, unloading), full
+/// (RESOURCE_EXHAUSTED) or does not have the model version (NOT_FOUND: while a version rolls out, a replica that has
+/// not loaded it yet must not fail a request another replica can serve). Inference is a pure function of its inputs,
+/// so resending a request whose connection broke mid-flight is safe. The request's deadline is the call's gRPC deadline.
 /// </summary>
 public sealed partial class WorkerClient : IDisposable
 {
-    /// <summary>Content type of both directions.</summary>
-    public const string ContentType = "application/x-protobuf";
-
-    private static readonly MediaTypeHeaderValue ProtobufMediaType = new(ContentType);
-    private readonly HttpClient _http;
-    private readonly IWorkerDirectory _workers;
+    private readonly SocketsHttpHandler _handler;
+    private readonly ConcurrentDictionary<Uri, ModelWorker.ModelWorkerClient> _clients = new();
+    private readonly ConcurrentBag<GrpcChannel> _channels = [];
+    private readonly IWorkerReplicaSource _replicas;
     private readonly ReplicaBalancer _balancer;
     private readonly WorkerRoutingOptions _options;
     private readonly TimeProvider _timeProvider;
@@ -44,7 +57,7 @@ public sealed partial class WorkerClient : IDisposable
 
     /// <summary>Creates the client and its connection pool.</summary>
     public WorkerClient(
-        IWorkerDirectory workers,
+        IWorkerReplicaSource replicas,
         IOptions<WorkerRoutingOptions> options,
         TimeProvider timeProvider,
         IMeterFactory meterFactory,
@@ -52,12 +65,12 @@ public sealed partial class WorkerClient : IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(meterFactory);
-        _workers = workers;
+        _replicas = replicas;
         _options = options.Value;
         _timeProvider = timeProvider;
         _logger = logger;
         _balancer = new ReplicaBalancer(timeProvider, _options.FailureCooldown, _options.PackBelow);
-        var handler = new SocketsHttpHandler
+        _handler = new SocketsHttpHandler
         {
             // One connection's stream limit (Kestrel: 100) must not cap concurrency to a replica.
             EnableMultipleHttp2Connections = true,
@@ -70,13 +83,6 @@ public sealed partial class WorkerClient : IDisposable
             AllowAutoRedirect = false,
             AutomaticDecompression = DecompressionMethods.None,
         };
-        _http = new HttpClient(handler)
-        {
-            DefaultRequestVersion = HttpVersion.Version20,
-            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            // Deadlines are per request (linked tokens), not one client-wide timeout.
-            Timeout = Timeout.InfiniteTimeSpan,
-        };
         var meter = meterFactory.Create("Platform.Inference.Routing");
         _attempts = meter.CreateCounter<long>("platform.routing.worker_attempts", description: "Requests sent to worker replicas, by outcome");
         _retries = meter.CreateCounter<long>("platform.routing.worker_retries", description: "Requests moved to another replica, by reason");
@@ -88,95 +94,105 @@ public sealed partial class WorkerClient : IDisposable
     /// <summary>The balancer's view of the replicas (for health and diagnostics).</summary>
     public IReadOnlyList<ReplicaStatus> Replicas => _balancer.Snapshot();
 
-    /// <summary>Runs <paramref name="request"/> on some replica before <paramref name="deadline"/>.</summary>
+    /// <summary>The replicas the source knows now.</summary>
+    public ValueTask<IReadOnlyList<WorkerReplica>> GetReplicasAsync(CancellationToken cancellationToken) => _replicas.GetReplicasAsync(cancellationToken);
+
+    /// <summary>Runs one request for <paramref name="model"/> <paramref name="version"/> on some replica before <paramref name="deadline"/>.</summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (the client went away).</exception>
-    public async Task<WorkerCallResult> InferAsync(WorkerInferRequest request, DateTimeOffset deadline, CancellationToken cancellationToken)
+    public async Task<WorkerCallResult> InferAsync(string model, long version, InferItem item, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(request);
-        request.DeadlineUnixMs = deadline.ToUnixTimeMilliseconds();
-        if (string.IsNullOrEmpty(request.TraceParent) && Activity.Current is { } activity)
-        {
-            request.TraceParent = activity.Id ?? string.Empty;
-        }
-
-        // Serialised once: a retry resends the same bytes.
-        var payload = request.ToByteArray();
-        var remaining = deadline - _timeProvider.GetUtcNow();
-        if (remaining <= TimeSpan.Zero)
-        {
-            return new WorkerCallResult(null, DeadlineExceeded(), 0);
-        }
-
-        using var deadlineCts = new CancellationTokenSource(remaining, _timeProvider);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadlineCts.Token);
+        ArgumentNullException.ThrowIfNull(item);
+        var request = new InferBatchRequest { Model = model, Version = version, Items = { item } };
         var tried = new List<Uri>(2);
-        WorkerError? lastError = null;
-        var lastErrorRank = 0;
+        WorkerFailure? lastError = null;
+        var lastErrorRank = -1;
         var attempts = 0;
-        try
+        while (attempts < _options.MaxAttempts)
         {
-            while (attempts < _options.MaxAttempts)
+            if (deadline <= _timeProvider.GetUtcNow())
             {
-                var addresses = _workers.Workers.Select(w => w.Address).ToArray();
-                using var lease = _balancer.Acquire(addresses, tried);
-                if (lease is null)
-                {
-                    // Every replica was tried: start over after a pause (a worker restarting or still loading the model).
-                    tried.Clear();
-                    await Task.Delay(_options.RetryBackoff, _timeProvider, linked.Token);
-                    continue;
-                }
-
-                attempts++;
-                var replica = lease.Replica;
-                var outcome = await SendAsync(replica, payload, linked.Token);
-                if (outcome.Response is not null)
-                {
-                    _balancer.ReportSuccess(replica);
-                    _attempts.Add(1, new KeyValuePair<string, object?>("outcome", "ok"));
-                    return new WorkerCallResult(outcome.Response, null, attempts);
-                }
-
-                var error = outcome.Error!;
-                var reason = outcome.Unreachable ? "unreachable" : error.Code.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                _attempts.Add(1, new KeyValuePair<string, object?>("outcome", reason));
-                if (!outcome.Unreachable && error.Code is not (503 or 429 or 404))
-                {
-                    return new WorkerCallResult(null, error, attempts);
-                }
-
-                if (outcome.Unreachable)
-                {
-                    _balancer.ReportFailure(replica);
-                }
-
-                // Keep the most informative error for the caller if no replica answers: full (429) beats unavailable or
-                // loading (503), which beats "not on this replica" (404), which beats unreachable.
-                var rank = Informativeness(error.Code, outcome.Unreachable);
-                if (rank >= lastErrorRank)
-                {
-                    lastError = error;
-                    lastErrorRank = rank;
-                }
-
-                tried.Add(replica);
-                _retries.Add(1, new KeyValuePair<string, object?>("reason", reason));
-                LogRetry(_logger, replica.Authority, reason, error.Message);
+                return new WorkerCallResult(null, version, null, DeadlineExceeded(), attempts);
             }
-        }
-        catch (OperationCanceledException) when (deadlineCts.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-        {
-            return new WorkerCallResult(null, DeadlineExceeded(), attempts);
+
+            var replicas = await _replicas.GetReplicasAsync(cancellationToken);
+            var addresses = replicas.Select(r => r.GrpcAddress).ToArray();
+            using var lease = _balancer.Acquire(addresses, tried);
+            if (lease is null)
+            {
+                if (addresses.Length == 0)
+                {
+                    // Nothing to try: each pause counts as an attempt, so an empty replica list fails within MaxAttempts pauses.
+                    lastError ??= new WorkerFailure(503, "no model worker is known (none registered in service discovery)", 1000);
+                    attempts++;
+                }
+
+                // Every replica was tried: start over after a pause (a worker restarting or still loading the model).
+                tried.Clear();
+                var pause = TimeSpan.FromTicks(Math.Min(_options.RetryBackoff.Ticks, (deadline - _timeProvider.GetUtcNow()).Ticks));
+                if (pause > TimeSpan.Zero)
+                {
+                    await Task.Delay(pause, _timeProvider, cancellationToken);
+                }
+
+                continue;
+            }
+
+            attempts++;
+            var replica = lease.Replica;
+            var outcome = await SendAsync(replica, request, deadline, cancellationToken);
+            if (outcome.Response is { } response)
+            {
+                _balancer.ReportSuccess(replica);
+                var result = response.Results.Count == 1 ? response.Results[0] : null;
+                if (result is null)
+                {
+                    return new WorkerCallResult(null, version, response.WorkerInstance,
+                        new WorkerFailure(502, $"model worker {replica.Authority} answered {response.Results.Count} results for 1 request"), attempts);
+                }
+
+                if (result.Error is null)
+                {
+                    _attempts.Add(1, new KeyValuePair<string, object?>("outcome", "ok"));
+                    return new WorkerCallResult(result, response.Version, response.WorkerInstance, null, attempts);
+                }
+
+                outcome = outcome with { Error = ToFailure(result.Error) };
+            }
+
+            var error = outcome.Error!;
+            var reason = outcome.Unreachable ? "unreachable" : error.Status.ToString(CultureInfo.InvariantCulture);
+            _attempts.Add(1, new KeyValuePair<string, object?>("outcome", reason));
+            if (!outcome.Unreachable && error.Status is not (503 or 429 or 404))
+            {
+                return new WorkerCallResult(null, version, null, error, attempts);
+            }
+
+            if (outcome.Unreachable)
+            {
+                _balancer.ReportFailure(replica);
+            }
+
+            // Keep the most informative error for the caller if no replica answers: full (429) beats unavailable or
+            // loading (503), which beats "not on this replica" (404), which beats unreachable.
+            var rank = Informativeness(error.Status, outcome.Unreachable);
+            if (rank >= lastErrorRank)
+            {
+                lastError = error;
+                lastErrorRank = rank;
+            }
+
+            tried.Add(replica);
+            _retries.Add(1, new KeyValuePair<string, object?>("reason", reason));
+            LogRetry(_logger, replica.Authority, reason, error.Message);
         }
 
-        return new WorkerCallResult(null, lastError ?? new WorkerError { Code = 503, Message = "no model worker answered" }, attempts);
+        return new WorkerCallResult(null, version, null, lastError ?? new WorkerFailure(503, "no model worker answered", 1000), attempts);
     }
 
     /// <summary>
     /// Whether at least one replica has <paramref name="model"/> version <paramref name="version"/> loaded and ready, as
-    /// the replicas report it (<see cref="WorkerRoutingOptions.ReadyPathTemplate"/>). Asks every replica at once and
-    /// reuses the answer for <see cref="WorkerRoutingOptions.ReadinessCacheDuration"/>. An unreachable replica counts as
-    /// not having it.
+    /// the replicas report it (their ModelStates RPC). Asks every replica at once and reuses the answer for
+    /// <see cref="WorkerRoutingOptions.ReadinessCacheDuration"/>. An unreachable replica counts as not having it.
     /// </summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public async Task<bool> IsLoadedOnAnyReplicaAsync(string model, long version, CancellationToken cancellationToken)
@@ -189,14 +205,23 @@ public sealed partial class WorkerClient : IDisposable
             return cached.Ready;
         }
 
-        var endpoints = _workers.Workers;
-
-        var path = _options.ReadyPathTemplate
-            .Replace("{name}", Uri.EscapeDataString(model), StringComparison.Ordinal)
-            .Replace("{version}", version.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(_options.ConnectTimeout);
-        var answers = await Task.WhenAll(endpoints.Select(e => IsReadyAsync(new Uri(e.Address, path), timeout.Token)));
+        var replicas = await _replicas.GetReplicasAsync(cancellationToken);
+        var deadline = _timeProvider.GetUtcNow() + _options.ConnectTimeout;
+        var answers = await Task.WhenAll(replicas.Select(async r =>
+        {
+            try
+            {
+                var states = await Client(r.GrpcAddress).ModelStatesAsync(new ModelStatesRequest { Model = model, Version = version },
+                    new CallOptions(deadline: deadline.UtcDateTime, cancellationToken: cancellationToken));
+                return states.Models.Any(m => m.State == LoadState.Ready);
+            }
+            catch (RpcException)
+            {
+                // Unreachable, or no answer within the connect timeout: this replica does not count as having it. (A
+                // caller that left is noticed below.)
+                return false;
+            }
+        }));
         cancellationToken.ThrowIfCancellationRequested();
         var ready = answers.Any(a => a);
         // Measured from the answer, not the question: a slow fan-out must not leave an already stale entry.
@@ -205,103 +230,115 @@ public sealed partial class WorkerClient : IDisposable
         return ready;
     }
 
-    /// <inheritdoc />
-    public void Dispose() => _http.Dispose();
-
-    private async Task<bool> IsReadyAsync(Uri uri, CancellationToken cancellationToken)
+    /// <summary>Asks every replica for its statistics of <paramref name="model"/> (empty: all) version <paramref name="version"/> (0: all).</summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public async Task<IReadOnlyList<ReplicaStatistics>> GetStatisticsAsync(string model, long version, CancellationToken cancellationToken)
     {
-        try
-        {
-            using var response = await _http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-            return response.StatusCode == HttpStatusCode.OK;
-        }
-        catch (Exception ex) when (ex is HttpRequestException or IOException or OperationCanceledException)
-        {
-            // Unreachable, or no answer within the connect timeout: this replica does not count as having it. (A caller
-            // that left is noticed by the caller.)
-            return false;
-        }
-    }
-
-    private async Task<Outcome> SendAsync(Uri replica, byte[] payload, CancellationToken cancellationToken)
-    {
-        using var message = new HttpRequestMessage(HttpMethod.Post, new Uri(replica, _options.InferPath))
-        {
-            Content = new ByteArrayContent(payload) { Headers = { ContentType = ProtobufMediaType } },
-            // HttpClient's DefaultRequestVersion applies only to the messages it builds itself; a message built here would
-            // otherwise go out as HTTP/1.1 (one connection per request in flight) instead of h2c streams.
-            Version = HttpVersion.Version20,
-            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-        };
-        try
-        {
-            using var response = await _http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-            var body = await response.Content.ReadAsByteArrayAsync(cancellationToken);
-            if (response.StatusCode == HttpStatusCode.OK)
-            {
-                return new Outcome(WorkerInferResponse.Parser.ParseFrom(body), null, false);
-            }
-
-            return new Outcome(null, ParseError(response, body), false);
-        }
-        catch (HttpRequestException ex) when (!cancellationToken.IsCancellationRequested)
-        {
-            return new Outcome(null, new WorkerError { Code = 503, Message = $"model worker {replica.Authority} unreachable: {ex.Message}" }, true);
-        }
-        catch (IOException ex) when (!cancellationToken.IsCancellationRequested)
-        {
-            // The connection broke while the body was streaming back.
-            return new Outcome(null, new WorkerError { Code = 503, Message = $"model worker {replica.Authority} connection lost: {ex.Message}" }, true);
-        }
-        catch (InvalidProtocolBufferException ex)
-        {
-            return new Outcome(null, new WorkerError { Code = 502, Message = $"model worker {replica.Authority} sent an unreadable response: {ex.Message}" }, false);
-        }
-    }
-
-    private static WorkerError ParseError(HttpResponseMessage response, byte[] body)
-    {
-        var status = (int)response.StatusCode;
-        WorkerError? error = null;
-        if (response.Content.Headers.ContentType?.MediaType == ContentType)
+        var replicas = await _replicas.GetReplicasAsync(cancellationToken);
+        var deadline = _timeProvider.GetUtcNow() + _options.ConnectTimeout + TimeSpan.FromSeconds(3);
+        var answers = await Task.WhenAll(replicas.Select(async r =>
         {
             try
             {
-                error = WorkerError.Parser.ParseFrom(body);
+                var statistics = await Client(r.GrpcAddress).ModelStatisticsAsync(new ModelStatisticsRequest { Model = model, Version = version },
+                    new CallOptions(deadline: deadline.UtcDateTime, cancellationToken: cancellationToken));
+                return new ReplicaStatistics(r, statistics, null);
             }
-            catch (InvalidProtocolBufferException)
+            catch (RpcException ex)
             {
-                error = null;
+                return new ReplicaStatistics(r, null, $"{ex.StatusCode}: {ex.Status.Detail}");
             }
-        }
-
-        error ??= new WorkerError { Code = status, Message = $"model worker answered {status} {response.ReasonPhrase}" };
-        if (error.Code == 0)
-        {
-            error.Code = status;
-        }
-
-        if (error.RetryAfterMs == 0 && response.Headers.RetryAfter?.Delta is { } delta)
-        {
-            error.RetryAfterMs = (int)Math.Min(int.MaxValue, delta.TotalMilliseconds);
-        }
-
-        return error;
+        }));
+        cancellationToken.ThrowIfCancellationRequested();
+        return answers;
     }
 
-    private static int Informativeness(int code, bool unreachable) => unreachable ? 0 : code switch
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var channel in _channels)
+        {
+            channel.Dispose();
+        }
+
+        _handler.Dispose();
+    }
+
+    private ModelWorker.ModelWorkerClient Client(Uri address) =>
+        _clients.GetOrAdd(address, a =>
+        {
+            var channel = GrpcChannel.ForAddress(a, new GrpcChannelOptions
+            {
+                HttpHandler = _handler,
+                DisposeHttpClient = false,
+                MaxReceiveMessageSize = _options.MaxMessageBytes,
+                MaxSendMessageSize = _options.MaxMessageBytes,
+            });
+            _channels.Add(channel);
+            return new ModelWorker.ModelWorkerClient(channel);
+        });
+
+    private async Task<Outcome> SendAsync(Uri replica, InferBatchRequest request, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var response = await Client(replica).InferAsync(request, new CallOptions(deadline: deadline.UtcDateTime, cancellationToken: cancellationToken));
+            return new Outcome(response, null, false);
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException("the caller went away", ex, cancellationToken);
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.DeadlineExceeded)
+        {
+            return new Outcome(null, DeadlineExceeded(), false);
+        }
+        catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown && ex.Status.DebugException is not null)
+        {
+            // The call never reached the service or its connection broke: the transport's failure, not the worker's answer.
+            return new Outcome(null, new WorkerFailure(503, $"model worker {replica.Authority} unreachable: {ex.Status.DebugException.Message}"), true);
+        }
+        catch (RpcException ex)
+        {
+            return new Outcome(null, ToFailure(ex, replica), false);
+        }
+    }
+
+    private static WorkerFailure ToFailure(RpcException ex, Uri replica)
+    {
+        var retryAfter = int.TryParse(ex.Trailers.GetValue(WorkerProtocol.RetryAfterTrailer), NumberStyles.None, CultureInfo.InvariantCulture, out var ms) ? ms : 0;
+        var message = ex.Status.Detail.Length > 0 ? ex.Status.Detail : $"model worker {replica.Authority} answered {ex.StatusCode}";
+        return new WorkerFailure(HttpStatusOf(ex.StatusCode), message, retryAfter);
+    }
+
+    private static WorkerFailure ToFailure(ItemError error) =>
+        new(HttpStatusOf((StatusCode)error.Code), error.Message, error.RetryAfterMs);
+
+    /// <summary>The HTTP status a gRPC status of the worker stands for.</summary>
+    public static int HttpStatusOf(StatusCode code) => code switch
+    {
+        StatusCode.InvalidArgument or StatusCode.OutOfRange or StatusCode.FailedPrecondition => 400,
+        StatusCode.NotFound => 404,
+        StatusCode.ResourceExhausted => 429,
+        StatusCode.Unavailable or StatusCode.Aborted => 503,
+        StatusCode.DeadlineExceeded => 504,
+        StatusCode.Cancelled => 499,
+        _ => 500,
+    };
+
+    private static int Informativeness(int status, bool unreachable) => unreachable ? 0 : status switch
     {
         429 => 3,
         503 => 2,
         _ => 1,
     };
 
-    private static WorkerError DeadlineExceeded() => new() { Code = 504, Message = "the request's deadline passed before a model worker answered" };
+    private static WorkerFailure DeadlineExceeded() => new(504, "the request's deadline passed before a model worker answered");
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Worker {Replica} did not take the request ({Reason}: {Detail}); trying another replica")]
     private static partial void LogRetry(ILogger logger, string replica, string reason, string detail);
 
-    private sealed record Outcome(WorkerInferResponse? Response, WorkerError? Error, bool Unreachable);
+    private sealed record Outcome(InferBatchResponse? Response, WorkerFailure? Error, bool Unreachable);
 
     private sealed record ReadinessEntry(bool Ready, long ExpiresAt);
 }

@@ -6,20 +6,14 @@ public sealed class WorkerRoutingOptions
     /// <summary>Configuration section.</summary>
     public const string SectionName = "WorkerRouting";
 
-    /// <summary>Path of the worker's inference endpoint.</summary>
-    public string InferPath { get; set; } = "/v1/infer";
-
     /// <summary>A replica that does not accept a connection within this is treated as down.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>How long a replica that failed to answer is avoided.</summary>
     public TimeSpan FailureCooldown { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Attempts per request across replicas (connection failures, 503 and 429 move to another replica).</summary>
+    /// <summary>Attempts per request across replicas (unreachable, UNAVAILABLE, RESOURCE_EXHAUSTED and NOT_FOUND move to another replica).</summary>
     public int MaxAttempts { get; set; } = 6;
-
-    /// <summary>Path of a replica's per-version readiness (<c>{name}</c> and <c>{version}</c> are filled in): 200 when loaded.</summary>
-    public string ReadyPathTemplate { get; set; } = "/v1/models/{name}/versions/{version}/ready";
 
     /// <summary>
     /// How long an answer to "is this version loaded on some replica" is reused, so readiness probes do not fan out to
@@ -36,4 +30,7 @@ public sealed class WorkerRoutingOptions
 
     /// <summary>Pause before trying the same replicas again once every replica has been tried.</summary>
     public TimeSpan RetryBackoff { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Largest message either side of the hop may send (a request's inputs or its outputs).</summary>
+    public int MaxMessageBytes { get; set; } = 256 * 1024 * 1024;
 }

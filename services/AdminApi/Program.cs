@@ -30,6 +30,7 @@ var app = builder.Build();
 app.MapDefaultEndpoints();
 app.MapServiceInfo("admin-api");
 app.MapRegistryEndpoints();
+app.MapRepositoryEndpoints();
 app.MapTenancyEndpoints();
 
 app.Run();

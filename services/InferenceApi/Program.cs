@@ -1,17 +1,21 @@
 using Microsoft.AspNetCore.Http.Json;
 using Platform.Data;
 using Platform.Inference.Routing;
+using Platform.InferenceApi.Grpc;
 using Platform.InferenceApi.Serving;
+using Platform.InferenceApi.Tenancy;
 using Platform.ModelRegistry;
 using Platform.ObjectStore;
 using Platform.Redis;
 using Platform.Tenancy;
 using Platform.Tenancy.Enforcement;
-using Platform.InferenceApi.Tenancy;
 
 var builder = WebApplication.CreateBuilder(args);
 
 builder.AddServiceDefaults();
+// Two listeners: GRPC_PORT speaks HTTP/2 only (inference.GRPCInferenceService and grpc.health.v1), every other port
+// HTTP/1.1 (the REST protocol, health, metrics).
+builder.UseGrpcPort();
 builder.AddPlatformRedisClient();
 builder.AddPlatformDataSource();
 
@@ -32,21 +36,36 @@ builder.AddPlatformTenancy();
 builder.Services.AddSingleton<TenancyTelemetry>();
 builder.Services.AddSingleton<KeyUsageTracker>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<KeyUsageTracker>());
+builder.Services.AddSingleton<InferenceEnforcement>();
 
 builder.Services.AddOptions<InferenceApiOptions>().BindConfiguration(InferenceApiOptions.SectionName);
+builder.Services.AddOptions<ModelRepositoryOptions>().BindConfiguration(ModelRepositoryOptions.SectionName);
 builder.Services.AddWorkerRouting();
 builder.Services.AddSingleton<ServedModelCatalog>();
 builder.Services.AddSingleton<ResponseCache>();
+builder.Services.AddSingleton<InferenceStatisticsStore>();
 builder.Services.AddSingleton<InferenceMetrics>();
 builder.AddFeatureEnrichment();
+builder.Services.AddSingleton<InferencePipeline>();
 builder.Services.AddSingleton<InferenceHandler>();
+builder.Services.AddSingleton<ModelStatisticsService>();
+builder.Services.AddHttpClient(ModelRepository.HttpClientName);
+builder.Services.AddSingleton<ModelRepository>();
 builder.Services.Configure<JsonOptions>(o =>
 {
     o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower;
     o.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
 });
-builder.WebHost.ConfigureKestrel((context, kestrel) =>
-    kestrel.Limits.MaxRequestBodySize = context.Configuration.GetValue($"{InferenceApiOptions.SectionName}:{nameof(InferenceApiOptions.MaxRequestBytes)}", new InferenceApiOptions().MaxRequestBytes) + 1);
+var maxRequestBytes = builder.Configuration.GetValue($"{InferenceApiOptions.SectionName}:{nameof(InferenceApiOptions.MaxRequestBytes)}", new InferenceApiOptions().MaxRequestBytes);
+builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = maxRequestBytes + 1);
+builder.Services.AddGrpc(grpc =>
+{
+    // The same request size limit as REST; a larger message is RESOURCE_EXHAUSTED.
+    grpc.MaxReceiveMessageSize = (int)Math.Min(int.MaxValue, maxRequestBytes);
+    grpc.MaxSendMessageSize = null;
+});
+// grpc.health.v1 answers from the same health checks as /health.
+builder.Services.AddGrpcHealthChecks();
 
 var app = builder.Build();
 
@@ -54,5 +73,7 @@ app.MapDefaultEndpoints();
 app.MapServiceInfo("inference-api");
 app.UseMiddleware<TenantEnforcementMiddleware>();
 app.MapOpenInference();
+app.MapGrpcService<OpenInferenceGrpcService>();
+app.MapGrpcHealthChecksService();
 
 app.Run();

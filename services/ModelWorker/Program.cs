@@ -9,8 +9,9 @@ using Platform.WorkerDiscovery;
 var builder = WebApplication.CreateBuilder(args);
 
 builder.AddServiceDefaults();
-// InferenceApi speaks HTTP/2 without TLS (prior knowledge); probes and humans use HTTP/1.1 on the same port.
-builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenH2cAndHttp1(builder.Configuration));
+// Two listeners: GRPC_PORT speaks HTTP/2 only (the inference hop from InferenceApi), every other port HTTP/1.1
+// (health, metrics, the JSON model listing).
+builder.UseGrpcPort();
 builder.AddPlatformDataSource();
 builder.AddPlatformObjectStore();
 builder.AddPlatformRedisClient();
@@ -26,6 +27,16 @@ builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
 builder.Services.AddSingleton(WorkerIdentity.From(builder.Configuration));
 // Callers balance across replicas themselves: each replica announces its own address (see libs/Platform.WorkerDiscovery).
 builder.Services.AddWorkerAnnouncement();
+builder.Services.AddSingleton<ModelSignatures>();
+
+var maxMessageBytes = (int)Math.Min(int.MaxValue, builder.Configuration.GetValue($"{WorkerOptions.SectionName}:{nameof(WorkerOptions.MaxRequestBodyBytes)}", new WorkerOptions().MaxRequestBodyBytes));
+builder.Services.AddGrpc(grpc =>
+{
+    grpc.MaxReceiveMessageSize = maxMessageBytes;
+    grpc.MaxSendMessageSize = null;
+});
+// grpc.health.v1 answers from the same health checks as /health.
+builder.Services.AddGrpcHealthChecks();
 
 // onnxruntime (AddPlatformOnnxRuntime): version and live execution provider; models: per-version load state.
 builder.Services.AddHealthChecks()
@@ -36,5 +47,7 @@ var app = builder.Build();
 app.MapDefaultEndpoints();
 app.MapServiceInfo("model-worker");
 app.MapInferenceEndpoints();
+app.MapGrpcService<WorkerGrpcService>();
+app.MapGrpcHealthChecksService();
 
 app.Run();

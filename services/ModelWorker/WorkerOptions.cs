@@ -39,6 +39,6 @@ public sealed class WorkerOptions
     /// </summary>
     public bool DispatchWhenIdle { get; set; } = true;
 
-    /// <summary>Largest accepted /v1/infer body.</summary>
+    /// <summary>Largest gRPC message the worker accepts (an Infer call with its tensors).</summary>
     public long MaxRequestBodyBytes { get; set; } = 256L * 1024 * 1024;
 }

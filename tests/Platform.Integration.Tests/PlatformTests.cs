@@ -46,6 +46,14 @@ public sealed class PlatformTests(PlatformFixture fixture)
                 $"{fixture.App.InstanceId("model-worker", i)} is not announced: {string.Join(", ", announced.Keys)}");
             Assert.Equal(addresses[i].Port, address.Port);
         }
+
+        // Each replica has its own port for the gRPC endpoint too (HTTP/2, the inference hop), announced beside the other.
+        var grpc = Enumerable.Range(0, 2).Select(i => fixture.App.ReplicaAddress("model-worker", i, "grpc")).ToArray();
+        Assert.Equal(4, addresses.Concat(grpc).Select(a => a.Port).Distinct().Count());
+        var announcedGrpc = (await redis.GetDatabase().HashGetAllAsync("platform:workers:endpoints"))
+            .Select(e => JsonDocument.Parse(e.Value.ToString()).RootElement)
+            .ToDictionary(e => "model-worker-" + e.GetProperty("id").GetString(), e => new Uri(e.GetProperty("grpc").GetString()!));
+        Assert.All(Enumerable.Range(0, 2), i => Assert.Equal(grpc[i].Port, announcedGrpc[fixture.App.InstanceId("model-worker", i)].Port));
     }
 
     [Theory]

@@ -29,6 +29,7 @@ public sealed class CodecTests
         { "FP32", "[0.1, -3.4028235E+38, 1E-45, \"NaN\"]", Le<float>([0.1f, float.MinValue, float.Epsilon, float.NaN]) },
         { "FP64", "[0.1, 1.7976931348623157E+308, -5E-324, \"-Infinity\"]", Le<double>([0.1, double.MaxValue, -double.Epsilon, double.NegativeInfinity]) },
         { "BYTES", "[\"a\", \"\", \"h\\u00e9\", \"xyz\"]", Bytes("a", "", "hé", "xyz") },
+        { "BF16", "[1.5, -2, 3.3895314E+38, \"NaN\"]", Le<ushort>([0x3FC0, 0xC000, 0x7F7F, (ushort)(BitConverter.SingleToUInt32Bits(float.NaN) >> 16)]) },
     };
 
     [Theory]
@@ -147,11 +148,11 @@ public sealed class CodecTests
         { """{"inputs":[{"name":"x","datatype":"FP32","shape":[2,2],"data":[[1,2,3],[4]]}]}""", null, "input 'x': nested 'data' does not match the shape [2,2]: dimension 1 has 3 items, expected 2" },
         { """{"inputs":[{"name":"x","datatype":"FP32","shape":[4],"data":[[1,2],[3,4]]}]}""", null, "input 'x': nested 'data' is deeper than the shape [4]" },
         { """{"inputs":[{"name":"x","datatype":"FP32","shape":[2,2],"data":[1,[2,3],4]}]}""", null, "input 'x': 'data' mixes values and arrays; use a flat array or arrays nested like the shape [2,2]" },
-        { """{"inputs":[{"name":"x","datatype":"FP8","shape":[1],"data":[1]}]}""", null, "input 'x': unknown datatype 'FP8' (expected one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES)" },
-        { """{"inputs":[{"name":"x","datatype":"UINT8","shape":[1],"data":[256]}]}""", null, "input 'x': element 0 (256) is not a valid UINT8" },
+        { """{"inputs":[{"name":"x","datatype":"FP8","shape":[1],"data":[1]}]}""", null, "input 'x': unknown datatype 'FP8' (expected one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES, BF16)" },
+        { """{"inputs":[{"name":"x","datatype":"UINT8","shape":[1],"data":[256]}]}""", null, "input 'x': element 0 (256) is out of the range of UINT8 (0 to 255)" },
         { """{"inputs":[{"name":"x","datatype":"INT32","shape":[2],"data":[1,1.5]}]}""", null, "input 'x': element 1 (1.5) is not a valid INT32" },
         { """{"inputs":[{"name":"x","datatype":"BOOL","shape":[1],"data":[1]}]}""", null, "input 'x': element 0 (1) is not a valid BOOL" },
-        { """{"inputs":[{"name":"x","datatype":"FP16","shape":[1],"data":[70000]}]}""", null, "input 'x': element 0 (70000) is not a valid FP16" },
+        { """{"inputs":[{"name":"x","datatype":"FP16","shape":[1],"data":[70000]}]}""", null, "input 'x': element 0 (70000) is out of the range of FP16 (±65504)" },
         { """{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":["a"]}]}""", null, "input 'x': element 0 (\"a\") is not a valid FP32" },
         { """{"inputs":[{"name":"x","datatype":"BYTES","shape":[1],"data":[3]}]}""", null, "input 'x': element 0 (3) is not a string (BYTES elements are JSON strings)" },
         { """{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":1}]}""", null, "input 'x': 'data' must be an array" },

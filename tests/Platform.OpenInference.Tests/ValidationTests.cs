@@ -11,8 +11,10 @@ public sealed class ValidationTests
         [new TensorSpec("probabilities", DataType.Fp32, [-1, 3])]);
 
     private static string Error(string json) =>
-        Assert.Throws<InferenceRequestException>(() =>
-            InferRequestValidator.Validate(InferRequestReader.Read(Encoding.UTF8.GetBytes(json)), Signature, "mlp")).Message;
+        Assert.Throws<InferenceRequestException>(() => Validate(InferRequestReader.Read(Encoding.UTF8.GetBytes(json)))).Message;
+
+    private static void Validate(InferRequest request) =>
+        InferRequestValidator.Validate(request.Inputs, request.Outputs.Select(o => o.Name), Signature, "mlp");
 
     private const string Ids = """{"name":"ids","datatype":"INT64","shape":[1],"data":[7]}""";
 
@@ -21,7 +23,7 @@ public sealed class ValidationTests
     {
         var request = InferRequestReader.Read(Encoding.UTF8.GetBytes(
             $$"""{"inputs":[{"name":"input","datatype":"FP32","shape":[3,4],"data":[1,2,3,4,5,6,7,8,9,10,11,12]},{{Ids}}],"outputs":[{"name":"probabilities"}]}"""));
-        InferRequestValidator.Validate(request, Signature, "mlp");
+        Validate(request);
     }
 
     [Theory]
@@ -38,4 +40,34 @@ public sealed class ValidationTests
     [InlineData($$"""{"inputs":[{"name":"input","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]},{{Ids}}],"outputs":[{"name":"logits"}]}""",
         "unknown output 'logits'; model 'mlp' has outputs 'probabilities'")]
     public void MismatchesNameTheTensor(string json, string expected) => Assert.Equal(expected, Error(json));
+
+    // What the worker checks of tensors arriving over the hop, with the same validator (data checked here, since no
+    // decoder checked it before).
+    public static TheoryData<InferTensor[], string[], string> HopCases => new()
+    {
+        { [Fp32("input", [2, 4], 32), Int64("ids", 1)], [], "" },
+        { [Fp32("input", [2, 4], 28), Int64("ids", 1)], [], "input 'input': data is 28 bytes but shape [2,4] of FP32 needs 32" },
+        { [Fp32("input", [1, 4], 16), Int64("ids", 1), Int64("ids", 1)], [], "input 'ids' appears more than once" },
+        { [Fp32("input", [1, 4], 16), Int64("ids", 1)], ["probabilities", "probabilities"], "output 'probabilities' is requested more than once" },
+        { [Fp32("input", [1, -4], 16), Int64("ids", 1)], [], "input 'input': shape [1,-4] does not match the model's [-1,4] (-1 = any size)" },
+    };
+
+    [Theory]
+    [MemberData(nameof(HopCases))]
+    public void TheWorkersChecksUseTheSameValidator(InferTensor[] inputs, string[] outputs, string expected)
+    {
+        void Run() => InferRequestValidator.Validate(inputs, outputs, Signature, "mlp", dataLabel: "data");
+        if (expected.Length == 0)
+        {
+            Run();
+        }
+        else
+        {
+            Assert.Equal(expected, Assert.Throws<InferenceRequestException>(Run).Message);
+        }
+    }
+
+    private static InferTensor Fp32(string name, long[] shape, int bytes) => new(name, DataType.Fp32, shape, new byte[bytes]);
+
+    private static InferTensor Int64(string name, long count) => new(name, DataType.Int64, [count], new byte[count * 8]);
 }

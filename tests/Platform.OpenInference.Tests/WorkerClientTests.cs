@@ -1,22 +1,23 @@
 using System.Net;
-using Google.Protobuf;
+using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using Platform.Inference.Protocol;
 using Platform.Inference.Protocol.Wire;
 using Platform.Inference.Routing;
 using Platform.WorkerDiscovery;
 
 namespace Platform.OpenInference.Tests;
 
-/// <summary>WorkerClient against real h2c replicas (in-process Kestrel servers) that answer what a worker can answer.</summary>
+/// <summary>WorkerClient against real gRPC replicas (in-process HTTP/2-only Kestrel servers) that answer what a worker can answer.</summary>
 public sealed class WorkerClientTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -24,16 +25,16 @@ public sealed class WorkerClientTests
     [Fact]
     public async Task AReplicaThatDoesNotHaveTheVersionYetPassesTheRequestOnToOneThatHasIt()
     {
-        // While a version rolls out, a replica whose registry view lags answers 404; the request must not fail for it.
-        await using var behind = await Replica.StartAsync(404, "model 'm' version 1 is not active on this worker");
-        await using var ready = await Replica.StartAsync(200, "ready");
+        // While a version rolls out, a replica whose registry view lags answers NOT_FOUND; the request must not fail for it.
+        await using var behind = await Replica.StartAsync(_ => throw new RpcException(new Status(StatusCode.NotFound, "model 'm' version 1 is not active on this worker")));
+        await using var ready = await Replica.StartAsync(_ => Answer("ready"));
         using var client = Client(behind, ready);
 
         for (var i = 0; i < 10; i++)
         {
-            var result = await client.InferAsync(Request(), DateTimeOffset.UtcNow.AddSeconds(10), Ct);
-            Assert.True(result.Response is not null, $"request {i}: {result.Error}");
-            Assert.Equal("ready", result.Response!.WorkerInstance);
+            var result = await client.InferAsync("m", 1, new InferItem(), DateTimeOffset.UtcNow.AddSeconds(10), Ct);
+            Assert.True(result.Result is not null, $"request {i}: {result.Error}");
+            Assert.Equal("ready", result.WorkerInstance);
         }
 
         Assert.True(behind.Calls > 0, "the lagging replica was never tried, so the test proved nothing");
@@ -43,47 +44,108 @@ public sealed class WorkerClientTests
     [Fact]
     public async Task WhenNoReplicaCanServeTheCallerGetsTheMostTellingError()
     {
-        // One replica is full, the other does not have the version: "full, retry later" is what the client can act on.
-        await using var full = await Replica.StartAsync(429, "The queue of model 'm' version 1 is full (1 requests waiting); retry later.");
-        await using var behind = await Replica.StartAsync(404, "model 'm' version 1 is not active on this worker");
+        // One replica's queue is full, the other does not have the version: "full, retry later" is what the client can act on.
+        await using var full = await Replica.StartAsync(_ => ItemFailure(StatusCode.ResourceExhausted, "The queue of model 'm' version 1 is full (1 requests waiting); retry later.", 250));
+        await using var behind = await Replica.StartAsync(_ => throw new RpcException(new Status(StatusCode.NotFound, "model 'm' version 1 is not active on this worker")));
         using var client = Client(full, behind);
 
-        var result = await client.InferAsync(Request(), DateTimeOffset.UtcNow.AddSeconds(10), Ct);
+        var result = await client.InferAsync("m", 1, new InferItem(), DateTimeOffset.UtcNow.AddSeconds(10), Ct);
 
-        Assert.Null(result.Response);
-        Assert.Equal(429, result.Error!.Code);
+        Assert.Null(result.Result);
+        Assert.Equal(429, result.Error!.Status);
+        Assert.Equal(250, result.Error.RetryAfterMs);
         Assert.Contains("is full", result.Error.Message, StringComparison.Ordinal);
         Assert.True(full.Calls > 0 && behind.Calls > 0, $"both replicas tried: full {full.Calls}, behind {behind.Calls}");
     }
 
     [Fact]
+    public async Task ALoadingReplicasRetryDelayTravelsInItsTrailer()
+    {
+        await using var loading = await Replica.StartAsync(_ => throw new RpcException(new Status(StatusCode.Unavailable, "model 'm' version 1 is still loading"),
+            new Metadata { { WorkerProtocol.RetryAfterTrailer, "1500" } }));
+        using var client = Client(loading);
+
+        var result = await client.InferAsync("m", 1, new InferItem(), DateTimeOffset.UtcNow.AddSeconds(10), Ct);
+
+        Assert.Equal((503, 1500, "model 'm' version 1 is still loading"), (result.Error!.Status, result.Error.RetryAfterMs, result.Error.Message));
+    }
+
+    [Fact]
     public async Task AClientMistakeIsNotRetriedOnAnotherReplica()
     {
-        await using var first = await Replica.StartAsync(400, "input 'x': shape [2] does not match [1,4]");
-        await using var second = await Replica.StartAsync(400, "input 'x': shape [2] does not match [1,4]");
+        await using var first = await Replica.StartAsync(_ => ItemFailure(StatusCode.InvalidArgument, "input 'x': shape [2] does not match [1,4]"));
+        await using var second = await Replica.StartAsync(_ => ItemFailure(StatusCode.InvalidArgument, "input 'x': shape [2] does not match [1,4]"));
         using var client = Client(first, second);
 
-        var result = await client.InferAsync(Request(), DateTimeOffset.UtcNow.AddSeconds(10), Ct);
+        var result = await client.InferAsync("m", 1, new InferItem(), DateTimeOffset.UtcNow.AddSeconds(10), Ct);
 
-        Assert.Equal(400, result.Error!.Code);
+        Assert.Equal((400, "input 'x': shape [2] does not match [1,4]"), (result.Error!.Status, result.Error.Message));
         Assert.Equal(1, result.Attempts);
         Assert.Equal(1, first.Calls + second.Calls);
     }
 
-    private static WorkerInferRequest Request() => new() { Model = "m", Version = 1 };
-
-    private static WorkerClient Client(params Replica[] replicas)
+    [Fact]
+    public async Task AnUnreachableReplicaIsSkippedAndCoolsDown()
     {
-        var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
-        return new WorkerClient(
-            new FixedWorkers([.. replicas.Select((r, i) => new WorkerEndpoint($"replica-{i}", r.Address, null, DateTimeOffset.UnixEpoch))]),
-            Options.Create(new WorkerRoutingOptions { MaxAttempts = 4, RetryBackoff = TimeSpan.FromMilliseconds(10) }),
-            TimeProvider.System,
-            services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(),
-            NullLogger<WorkerClient>.Instance);
+        var dead = await Replica.StartAsync(_ => Answer("dead"));
+        var deadAddress = dead.Address;
+        await dead.DisposeAsync();
+        await using var alive = await Replica.StartAsync(_ => Answer("alive"));
+        using var client = Client(new WorkerReplica("0", deadAddress, null), new WorkerReplica("1", alive.Address, null));
+
+        for (var i = 0; i < 4; i++)
+        {
+            var result = await client.InferAsync("m", 1, new InferItem(), DateTimeOffset.UtcNow.AddSeconds(10), Ct);
+            Assert.Equal("alive", result.WorkerInstance);
+        }
+
+        Assert.Contains(client.Replicas, r => r.Address == deadAddress && r.CoolingDown);
     }
 
-    /// <summary>A fixed set of announced workers: what the Redis-backed directory would hold.</summary>
+    [Fact]
+    public async Task TheRequestsDeadlineIsTheCallsDeadline()
+    {
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var calls = 0;
+        await using var slow = await Replica.StartAsync(async context =>
+        {
+            if (Interlocked.Increment(ref calls) == 1)
+            {
+                return await Answer("warm"); // the first call pays for connecting and JIT on both sides
+            }
+
+            started.TrySetResult();
+            await Task.Delay(Timeout.Infinite, context.CancellationToken);
+            return await Answer("late");
+        });
+        using var client = Client(slow);
+        Assert.NotNull((await client.InferAsync("m", 1, new InferItem(), DateTimeOffset.UtcNow.AddSeconds(30), Ct)).Result);
+
+        var result = await client.InferAsync("m", 1, new InferItem(), DateTimeOffset.UtcNow.AddMilliseconds(500), Ct);
+
+        Assert.True(started.Task.IsCompleted, "the call never reached the replica");
+        Assert.Equal(504, result.Error!.Status);
+        Assert.Equal("the request's deadline passed before a model worker answered", result.Error.Message);
+    }
+
+    [Fact]
+    public async Task ReplicasAreTheWorkersThatAnnouncedAGrpcAddress()
+    {
+        var directory = new FixedWorkers(
+        [
+            new WorkerEndpoint("a1", new Uri("http://127.0.0.1:5001"), new Uri("http://127.0.0.1:5002"), DateTimeOffset.UnixEpoch),
+            new WorkerEndpoint("b2", new Uri("http://127.0.0.1:5003"), null, DateTimeOffset.UnixEpoch),
+            new WorkerEndpoint("c3", new Uri("http://10.0.0.7:8080"), new Uri("http://10.0.0.7:8081"), DateTimeOffset.UnixEpoch),
+        ]);
+
+        var replicas = await new AnnouncedWorkerReplicaSource(directory).GetReplicasAsync(Ct);
+
+        // A replica without a gRPC endpoint (an older worker) cannot take the hop.
+        Assert.Equal(
+            [new WorkerReplica("a1", new Uri("http://127.0.0.1:5002"), new Uri("http://127.0.0.1:5001")), new WorkerReplica("c3", new Uri("http://10.0.0.7:8081"), new Uri("http://10.0.0.7:8080"))],
+            replicas);
+    }
+
     private sealed class FixedWorkers(IReadOnlyList<WorkerEndpoint> workers) : IWorkerDirectory
     {
         public IReadOnlyList<WorkerEndpoint> Workers => workers;
@@ -91,48 +153,83 @@ public sealed class WorkerClientTests
         public Task WaitForFirstRefreshAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
-    /// <summary>
-    /// An HTTP/2-only (prior knowledge) server answering <c>POST /v1/infer</c> with a fixed status, as a worker does. Being
-    /// HTTP/2-only it also checks the hop's protocol: Kestrel answers an HTTP/1.1 request here with a bare 400.
-    /// </summary>
+    private static Task<InferBatchResponse> Answer(string instance) =>
+        Task.FromResult(new InferBatchResponse { WorkerInstance = instance, Version = 1, Results = { new InferItemResult { BatchSize = 1 } } });
+
+    private static Task<InferBatchResponse> ItemFailure(StatusCode code, string message, int retryAfterMs = 0) =>
+        Task.FromResult(new InferBatchResponse
+        {
+            Version = 1,
+            Results = { new InferItemResult { Error = new ItemError { Code = (int)code, Message = message, RetryAfterMs = retryAfterMs } } },
+        });
+
+    private static WorkerClient Client(params Replica[] replicas) =>
+        Client([.. replicas.Select((r, i) => new WorkerReplica(i.ToString(System.Globalization.CultureInfo.InvariantCulture), r.Address, null))]);
+
+    private static WorkerClient Client(params WorkerReplica[] replicas)
+    {
+        var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        return new WorkerClient(
+            new FixedReplicas(replicas),
+            Options.Create(new WorkerRoutingOptions { MaxAttempts = 4, RetryBackoff = TimeSpan.FromMilliseconds(10) }),
+            TimeProvider.System,
+            services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(),
+            NullLogger<WorkerClient>.Instance);
+    }
+
+    private sealed class FixedReplicas(IReadOnlyList<WorkerReplica> replicas) : IWorkerReplicaSource
+    {
+        public ValueTask<IReadOnlyList<WorkerReplica>> GetReplicasAsync(CancellationToken cancellationToken) => ValueTask.FromResult(replicas);
+    }
+
+    /// <summary>An HTTP/2-only server hosting the worker's gRPC service with a scripted Infer.</summary>
     private sealed class Replica : IAsyncDisposable
     {
         private readonly WebApplication _app;
-        private int _calls;
+        private readonly Service _service;
 
-        private Replica(WebApplication app) => _app = app;
+        private Replica(WebApplication app, Service service)
+        {
+            _app = app;
+            _service = service;
+        }
 
         public Uri Address { get; private set; } = null!;
 
-        public int Calls => Volatile.Read(ref _calls);
+        public int Calls => _service.Calls;
 
-        public static async Task<Replica> StartAsync(int status, string message)
+        public static async Task<Replica> StartAsync(Func<ServerCallContext, Task<InferBatchResponse>> infer)
         {
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
             builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2));
+            var service = new Service(infer);
+            builder.Services.AddGrpc();
+            builder.Services.AddSingleton(service);
             var app = builder.Build();
-            var replica = new Replica(app);
-            app.MapPost("/v1/infer", async (HttpContext context) =>
-            {
-                Interlocked.Increment(ref replica._calls);
-                IMessage answer = status == 200
-                    ? new WorkerInferResponse { WorkerInstance = message, BatchSize = 1 }
-                    : new WorkerError { Code = status, Message = message, RetryAfterMs = status is 429 or 503 ? 1000 : 0 };
-                context.Response.StatusCode = status;
-                context.Response.ContentType = WorkerClient.ContentType;
-                await context.Response.Body.WriteAsync(answer.ToByteArray(), context.RequestAborted);
-            });
+            app.MapGrpcService<Service>();
             await app.StartAsync(Ct);
             var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-            replica.Address = new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal) + "/");
-            return replica;
+            return new Replica(app, service) { Address = new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal) + "/") };
         }
 
         public async ValueTask DisposeAsync()
         {
             await _app.StopAsync();
             await _app.DisposeAsync();
+        }
+
+        private sealed class Service(Func<ServerCallContext, Task<InferBatchResponse>> infer) : ModelWorker.ModelWorkerBase
+        {
+            private int _calls;
+
+            public int Calls => Volatile.Read(ref _calls);
+
+            public override Task<InferBatchResponse> Infer(InferBatchRequest request, ServerCallContext context)
+            {
+                Interlocked.Increment(ref _calls);
+                return infer(context);
+            }
         }
     }
 }

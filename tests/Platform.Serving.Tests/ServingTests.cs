@@ -62,18 +62,18 @@ public sealed class ServingTests(ServingFixture fixture)
     }
 
     [Fact]
-    public async Task InferenceApiReachesTheWorkersOverHttp2()
+    public async Task InferenceApiReachesTheWorkersOverGrpc()
     {
-        // The hop to the workers is h2c streams over pooled connections: the workers' own request metrics say which protocol
-        // their /v1/infer requests came in on. (WorkerFailureTests may be restarting a replica meanwhile: a replica that does
+        // The hop to the workers is gRPC (HTTP/2 streams over pooled connections): the workers' own request metrics say
+        // which protocol their Infer calls came in on. (WorkerFailureTests may be restarting a replica meanwhile: a replica that does
         // not answer /metrics, or answers with fresh counters, is read again on the next round.)
-        await DeployAsync("h2c-hop", 12);
+        await DeployAsync("grpc-hop", 12);
         var protocols = new List<string>();
         for (var round = 0; round < 10 && protocols.Count == 0; round++)
         {
             for (var i = 0; i < 4; i++)
             {
-                var (status, body, _) = await Client.PostAsync("/v2/models/h2c-hop/infer", [Input(1, i)], TensorEncoding.Binary, ct: Ct);
+                var (status, body, _) = await Client.PostAsync("/v2/models/grpc-hop/infer", [Input(1, i)], TensorEncoding.Binary, ct: Ct);
                 Assert.True(status == 200, Encoding.UTF8.GetString(body));
             }
 
@@ -91,7 +91,7 @@ public sealed class ServingTests(ServingFixture fixture)
                 }
 
                 protocols.AddRange(metrics.Split('\n')
-                    .Where(l => l.StartsWith("http_server_request_duration_seconds_count{", StringComparison.Ordinal) && l.Contains("http_route=\"/v1/infer\"", StringComparison.Ordinal))
+                    .Where(l => l.StartsWith("http_server_request_duration_seconds_count{", StringComparison.Ordinal) && l.Contains("http_route=\"/platform.worker.v1.ModelWorker/Infer\"", StringComparison.Ordinal))
                     .Select(l => System.Text.RegularExpressions.Regex.Match(l, "network_protocol_version=\"([^\"]+)\"").Groups[1].Value));
             }
         }
@@ -155,7 +155,7 @@ public sealed class ServingTests(ServingFixture fixture)
         { "/v2/models/errors/infer", """{"inputs":[{"name":"input","datatype":"FP32","shape":[2,16],"data":[[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16],[1,2,3]]}]}""", 400,
             "input 'input': nested 'data' does not match the shape [2,16]: dimension 1 has 3 items, expected 16" },
         { "/v2/models/errors/infer", """{"inputs":[{"name":"input","datatype":"UINT8","shape":[1],"data":[256]}]}""", 400,
-            "input 'input': element 0 (256) is not a valid UINT8" },
+            "input 'input': element 0 (256) is out of the range of UINT8 (0 to 255)" },
         { "/v2/models/errors/infer", """{"inputs":[]}""", 400,
             "missing input 'input' (FP32 [-1,16]); model 'errors' expects 'input' FP32 [-1,16]" },
         { "/v2/models/errors/infer", """{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}]}""", 400,

@@ -6,9 +6,16 @@ using Platform.OnnxModels;
 
 namespace Platform.Serving.Tests;
 
-/// <summary>Kills a worker replica: kept in its own class (and so collection) and restarts the replica afterwards.</summary>
+/// <summary>
+/// Kills a worker replica and restarts it afterwards; shares a collection with the statistics tests, whose counts a
+/// restarted worker would lose.
+/// </summary>
+[Collection(WorkerRestarts)]
 public sealed class WorkerFailureTests(ServingFixture fixture)
 {
+    /// <summary>Tests that restart workers, or that a worker restart would disturb, run one after another.</summary>
+    public const string WorkerRestarts = "worker-restarts";
+
     private CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]

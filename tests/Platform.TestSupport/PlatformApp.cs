@@ -171,6 +171,9 @@ public sealed class PlatformApp : IAsyncDisposable
     /// <summary>The process ids of every replica of a resource, in replica order.</summary>
     public IReadOnlyList<int> ProcessIds(string resource) => [.. Enumerable.Range(0, Instances(resource).Count).Select(i => ProcessId(resource, i))];
 
+    /// <summary>A resource's endpoint as clients reach it (through Aspire's proxy when the resource is replicated).</summary>
+    public Uri GetEndpoint(string resource, string? endpoint = null) => App.GetEndpoint(resource, endpoint);
+
     /// <summary>A client for a resource's endpoint (through Aspire's proxy when the resource is replicated).</summary>
     public HttpClient CreateHttpClient(string resource, string? endpoint = null) => App.CreateHttpClient(resource, endpoint);
 
@@ -180,13 +183,22 @@ public sealed class PlatformApp : IAsyncDisposable
     /// </summary>
     public HttpClient CreateReplicaHttpClient(string resource, int replica) => new() { BaseAddress = ReplicaAddress(resource, replica) };
 
-    /// <summary>The address one replica listens on (first of <c>ASPNETCORE_URLS</c> in its environment), bypassing Aspire's proxy.</summary>
-    public Uri ReplicaAddress(string resource, int replica)
+    /// <summary>
+    /// The address one replica listens on, bypassing Aspire's proxy: its HTTP endpoint from <c>ASPNETCORE_URLS</c> in the
+    /// replica's environment, or with <paramref name="endpoint"/> "grpc" its HTTP/2-only gRPC endpoint (<c>GRPC_PORT</c>).
+    /// </summary>
+    public Uri ReplicaAddress(string resource, int replica, string endpoint = "http")
     {
         var instance = Instance(resource, replica);
-        var urls = instance.Snapshot.EnvironmentVariables.FirstOrDefault(e => e.Name == "ASPNETCORE_URLS")?.Value
+        var environment = instance.Snapshot.EnvironmentVariables.GroupBy(e => e.Name).ToDictionary(g => g.Key, g => g.Last().Value);
+        var urls = environment.GetValueOrDefault("ASPNETCORE_URLS")
             ?? throw new InvalidOperationException($"'{instance.ResourceId}' has no ASPNETCORE_URLS.");
-        return new Uri(urls.Split(';')[0]);
+        var grpcPort = environment.GetValueOrDefault("GRPC_PORT");
+        var addresses = urls.Split(';', StringSplitOptions.RemoveEmptyEntries).Select(u => new Uri(u)).ToList();
+        var address = endpoint == "grpc"
+            ? addresses.FirstOrDefault(u => u.Port.ToString(CultureInfo.InvariantCulture) == grpcPort)
+            : addresses.FirstOrDefault(u => u.Port.ToString(CultureInfo.InvariantCulture) != grpcPort);
+        return address ?? throw new InvalidOperationException($"'{instance.ResourceId}' has no '{endpoint}' address in ASPNETCORE_URLS={urls} (GRPC_PORT={grpcPort}).");
     }
 
     /// <summary>A resource's connection string (e.g. "platformdb", "redis").</summary>

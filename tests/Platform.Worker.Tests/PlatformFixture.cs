@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Aspire.Hosting;
+using Grpc.Net.Client;
 using Platform.TestSupport;
 
 namespace Platform.Worker.Tests;
@@ -57,13 +58,9 @@ public sealed class PlatformFixture : IAsyncLifetime
         }
     }
 
-    /// <summary>An HTTP/2-only client (prior knowledge, no TLS) for a worker replica, as InferenceApi uses it.</summary>
-    public HttpClient CreateH2cClient(int replica) => new(new SocketsHttpHandler())
-    {
-        BaseAddress = App.ReplicaAddress("model-worker", replica),
-        DefaultRequestVersion = HttpVersion.Version20,
-        DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-    };
+    /// <summary>A gRPC channel to a worker replica's <c>grpc</c> endpoint (HTTP/2, no TLS), as InferenceApi uses it.</summary>
+    public GrpcChannel CreateWorkerChannel(int replica) =>
+        GrpcChannel.ForAddress(App.ReplicaAddress("model-worker", replica, "grpc"), new GrpcChannelOptions { MaxReceiveMessageSize = 64 * 1024 * 1024 });
 
     /// <summary>Uploads and activates a model; returns its version.</summary>
     public async Task<long> UploadActiveAsync(string name, byte[] model, CancellationToken cancellationToken)

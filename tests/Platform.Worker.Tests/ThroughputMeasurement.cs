@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Http.Headers;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
 using Platform.Inference.Protocol.Wire;
@@ -10,7 +8,7 @@ using Platform.OnnxRuntime;
 namespace Platform.Worker.Tests;
 
 /// <summary>
-/// Not a pass/fail test: measures the benchmark model raw in-process and through one worker replica over h2c, batching
+/// Not a pass/fail test: measures the benchmark model raw in-process and through one worker replica over the gRPC hop, batching
 /// off and on, and prints the numbers. Run with <c>-method "*MeasureRawOrtAgainstTheWorker"</c> (it is Explicit).
 /// </summary>
 public sealed class ThroughputMeasurement(PlatformFixture platform) : IClassFixture<PlatformFixture>
@@ -34,8 +32,9 @@ public sealed class ThroughputMeasurement(PlatformFixture platform) : IClassFixt
             await platform.PutSettingsAsync(name, new { maxBatchSize = maxBatch, maxQueueDelayMicros = delayMicros, queueCapacity = 4096 }, Ct);
             await platform.WaitUntilReadyEverywhereAsync(name, version, TimeSpan.FromSeconds(120), Ct,
                 ready => ready.GetProperty("settings").GetProperty("maxBatchSize").GetInt32() == maxBatch);
-            using var client = platform.CreateH2cClient(0);
-            var payload = Request(name, version, features).ToByteArray();
+            using var channel = platform.CreateWorkerChannel(0);
+            var client = new Platform.Inference.Protocol.Wire.ModelWorker.ModelWorkerClient(channel);
+            var request = Request(name, version, features);
             foreach (var concurrency in new[] { 1, 8, 32, 64 })
             {
                 var latencies = new List<double>();
@@ -46,12 +45,9 @@ public sealed class ThroughputMeasurement(PlatformFixture platform) : IClassFixt
                     while (clock.Elapsed < duration)
                     {
                         var start = Stopwatch.GetTimestamp();
-                        using var content = new ByteArrayContent(payload);
-                        content.Headers.ContentType = new MediaTypeHeaderValue("application/x-protobuf");
-                        using var response = await client.PostAsync("/v1/infer", content, Ct);
-                        var body = await response.Content.ReadAsByteArrayAsync(Ct);
-                        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-                        var parsed = WorkerInferResponse.Parser.ParseFrom(body);
+                        var response = await client.InferAsync(request, cancellationToken: Ct);
+                        var parsed = response.Results[0];
+                        Assert.Null(parsed.Error);
                         lock (latencies)
                         {
                             latencies.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
@@ -104,7 +100,7 @@ public sealed class ThroughputMeasurement(PlatformFixture platform) : IClassFixt
         }
     }
 
-    private static WorkerInferRequest Request(string model, long version, int features)
+    private static InferBatchRequest Request(string model, long version, int features)
     {
         var values = new float[features];
         var random = new Random(1);
@@ -112,10 +108,10 @@ public sealed class ThroughputMeasurement(PlatformFixture platform) : IClassFixt
         {
             values[i] = (float)random.NextDouble();
         }
-        var tensor = new WireTensor { Name = "input", Datatype = "FP32", Data = ByteString.CopyFrom(MemoryMarshal.AsBytes(values.AsSpan())) };
+        var tensor = new Tensor { Name = "input", Datatype = DataType.Fp32, Data = ByteString.CopyFrom(MemoryMarshal.AsBytes(values.AsSpan())) };
         tensor.Shape.Add([1, features]);
-        var request = new WorkerInferRequest { Model = model, Version = version };
-        request.Inputs.Add(tensor);
-        return request;
+        var item = new InferItem();
+        item.Inputs.Add(tensor);
+        return new InferBatchRequest { Model = model, Version = version, Items = { item } };
     }
 }

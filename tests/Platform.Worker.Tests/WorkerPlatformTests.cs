@@ -1,21 +1,24 @@
 using System.Net;
-using System.Net.Http.Headers;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Platform.Inference.Protocol;
 using Platform.Inference.Protocol.Wire;
 using Platform.OnnxModels;
 using Platform.OnnxRuntime;
+using WireDataType = Platform.Inference.Protocol.Wire.DataType;
 
 namespace Platform.Worker.Tests;
 
-/// <summary>ModelWorker in the running platform: models come from the registry, requests arrive as protobuf over h2c.</summary>
+/// <summary>ModelWorker in the running platform: models come from the registry, requests arrive over the gRPC hop.</summary>
 public sealed class WorkerPlatformTests(PlatformFixture platform) : IClassFixture<PlatformFixture>
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
-    public async Task InferenceOverH2cEqualsInProcessOnnxRuntimeBitForBit()
+    public async Task InferenceOverGrpcEqualsInProcessOnnxRuntimeBitForBit()
     {
         var mlp = MlpClassifier.Create(new MlpClassifierOptions { InputFeatures = 16, HiddenSizes = [64, 32], Classes = 5, Seed = 11 });
         var bytes = mlp.ToModel().Bytes;
@@ -37,14 +40,15 @@ public sealed class WorkerPlatformTests(PlatformFixture platform) : IClassFixtur
 
         for (var replica = 0; replica < 2; replica++)
         {
-            using var client = platform.CreateH2cClient(replica);
-            var request = Request(name, version, ("input", "FP32", [3, 16], MemoryMarshal.AsBytes(input.AsSpan()).ToArray()));
-            var (status, httpVersion, response, error, _) = await SendAsync(client, request);
-            Assert.True(status == HttpStatusCode.OK, error?.Message);
-            Assert.Equal(HttpVersion.Version20, httpVersion);
-            Assert.Equal(platform.App.InstanceId("model-worker", replica), $"model-worker-{response!.WorkerInstance}");
-            var output = Assert.Single(response.Outputs);
-            Assert.Equal(("probabilities", "FP32"), (output.Name, output.Datatype));
+            using var channel = platform.CreateWorkerChannel(replica);
+            var response = await new Platform.Inference.Protocol.Wire.ModelWorker.ModelWorkerClient(channel).InferAsync(
+                Batch(name, version, Item(("input", WireDataType.Fp32, [3, 16], MemoryMarshal.AsBytes(input.AsSpan()).ToArray()))), cancellationToken: Ct);
+            Assert.Equal(platform.App.InstanceId("model-worker", replica), $"model-worker-{response.WorkerInstance}");
+            Assert.Equal(version, response.Version);
+            var result = Assert.Single(response.Results);
+            Assert.Null(result.Error);
+            var output = Assert.Single(result.Outputs);
+            Assert.Equal(("probabilities", WireDataType.Fp32), (output.Name, output.Datatype));
             Assert.Equal([3L, 5L], output.Shape);
             if (cuda)
             {
@@ -65,17 +69,17 @@ public sealed class WorkerPlatformTests(PlatformFixture platform) : IClassFixtur
     }
 
     [Fact]
-    public async Task HealthIsServedOverHttp1AndH2cOnTheSamePortAndReportsOnnxRuntime()
+    public async Task TheGrpcEndpointIsHttp2OnlyWhileHealthAndMetricsAreHttp1()
     {
         for (var replica = 0; replica < 2; replica++)
         {
+            // The http endpoint: HTTP/1.1 for probes, scrapers and people.
             using var http1 = platform.App.CreateReplicaHttpClient("model-worker", replica);
-            using var response = await http1.GetAsync("/health", Ct);
-            var body = await response.Content.ReadAsStringAsync(Ct);
-            // Only the onnxruntime entry matters here; the overall status also reflects the shared object store.
-            Assert.Equal(HttpVersion.Version11, response.Version);
-            var check = JsonDocument.Parse(body).RootElement.GetProperty("checks").EnumerateArray()
+            using var health = await http1.GetAsync("/health", Ct);
+            Assert.Equal(HttpVersion.Version11, health.Version);
+            var check = JsonDocument.Parse(await health.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("checks").EnumerateArray()
                 .Single(c => c.GetProperty("name").GetString() == "onnxruntime");
+            // Only the onnxruntime entry matters here; the overall status also reflects the shared object store.
             Assert.Equal("Healthy", check.GetProperty("status").GetString());
             var description = check.GetProperty("description").GetString()!;
             if (string.Equals(Environment.GetEnvironmentVariable("PLATFORM_TEST_EXECUTION_PROVIDER"), "cuda", StringComparison.OrdinalIgnoreCase))
@@ -89,59 +93,89 @@ public sealed class WorkerPlatformTests(PlatformFixture platform) : IClassFixtur
                 // No GPU on these machines: the reason CUDA (auto, the default) is not live must be stated.
                 Assert.Contains("CUDA not used:", description, StringComparison.Ordinal);
             }
+            using var metrics = await http1.GetAsync("/metrics", Ct);
+            Assert.Equal(HttpStatusCode.OK, metrics.StatusCode);
+            Assert.Equal(HttpVersion.Version11, metrics.Version);
 
-            using var h2c = platform.CreateH2cClient(replica);
-            using var alive = await h2c.GetAsync("/alive", Ct);
-            Assert.Equal(HttpStatusCode.OK, alive.StatusCode);
-            Assert.Equal(HttpVersion.Version20, alive.Version);
+            // ...which does not speak HTTP/2 (no preface sniffing any more).
+            using var h2c = new HttpClient { DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+            await Assert.ThrowsAnyAsync<HttpRequestException>(() => h2c.GetAsync(platform.App.ReplicaAddress("model-worker", replica) + "alive", Ct));
+
+            // The grpc endpoint: HTTP/2 only; an HTTP/1.1 request gets Kestrel's bare 400, not the route.
+            var grpcAddress = platform.App.ReplicaAddress("model-worker", replica, "grpc");
+            using var plain = new HttpClient();
+            using var refused = await plain.GetAsync(grpcAddress + "alive", Ct);
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+
+            // grpc.health.v1 on the grpc endpoint answers from the same health checks.
+            using var channel = platform.CreateWorkerChannel(replica);
+            var serving = await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest(), cancellationToken: Ct);
+            Assert.NotEqual(HealthCheckResponse.Types.ServingStatus.Unknown, serving.Status);
         }
     }
 
     [Theory]
-    [InlineData("missing", 400, "missing input 'input'")]
-    [InlineData("datatype", 400, "input 'input': datatype FP64 does not match the model's FP32")]
-    [InlineData("unknown-datatype", 400, "input 'input': unknown datatype 'FLOAT'")]
-    [InlineData("shape", 400, "input 'input': shape [2, 8] does not match the model's [batch, 16]")]
-    [InlineData("count", 400, "input 'input': shape [2, 16] needs 32 FP32 elements (128 bytes) but 120 bytes")]
-    [InlineData("output", 400, "unknown output 'logits'")]
-    [InlineData("unknown-model", 404, "model 'no-such-model' has no active version on this worker")]
-    [InlineData("unknown-version", 404, "version 99 is not active on this worker")]
-    [InlineData("expired", 504, "the deadline")]
-    public async Task ErrorsCarryTheStatusAndNameWhatIsWrong(string mistake, int status, string message)
+    [InlineData("missing", StatusCode.InvalidArgument, "missing input 'input' (FP32 [-1,16])")]
+    [InlineData("datatype", StatusCode.InvalidArgument, "input 'input': datatype FP64 does not match the model's FP32")]
+    [InlineData("unknown-datatype", StatusCode.InvalidArgument, "input 'input': unknown datatype Unspecified")]
+    [InlineData("shape", StatusCode.InvalidArgument, "input 'input': shape [2,8] does not match the model's [-1,16] (-1 = any size)")]
+    [InlineData("count", StatusCode.InvalidArgument, "input 'input': data is 120 bytes but shape [2,16] of FP32 needs 128")]
+    [InlineData("output", StatusCode.InvalidArgument, "unknown output 'logits'; model '")]
+    [InlineData("expired", StatusCode.DeadlineExceeded, "the deadline")]
+    public async Task ARequestsOwnMistakeFailsItAloneAndNamesWhatIsWrong(string mistake, StatusCode code, string message)
     {
         var (name, version) = await SharedModelAsync();
         var good = MemoryMarshal.AsBytes(Floats(32, 1).AsSpan()).ToArray();
-        var request = mistake switch
+        var item = mistake switch
         {
-            "missing" => Request(name, version),
-            "datatype" => Request(name, version, ("input", "FP64", [2, 16], new byte[256])),
-            "unknown-datatype" => Request(name, version, ("input", "FLOAT", [2, 16], good)),
-            "shape" => Request(name, version, ("input", "FP32", [2, 8], good[..64])),
-            "count" => Request(name, version, ("input", "FP32", [2, 16], good[..120])),
-            "output" => Request(name, version, ("input", "FP32", [2, 16], good)),
-            "unknown-model" => Request("no-such-model", 0, ("input", "FP32", [2, 16], good)),
-            "unknown-version" => Request(name, 99, ("input", "FP32", [2, 16], good)),
-            "expired" => Request(name, version, ("input", "FP32", [2, 16], good)),
+            "missing" => Item(),
+            "datatype" => Item(("input", WireDataType.Fp64, [2, 16], new byte[256])),
+            "unknown-datatype" => Item(("input", WireDataType.Unspecified, [2, 16], good)),
+            "shape" => Item(("input", WireDataType.Fp32, [2, 8], good[..64])),
+            "count" => Item(("input", WireDataType.Fp32, [2, 16], good[..120])),
+            "output" => Item(("input", WireDataType.Fp32, [2, 16], good)),
+            "expired" => Item(("input", WireDataType.Fp32, [2, 16], good)),
             _ => throw new ArgumentOutOfRangeException(nameof(mistake)),
         };
         if (mistake == "output")
         {
-            request.Outputs.Add("logits");
+            item.Outputs.Add("logits");
         }
         if (mistake == "expired")
         {
-            request.DeadlineUnixMs = DateTimeOffset.UtcNow.AddSeconds(-1).ToUnixTimeMilliseconds();
+            item.DeadlineUnixMs = DateTimeOffset.UtcNow.AddSeconds(-1).ToUnixTimeMilliseconds();
         }
 
-        using var client = platform.CreateH2cClient(0);
-        var (actual, _, _, error, _) = await SendAsync(client, request);
-        Assert.Equal(status, (int)actual);
-        Assert.Equal(status, error!.Code);
-        Assert.Contains(message, error.Message, StringComparison.Ordinal);
+        // The bad request shares its call with a good one, which still gets its answer.
+        var request = Batch(name, version, item, Item(("input", WireDataType.Fp32, [2, 16], good)));
+        using var channel = platform.CreateWorkerChannel(0);
+        var response = await new Platform.Inference.Protocol.Wire.ModelWorker.ModelWorkerClient(channel).InferAsync(request, cancellationToken: Ct);
+        Assert.Equal(2, response.Results.Count);
+        Assert.NotNull(response.Results[0].Error);
+        Assert.Equal(code, (StatusCode)response.Results[0].Error.Code);
+        Assert.Contains(message, response.Results[0].Error.Message, StringComparison.Ordinal);
+        Assert.Null(response.Results[1].Error);
+        Assert.Equal([2L, 4L], response.Results[1].Outputs[0].Shape);
+    }
+
+    [Theory]
+    [InlineData("unknown-model", "model 'no-such-model' has no active version on this worker")]
+    [InlineData("unknown-version", "version 99 is not active on this worker")]
+    public async Task AModelVersionNotOnTheReplicaIsNotFound(string mistake, string message)
+    {
+        var (name, _) = await SharedModelAsync();
+        var good = MemoryMarshal.AsBytes(Floats(16, 1).AsSpan()).ToArray();
+        var request = mistake == "unknown-model"
+            ? Batch("no-such-model", 0, Item(("input", WireDataType.Fp32, [1, 16], good)))
+            : Batch(name, 99, Item(("input", WireDataType.Fp32, [1, 16], good)));
+        using var channel = platform.CreateWorkerChannel(0);
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await new Platform.Inference.Protocol.Wire.ModelWorker.ModelWorkerClient(channel).InferAsync(request, cancellationToken: Ct));
+        Assert.Equal(StatusCode.NotFound, error.StatusCode);
+        Assert.Contains(message, error.Status.Detail, StringComparison.Ordinal);
     }
 
     [Fact]
-    public async Task ConcurrentRequestsAreBatchedAndEachGetsItsOwnRows()
+    public async Task ConcurrentCallsAreBatchedAndEachGetsItsOwnRows()
     {
         var mlp = MlpClassifier.Create(new MlpClassifierOptions { InputFeatures = 16, HiddenSizes = [32], Classes = 4, Seed = 21 });
         var name = Unique("batched");
@@ -150,22 +184,44 @@ public sealed class WorkerPlatformTests(PlatformFixture platform) : IClassFixtur
         await platform.WaitUntilReadyEverywhereAsync(name, version, TimeSpan.FromSeconds(60), Ct,
             ready => ready.GetProperty("settings").GetProperty("maxQueueDelayMicros").GetInt64() == 20_000);
 
-        using var client = platform.CreateH2cClient(0);
+        using var channel = platform.CreateWorkerChannel(0);
+        var client = new Platform.Inference.Protocol.Wire.ModelWorker.ModelWorkerClient(channel);
         var inputs = Enumerable.Range(0, 48).Select(i => Floats(16, seed: 1000 + i)).ToArray();
-        var results = await Task.WhenAll(inputs.Select(input =>
-            SendAsync(client, Request(name, version, ("input", "FP32", [1, 16], MemoryMarshal.AsBytes(input.AsSpan()).ToArray())))));
+        var results = await Task.WhenAll(inputs.Select(async input =>
+            (await client.InferAsync(Batch(name, version, Item(("input", WireDataType.Fp32, [1, 16], MemoryMarshal.AsBytes(input.AsSpan()).ToArray()))), cancellationToken: Ct)).Results[0]));
 
-        Assert.All(results, r => Assert.True(r.Status == HttpStatusCode.OK, r.Error?.Message));
-        Assert.True(results.Max(r => r.Response!.BatchSize) > 1, "no request shared a batch");
+        Assert.All(results, r => Assert.Null(r.Error));
+        Assert.True(results.Max(r => r.BatchSize) > 1, "no request shared a batch");
         for (var i = 0; i < inputs.Length; i++)
         {
-            var expected = mlp.Predict(inputs[i], 1);
-            var actual = MemoryMarshal.Cast<byte, float>(results[i].Response!.Outputs[0].Data.Span).ToArray();
-            Assert.Equal(expected.Length, actual.Length);
-            for (var j = 0; j < expected.Length; j++)
-            {
-                Assert.True(Math.Abs(expected[j] - actual[j]) < 1e-5f, $"request {i} element {j}: {actual[j]} vs {expected[j]}");
-            }
+            AssertClose(mlp.Predict(inputs[i], 1), MemoryMarshal.Cast<byte, float>(results[i].Outputs[0].Data.Span).ToArray(), $"request {i}");
+        }
+    }
+
+    [Fact]
+    public async Task OneCallCarryingSeveralRequestsRunsThemTogetherAndAnswersEachInOrder()
+    {
+        var mlp = MlpClassifier.Create(new MlpClassifierOptions { InputFeatures = 16, HiddenSizes = [32], Classes = 4, Seed = 22 });
+        var name = Unique("multi");
+        var version = await platform.UploadActiveAsync(name, mlp.ToModel().Bytes, Ct);
+        await platform.PutSettingsAsync(name, new { maxBatchSize = 32, maxQueueDelayMicros = 50_000 }, Ct);
+        await platform.WaitUntilReadyEverywhereAsync(name, version, TimeSpan.FromSeconds(60), Ct,
+            ready => ready.GetProperty("settings").GetProperty("maxQueueDelayMicros").GetInt64() == 50_000);
+
+        var inputs = Enumerable.Range(0, 6).Select(i => Floats(16 * (i % 2 + 1), seed: 2000 + i)).ToArray();
+        var request = Batch(name, version, [.. inputs.Select(input =>
+            Item(("input", WireDataType.Fp32, [input.Length / 16, 16], MemoryMarshal.AsBytes(input.AsSpan()).ToArray())))]);
+        using var channel = platform.CreateWorkerChannel(1);
+        var response = await new Platform.Inference.Protocol.Wire.ModelWorker.ModelWorkerClient(channel).InferAsync(request, cancellationToken: Ct);
+
+        Assert.Equal(inputs.Length, response.Results.Count);
+        // 1 + 2 + 1 + 2 + 1 + 2 rows, queued together, run as one batch (the delay outlasts the call's arrival).
+        Assert.All(response.Results, r => Assert.Equal(9, r.BatchSize));
+        for (var i = 0; i < inputs.Length; i++)
+        {
+            Assert.Null(response.Results[i].Error);
+            Assert.Equal([inputs[i].Length / 16L, 4], response.Results[i].Outputs[0].Shape);
+            AssertClose(mlp.Predict(inputs[i], inputs[i].Length / 16), MemoryMarshal.Cast<byte, float>(response.Results[i].Outputs[0].Data.Span).ToArray(), $"request {i}");
         }
     }
 
@@ -179,17 +235,18 @@ public sealed class WorkerPlatformTests(PlatformFixture platform) : IClassFixtur
             ready => ready.GetProperty("settings").GetProperty("maxQueueDelayMicros").GetInt64() == 300_000);
 
         // Two requests with n = 3 share a batch; the n = 4 one cannot join them.
-        var requests = new[] { AllTypes(name, version, 2, 3, seed: 1), AllTypes(name, version, 2, 3, seed: 2), AllTypes(name, version, 1, 4, seed: 3) };
-        using var client = platform.CreateH2cClient(0);
-        var results = await Task.WhenAll(requests.Select(r => SendAsync(client, r)));
+        var items = new[] { AllTypes(2, 3, seed: 1), AllTypes(2, 3, seed: 2), AllTypes(1, 4, seed: 3) };
+        using var channel = platform.CreateWorkerChannel(0);
+        var client = new Platform.Inference.Protocol.Wire.ModelWorker.ModelWorkerClient(channel);
+        var results = await Task.WhenAll(items.Select(async item => (await client.InferAsync(Batch(name, version, item), cancellationToken: Ct)).Results[0]));
 
-        Assert.All(results, r => Assert.True(r.Status == HttpStatusCode.OK, r.Error?.Message));
-        Assert.Equal([4, 4, 1], results.Select(r => r.Response!.BatchSize));
-        for (var i = 0; i < requests.Length; i++)
+        Assert.All(results, r => Assert.Null(r.Error));
+        Assert.Equal([4, 4, 1], results.Select(r => r.BatchSize));
+        for (var i = 0; i < items.Length; i++)
         {
-            var outputs = results[i].Response!.Outputs.ToDictionary(o => o.Name);
+            var outputs = results[i].Outputs.ToDictionary(o => o.Name);
             Assert.Equal(13, outputs.Count);
-            foreach (var input in requests[i].Inputs)
+            foreach (var input in items[i].Inputs)
             {
                 var output = outputs["out_" + input.Name[3..]];
                 Assert.Equal(input.Datatype, output.Datatype);
@@ -199,48 +256,8 @@ public sealed class WorkerPlatformTests(PlatformFixture platform) : IClassFixtur
         }
     }
 
-    private static WorkerInferRequest AllTypes(string model, long version, int rows, int n, int seed)
-    {
-        var random = new Random(seed);
-        var request = new WorkerInferRequest { Model = model, Version = version };
-        foreach (var (type, suffix) in AllTypesModel.Types)
-        {
-            var datatype = suffix switch
-            {
-                "float" => "FP32", "double" => "FP64", "float16" => "FP16", "string" => "BYTES", "bool" => "BOOL",
-                _ => suffix.ToUpperInvariant(),
-            };
-            byte[] data;
-            if (datatype == "BYTES")
-            {
-                using var buffer = new MemoryStream();
-                for (var e = 0; e < rows * n; e++)
-                {
-                    var text = System.Text.Encoding.UTF8.GetBytes($"é{seed}-{e}-{new string('x', random.Next(0, 5))}");
-                    buffer.Write(BitConverter.GetBytes(text.Length));
-                    buffer.Write(text);
-                }
-                data = buffer.ToArray();
-            }
-            else
-            {
-                var size = datatype switch { "BOOL" or "UINT8" or "INT8" => 1, "UINT16" or "INT16" or "FP16" => 2, "UINT32" or "INT32" or "FP32" => 4, _ => 8 };
-                data = new byte[rows * n * size];
-                random.NextBytes(data);
-                if (datatype == "BOOL")
-                {
-                    data = [.. data.Select(b => (byte)(b & 1))];
-                }
-            }
-            var tensor = new WireTensor { Name = AllTypesModel.InputName(suffix), Datatype = datatype, Data = ByteString.CopyFrom(data) };
-            tensor.Shape.Add([rows, n]);
-            request.Inputs.Add(tensor);
-        }
-        return request;
-    }
-
     [Fact]
-    public async Task AFullQueueAnswers429WithRetryAfter()
+    public async Task AFullQueueFailsTheRequestWithResourceExhaustedAndARetryDelay()
     {
         var name = Unique("full");
         var version = await platform.UploadActiveAsync(name, MlpClassifier.Create(new MlpClassifierOptions { Seed = 31 }).ToModel().Bytes, Ct);
@@ -248,19 +265,89 @@ public sealed class WorkerPlatformTests(PlatformFixture platform) : IClassFixtur
         await platform.WaitUntilReadyEverywhereAsync(name, version, TimeSpan.FromSeconds(60), Ct,
             ready => ready.GetProperty("settings").GetProperty("queueCapacity").GetInt32() == 2);
 
-        using var client = platform.CreateH2cClient(1);
+        using var channel = platform.CreateWorkerChannel(1);
+        var client = new Platform.Inference.Protocol.Wire.ModelWorker.ModelWorkerClient(channel);
         var good = MemoryMarshal.AsBytes(Floats(16, 3).AsSpan()).ToArray();
-        var results = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => SendAsync(client, Request(name, version, ("input", "FP32", [1, 16], good)))));
+        var results = await Task.WhenAll(Enumerable.Range(0, 6).Select(async _ =>
+            (await client.InferAsync(Batch(name, version, Item(("input", WireDataType.Fp32, [1, 16], good))), cancellationToken: Ct)).Results[0]));
 
-        Assert.Equal(2, results.Count(r => r.Status == HttpStatusCode.OK));
-        var rejected = results.Where(r => r.Status == HttpStatusCode.TooManyRequests).ToArray();
+        Assert.Equal(2, results.Count(r => r.Error is null));
+        var rejected = results.Where(r => r.Error is not null).ToArray();
         Assert.Equal(4, rejected.Length);
         Assert.All(rejected, r =>
         {
-            Assert.True(r.RetryAfter >= TimeSpan.FromSeconds(1), $"Retry-After {r.RetryAfter}");
-            Assert.True(r.Error!.RetryAfterMs > 0);
+            Assert.Equal(StatusCode.ResourceExhausted, (StatusCode)r.Error.Code);
+            Assert.True(r.Error.RetryAfterMs > 0);
             Assert.Contains("is full", r.Error.Message, StringComparison.Ordinal);
         });
+    }
+
+    [Fact]
+    public async Task LoadStateAndStatisticsDescribeWhatTheReplicaRan()
+    {
+        var name = Unique("stats");
+        var version = await platform.UploadActiveAsync(name, MlpClassifier.Create(new MlpClassifierOptions { Seed = 51 }).ToModel().Bytes, Ct);
+        await platform.WaitUntilReadyEverywhereAsync(name, version, TimeSpan.FromSeconds(60), Ct);
+        using var channel = platform.CreateWorkerChannel(0);
+        var client = new Platform.Inference.Protocol.Wire.ModelWorker.ModelWorkerClient(channel);
+
+        var states = await client.ModelStatesAsync(new ModelStatesRequest { Model = name }, cancellationToken: Ct);
+        var state = Assert.Single(states.Models);
+        Assert.Equal((version, LoadState.Ready, 0), (state.Version, state.State, state.QueueDepth));
+
+        var good = MemoryMarshal.AsBytes(Floats(3 * 16, 3).AsSpan()).ToArray();
+        for (var i = 0; i < 5; i++)
+        {
+            var response = await client.InferAsync(Batch(name, version, Item(("input", WireDataType.Fp32, [3, 16], good))), cancellationToken: Ct);
+            Assert.Null(response.Results[0].Error);
+        }
+        var failed = await client.InferAsync(Batch(name, version, Item(("input", WireDataType.Fp32, [3, 16], good[..12]))), cancellationToken: Ct);
+        Assert.NotNull(failed.Results[0].Error);
+
+        var statistics = Assert.Single((await client.ModelStatisticsAsync(new ModelStatisticsRequest { Model = name }, cancellationToken: Ct)).Models);
+        Assert.Equal(15UL, statistics.InferenceCount);
+        Assert.Equal(5UL, statistics.ExecutionCount);
+        Assert.Equal(5UL, statistics.Success.Count);
+        Assert.Equal(1UL, statistics.Fail.Count);
+        Assert.Equal(5UL, statistics.Queue.Count);
+        Assert.Equal(5UL, statistics.ComputeInfer.Count);
+        Assert.True(statistics.ComputeInfer.Ns > 0 && statistics.Success.Ns >= statistics.ComputeInfer.Ns);
+        var batch = Assert.Single(statistics.Batches);
+        Assert.Equal((3UL, 5UL), (batch.BatchSize, batch.ComputeInfer.Count));
+        Assert.InRange((long)statistics.LastInferenceUnixMs, DateTimeOffset.UtcNow.AddMinutes(-1).ToUnixTimeMilliseconds(), DateTimeOffset.UtcNow.AddSeconds(5).ToUnixTimeMilliseconds());
+    }
+
+    private static InferItem AllTypes(int rows, int n, int seed)
+    {
+        var random = new Random(seed);
+        var item = new InferItem();
+        foreach (var (_, suffix) in AllTypesModel.Types)
+        {
+            var name = suffix switch
+            {
+                "float" => "FP32", "double" => "FP64", "float16" => "FP16", "string" => "BYTES", "bool" => "BOOL",
+                _ => suffix.ToUpperInvariant(),
+            };
+            Assert.True(DataTypes.TryParse(name, out var type));
+            byte[] data;
+            if (type == Inference.Protocol.DataType.Bytes)
+            {
+                data = BytesCodec.EncodeStrings([.. Enumerable.Range(0, rows * n).Select(e => $"é{seed}-{e}-{new string('x', random.Next(0, 5))}")]);
+            }
+            else
+            {
+                data = new byte[rows * n * type.ElementSize()];
+                random.NextBytes(data);
+                if (type == Inference.Protocol.DataType.Bool)
+                {
+                    data = [.. data.Select(b => (byte)(b & 1))];
+                }
+            }
+            var tensor = new Tensor { Name = AllTypesModel.InputName(suffix), Datatype = type.ToWire(), Data = ByteString.CopyFrom(data) };
+            tensor.Shape.Add([rows, n]);
+            item.Inputs.Add(tensor);
+        }
+        return item;
     }
 
     private Task<(string Name, long Version)> SharedModelAsync() => platform.SharedAsync("errors", async () =>
@@ -271,6 +358,15 @@ public sealed class WorkerPlatformTests(PlatformFixture platform) : IClassFixtur
         return (name, version);
     });
 
+    private static void AssertClose(float[] expected, float[] actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (var j = 0; j < expected.Length; j++)
+        {
+            Assert.True(Math.Abs(expected[j] - actual[j]) < 1e-5f, $"{what} element {j}: {actual[j]} vs {expected[j]}");
+        }
+    }
+
     private static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 9)];
 
     private static float[] Floats(int count, int seed)
@@ -279,28 +375,22 @@ public sealed class WorkerPlatformTests(PlatformFixture platform) : IClassFixtur
         return [.. Enumerable.Range(0, count).Select(_ => (float)(random.NextDouble() * 4 - 2))];
     }
 
-    private static WorkerInferRequest Request(string model, long version, params (string Name, string Datatype, long[] Shape, byte[] Data)[] inputs)
+    private static InferBatchRequest Batch(string model, long version, params InferItem[] items)
     {
-        var request = new WorkerInferRequest { Model = model, Version = version, RequestId = Guid.NewGuid().ToString("N") };
-        foreach (var (name, datatype, shape, data) in inputs)
-        {
-            var tensor = new WireTensor { Name = name, Datatype = datatype, Data = ByteString.CopyFrom(data) };
-            tensor.Shape.Add(shape);
-            request.Inputs.Add(tensor);
-        }
+        var request = new InferBatchRequest { Model = model, Version = version };
+        request.Items.Add(items);
         return request;
     }
 
-    private static async Task<(HttpStatusCode Status, Version HttpVersion, WorkerInferResponse? Response, WorkerError? Error, TimeSpan? RetryAfter)> SendAsync(
-        HttpClient client, WorkerInferRequest request)
+    private static InferItem Item(params (string Name, WireDataType Datatype, long[] Shape, byte[] Data)[] inputs)
     {
-        using var content = new ByteArrayContent(request.ToByteArray());
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/x-protobuf");
-        using var response = await client.PostAsync("/v1/infer", content, Ct);
-        var body = await response.Content.ReadAsByteArrayAsync(Ct);
-        Assert.Equal("application/x-protobuf", response.Content.Headers.ContentType?.MediaType);
-        return response.IsSuccessStatusCode
-            ? (response.StatusCode, response.Version, WorkerInferResponse.Parser.ParseFrom(body), null, null)
-            : (response.StatusCode, response.Version, null, WorkerError.Parser.ParseFrom(body), response.Headers.RetryAfter?.Delta);
+        var item = new InferItem { RequestId = Guid.NewGuid().ToString("N") };
+        foreach (var (name, datatype, shape, data) in inputs)
+        {
+            var tensor = new Tensor { Name = name, Datatype = datatype, Data = ByteString.CopyFrom(data) };
+            tensor.Shape.Add(shape);
+            item.Inputs.Add(tensor);
+        }
+        return item;
     }
 }

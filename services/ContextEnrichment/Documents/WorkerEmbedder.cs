@@ -67,11 +67,11 @@ public sealed class WorkerEmbedder(WorkerClient workers, IOptions<EmbeddingOptio
         var o = options.Value;
         var ids = Tokenize(text, o.VocabularySize, o.MaxTokens);
         var mask = Enumerable.Repeat(1L, ids.Length).ToArray();
-        var request = new WorkerInferRequest { Model = o.Model, Version = 0, RequestId = Guid.NewGuid().ToString("N") };
+        var request = new InferItem { RequestId = Guid.NewGuid().ToString("N") };
         request.Inputs.Add(Tensor("input_ids", ids));
         request.Inputs.Add(Tensor("attention_mask", mask));
-        var result = await workers.InferAsync(request, time.GetUtcNow() + o.Timeout, cancellationToken);
-        if (result.Response is not { } response)
+        var result = await workers.InferAsync(o.Model, 0, request, time.GetUtcNow() + o.Timeout, cancellationToken);
+        if (result.Result is not { } response)
         {
             throw new EmbeddingUnavailableException(
                 $"Embedding model '{o.Model}' is unavailable: {result.Error?.Message ?? "no answer from the workers"}");
@@ -79,7 +79,7 @@ public sealed class WorkerEmbedder(WorkerClient workers, IOptions<EmbeddingOptio
 
         var output = response.Outputs.FirstOrDefault()
             ?? throw new EmbeddingUnavailableException($"Embedding model '{o.Model}' returned no output.");
-        if (output.Datatype != "FP32")
+        if (output.Datatype != DataType.Fp32)
         {
             throw new EmbeddingUnavailableException($"Embedding model '{o.Model}' returned {output.Datatype}; FP32 is needed.");
         }
@@ -87,9 +87,9 @@ public sealed class WorkerEmbedder(WorkerClient workers, IOptions<EmbeddingOptio
         return MemoryMarshal.Cast<byte, float>(output.Data.Span).ToArray();
     }
 
-    private static WireTensor Tensor(string name, long[] values)
+    private static Tensor Tensor(string name, long[] values)
     {
-        var tensor = new WireTensor { Name = name, Datatype = "INT64", Data = ByteString.CopyFrom(MemoryMarshal.AsBytes(values.AsSpan())) };
+        var tensor = new Tensor { Name = name, Datatype = DataType.Int64, Data = ByteString.CopyFrom(MemoryMarshal.AsBytes(values.AsSpan())) };
         tensor.Shape.Add(1);
         tensor.Shape.Add(values.Length);
         return tensor;

@@ -1,121 +1,255 @@
+using System.Globalization;
 using System.Reflection;
+using System.Text.Json;
 using Platform.Inference.Protocol;
 using Platform.Inference.Routing;
-using Platform.WorkerDiscovery;
+using Platform.InferenceApi.Tenancy;
+using Platform.Tenancy.Enforcement;
 
 namespace Platform.InferenceApi.Serving;
 
-/// <summary>The Open Inference Protocol v2 REST routes.</summary>
+/// <summary>The Open Inference Protocol v2 REST routes, and the queries they share with the gRPC service.</summary>
 public static class OpenInferenceEndpoints
 {
-    /// <summary>Extensions listed by <c>GET /v2</c>.</summary>
-    public static IReadOnlyList<string> Extensions { get; } = ["binary_tensor_data"];
+    /// <summary>Extensions listed by <c>GET /v2</c> and ServerMetadata.</summary>
+    public static IReadOnlyList<string> Extensions { get; } = ["binary_tensor_data", "statistics", "model_repository"];
 
     /// <summary>Platform name reported in model metadata (Triton's name for ONNX Runtime models).</summary>
     public const string ModelPlatform = "onnxruntime_onnx";
+
+    /// <summary>Server name reported by <c>GET /v2</c> and ServerMetadata.</summary>
+    public const string ServerName = "platform-inference-api";
+
+    /// <summary>The service's version.</summary>
+    public static string ServerVersion { get; } =
+        typeof(OpenInferenceEndpoints).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
     /// <summary>Maps <c>/v2/...</c>.</summary>
     public static IEndpointRouteBuilder MapOpenInference(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         var v2 = endpoints.MapGroup("/v2");
-        var serverVersion = typeof(OpenInferenceEndpoints).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
-        v2.MapGet("/", () => Results.Json(new ServerMetadata("platform-inference-api", serverVersion, Extensions)));
+        v2.MapGet("/", () => Results.Json(new ServerMetadata(ServerName, ServerVersion, Extensions)));
         v2.MapGet("/health/live", () => Results.Json(new LiveResponse(true)));
-        v2.MapGet("/health/ready", (ServedModelCatalog catalog, IWorkerDirectory workers) =>
+        v2.MapGet("/health/ready", async (ServedModelCatalog catalog, WorkerClient workers, CancellationToken ct) =>
         {
-            var ready = catalog.Loaded && workers.Workers.Count > 0;
+            var ready = await IsServerReadyAsync(catalog, workers, ct);
             return Results.Json(new ReadyResponse(ready), statusCode: ready ? 200 : 503);
         });
 
-        v2.MapGet("/models/{name}", (string name, ServedModelCatalog catalog, CancellationToken ct) => MetadataAsync(catalog, name, null, ct));
-        v2.MapGet("/models/{name}/versions/{version}", (string name, string version, ServedModelCatalog catalog, CancellationToken ct) =>
-            MetadataAsync(catalog, name, version, ct));
-        v2.MapGet("/models/{name}/ready", (string name, ServedModelCatalog catalog, WorkerClient workers, CancellationToken ct) =>
-            ReadyAsync(catalog, workers, name, null, ct));
-        v2.MapGet("/models/{name}/versions/{version}/ready", (string name, string version, ServedModelCatalog catalog, WorkerClient workers, CancellationToken ct) =>
-            ReadyAsync(catalog, workers, name, version, ct));
+        v2.MapGet("/models/{name}", async (string name, ServedModelCatalog catalog, CancellationToken ct) =>
+            Answer(await MetadataAsync(catalog, name, null, ct)));
+        v2.MapGet("/models/{name}/versions/{version}", async (string name, string version, ServedModelCatalog catalog, CancellationToken ct) =>
+            Answer(await MetadataAsync(catalog, name, version, ct)));
+        v2.MapGet("/models/{name}/ready", async (string name, ServedModelCatalog catalog, WorkerClient workers, CancellationToken ct) =>
+            ReadyAnswer(name, await IsModelReadyAsync(catalog, workers, name, null, ct)));
+        v2.MapGet("/models/{name}/versions/{version}/ready", async (string name, string version, ServedModelCatalog catalog, WorkerClient workers, CancellationToken ct) =>
+            ReadyAnswer(name, await IsModelReadyAsync(catalog, workers, name, version, ct)));
 
         v2.MapPost("/models/{name}/infer", (HttpContext context, string name, InferenceHandler handler) => handler.HandleAsync(context, name, null));
         v2.MapPost("/models/{name}/versions/{version}/infer", (HttpContext context, string name, string version, InferenceHandler handler) =>
             handler.HandleAsync(context, name, version));
+
+        // Triton's statistics extension. (A literal segment wins over {name}: like Triton, a model named "stats" has no
+        // metadata route.)
+        v2.MapGet("/models/stats", (HttpContext context, ModelStatisticsService statistics, CancellationToken ct) =>
+            StatisticsAsync(context, statistics, null, null, ct));
+        v2.MapGet("/models/{name}/stats", (HttpContext context, string name, ModelStatisticsService statistics, CancellationToken ct) =>
+            StatisticsAsync(context, statistics, name, null, ct));
+        v2.MapGet("/models/{name}/versions/{version}/stats", (HttpContext context, string name, string version, ModelStatisticsService statistics, CancellationToken ct) =>
+            StatisticsAsync(context, statistics, name, version, ct));
+
+        // Triton's model repository extension (admin key, checked by AdminApi).
+        v2.MapPost("/repository/index", RepositoryIndexAsync);
+        v2.MapPost("/repository/models/{name}/load", RepositoryLoadAsync);
+        v2.MapPost("/repository/models/{name}/unload", RepositoryUnloadAsync);
         return endpoints;
     }
 
-    private static async Task<IResult> MetadataAsync(ServedModelCatalog catalog, string name, string? versionText, CancellationToken ct)
+    /// <summary>Ready: the registry has been read and model workers are known.</summary>
+    public static async Task<bool> IsServerReadyAsync(ServedModelCatalog catalog, WorkerClient workers, CancellationToken ct)
     {
-        var (model, error) = await ResolveAsync(catalog, name, versionText, ct);
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(workers);
+        return catalog.Loaded && (await workers.GetReplicasAsync(ct)).Count > 0;
+    }
+
+    /// <summary>A model's (or version's) metadata, or 404.</summary>
+    public static async Task<(ModelMetadata? Metadata, InferenceFailure? Failure)> MetadataAsync(ServedModelCatalog catalog, string name, string? versionText, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        var (model, failure) = await catalog.ResolveAsync(name, versionText, ct);
         if (model is null)
         {
-            return error!;
+            return (null, failure);
         }
 
-        var versions = versionText is null
-            ? catalog.ActiveVersions(name).Select(m => m.Version).Order().Select(v => v.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray()
-            : [model.Version.ToString(System.Globalization.CultureInfo.InvariantCulture)];
-        return Results.Json(new ModelMetadata(
+        var versions = string.IsNullOrEmpty(versionText)
+            ? catalog.ActiveVersions(name).Select(m => m.Version).Order().Select(v => v.ToString(CultureInfo.InvariantCulture)).ToArray()
+            : [model.Version.ToString(CultureInfo.InvariantCulture)];
+        return (new ModelMetadata(
             model.Name,
             versions,
             ModelPlatform,
             [.. model.Signature.Inputs.Select(i => new TensorMetadata(i.Name, i.DataType.ToProtocolName(), i.Shape))],
-            [.. model.Signature.Outputs.Select(o => new TensorMetadata(o.Name, o.DataType.ToProtocolName(), o.Shape))]));
+            [.. model.Signature.Outputs.Select(o => new TensorMetadata(o.Name, o.DataType.ToProtocolName(), o.Shape))]), null);
     }
 
     /// <summary>
     /// Active in the registry is not enough: ready means at least one worker replica has the version loaded (the workers'
-    /// own per-version readiness, cached briefly by <see cref="WorkerClient"/>). Without a version, any active version
+    /// own per-version state, cached briefly by <see cref="WorkerClient"/>). Without a version, any active version
     /// counts, as unversioned requests fall back to the next active version while the newest one loads.
     /// </summary>
-    private static async Task<IResult> ReadyAsync(ServedModelCatalog catalog, WorkerClient workers, string name, string? versionText, CancellationToken ct)
+    public static async Task<(bool Ready, InferenceFailure? Failure)> IsModelReadyAsync(ServedModelCatalog catalog, WorkerClient workers, string name, string? versionText, CancellationToken ct)
     {
-        var (model, error) = await ResolveAsync(catalog, name, versionText, ct);
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(workers);
+        var (model, failure) = await catalog.ResolveAsync(name, versionText, ct);
         if (model is null)
         {
-            return error!;
+            return (false, failure);
         }
 
-        IEnumerable<long> candidates = versionText is null
+        IEnumerable<long> candidates = string.IsNullOrEmpty(versionText)
             ? catalog.ActiveVersions(name).Select(m => m.Version).OrderDescending()
             : [model.Version];
         foreach (var version in candidates)
         {
             if (await workers.IsLoadedOnAnyReplicaAsync(model.Name, version, ct))
             {
-                return Results.Json(new ModelReadyResponse(model.Name, true));
+                return (true, null);
             }
         }
 
-        return Results.Json(new ModelReadyResponse(model.Name, false), statusCode: StatusCodes.Status503ServiceUnavailable);
+        return (false, null);
     }
 
-    private static async Task<(ServedModel? Model, IResult? Error)> ResolveAsync(ServedModelCatalog catalog, string name, string? versionText, CancellationToken ct)
+    private static async Task<IResult> StatisticsAsync(HttpContext context, ModelStatisticsService statistics, string? name, string? versionText, CancellationToken ct)
     {
-        long? version = null;
-        if (versionText is not null)
+        var (version, invalid) = name is null ? (null, null) : ServedModelCatalog.ParseVersion(name, versionText);
+        if (invalid is not null)
         {
-            if (!long.TryParse(versionText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var parsed))
-            {
-                return (null, Error(404, $"model '{name}' has no version '{versionText}'"));
-            }
-
-            version = parsed;
+            return Error(invalid);
         }
 
-        var model = await catalog.FindAsync(name, version, ct);
-        if (model is not null)
-        {
-            return (model, null);
-        }
-
-        var message = version is null || catalog.ActiveVersions(name).Count == 0
-            ? $"unknown model '{name}' (no active version)"
-            : $"model '{name}' has no active version {version}";
-        return (null, Error(404, message));
+        // Enforcement authenticated the caller; for all models, the list is the models its tenant may use.
+        var caller = context.Features.Get<TenantContext>();
+        var list = await statistics.GetAsync(name, version, model => caller?.Tenant.MayUse(model) ?? false, ct);
+        return list is null
+            ? Error(new InferenceFailure(404, version is null ? $"unknown model '{name}' (no active version)" : $"model '{name}' has no active version {version}"))
+            : Results.Json(list);
     }
 
-    private static IResult Error(int status, string message) => Results.Json(new ErrorResponse(message), statusCode: status);
+    private static async Task<IResult> RepositoryIndexAsync(HttpContext context, ModelRepository repository, CancellationToken ct)
+    {
+        if (AdminKey(context) is not { } key)
+        {
+            return AdminKeyRequired(context);
+        }
 
+        var readyOnly = false;
+        if (context.Request.ContentLength is > 0)
+        {
+            try
+            {
+                using var body = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: ct);
+                if (body.RootElement.ValueKind == JsonValueKind.Object && body.RootElement.TryGetProperty("ready", out var ready))
+                {
+                    readyOnly = ready.ValueKind switch
+                    {
+                        JsonValueKind.True => true,
+                        JsonValueKind.False => false,
+                        _ => throw new JsonException("'ready' must be true or false"),
+                    };
+                }
+            }
+            catch (JsonException ex)
+            {
+                return Error(new InferenceFailure(400, $"body: {ex.Message}"));
+            }
+        }
+
+        var (index, failure) = await repository.IndexAsync(key, readyOnly, ct);
+        return index is null ? Error(failure!) : Results.Json(index);
+    }
+
+    private static async Task<IResult> RepositoryLoadAsync(HttpContext context, string name, ModelRepository repository, CancellationToken ct)
+    {
+        if (AdminKey(context) is not { } key)
+        {
+            return AdminKeyRequired(context);
+        }
+
+        long? version = null;
+        if (context.Request.ContentLength is > 0)
+        {
+            try
+            {
+                using var body = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: ct);
+                if (body.RootElement.ValueKind == JsonValueKind.Object && body.RootElement.TryGetProperty("parameters", out var parameters)
+                    && parameters.ValueKind == JsonValueKind.Object)
+                {
+                    foreach (var parameter in parameters.EnumerateObject())
+                    {
+                        if (parameter.Name != "version")
+                        {
+                            return Error(new InferenceFailure(400,
+                                $"parameters.{parameter.Name}: not supported; upload models through AdminApi and load them by name (optionally with parameters.version)"));
+                        }
+
+                        version = parameter.Value.ValueKind == JsonValueKind.Number && parameter.Value.TryGetInt64(out var number) && number >= 1 ? number
+                            : parameter.Value.ValueKind == JsonValueKind.String && long.TryParse(parameter.Value.GetString(), NumberStyles.None, CultureInfo.InvariantCulture, out number) && number >= 1 ? number
+                            : throw new JsonException("parameters.version must be a positive integer");
+                    }
+                }
+            }
+            catch (JsonException ex)
+            {
+                return Error(new InferenceFailure(400, $"body: {ex.Message}"));
+            }
+        }
+
+        var failure = await repository.LoadAsync(key, name, version, ct);
+        return failure is null ? Results.Json(new { }) : Error(failure);
+    }
+
+    private static async Task<IResult> RepositoryUnloadAsync(HttpContext context, string name, ModelRepository repository, CancellationToken ct)
+    {
+        if (AdminKey(context) is not { } key)
+        {
+            return AdminKeyRequired(context);
+        }
+
+        var failure = await repository.UnloadAsync(key, name, ct);
+        return failure is null ? Results.Json(new { }) : Error(failure);
+    }
+
+    private static string? AdminKey(HttpContext context) =>
+        InferenceEnforcement.PresentedKey(context.Request.Headers.Authorization.ToString(), context.Request.Headers["x-api-key"].ToString());
+
+    private static IResult AdminKeyRequired(HttpContext context)
+    {
+        context.Response.Headers.WWWAuthenticate = $"Bearer realm=\"{InferenceEnforcement.Realm}\"";
+        return Error(new InferenceFailure(401, "authorization: the model repository needs the admin key ('Authorization: Bearer <admin key>')"));
+    }
+
+    private static IResult Answer<T>((T? Value, InferenceFailure? Failure) result) =>
+        result.Value is not null ? Results.Json(result.Value) : Error(result.Failure!);
+
+    private static IResult ReadyAnswer(string name, (bool Ready, InferenceFailure? Failure) result) =>
+        result.Failure is { } failure
+            ? Error(failure)
+            : Results.Json(new ModelReadyResponse(name, result.Ready), statusCode: result.Ready ? 200 : StatusCodes.Status503ServiceUnavailable);
+
+    private static IResult Error(InferenceFailure failure) => new ErrorResult(failure);
+
+    /// <summary>Writes a failure the way every REST error is written (JSON body, Retry-After for 429/503).</summary>
+    private sealed class ErrorResult(InferenceFailure failure) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext) =>
+            InferenceHandler.WriteErrorAsync(httpContext, failure.Status, failure.Message, failure.RetryAfterMs);
+    }
 }
 
 /// <summary><c>GET /v2</c>.</summary>

@@ -4,13 +4,14 @@ using System.Text;
 using Google.Protobuf;
 using Microsoft.Extensions.Options;
 using Platform.Inference.OpenInference;
+using Platform.Inference.Protocol;
 using Platform.Inference.Protocol.Wire;
 using StackExchange.Redis;
 
 namespace Platform.InferenceApi.Serving;
 
 /// <summary>
-/// Inference responses in Redis, keyed by model version and a SHA-256 of the inputs (names, types, shapes, bytes) and
+/// Inference results (the worker's outputs, as the hop carries them) in Redis, keyed by model version and a SHA-256 of the inputs (names, types, shapes, bytes) and
 /// the requested outputs. Best effort: a Redis failure or a slow lookup is a miss, never a failed request.
 /// </summary>
 public sealed partial class ResponseCache(IConnectionMultiplexer redis, IOptions<InferenceApiOptions> options, ILogger<ResponseCache> logger)
@@ -28,7 +29,7 @@ public sealed partial class ResponseCache(IConnectionMultiplexer redis, IOptions
         foreach (var input in request.Inputs.OrderBy(i => i.Name, StringComparer.Ordinal))
         {
             AppendString(hash, input.Name);
-            AppendString(hash, input.DataType.ToString());
+            AppendString(hash, input.DataType.ToProtocolName());
             BinaryPrimitives.WriteInt64LittleEndian(number, input.Shape.Length);
             hash.AppendData(number);
             foreach (var dimension in input.Shape)
@@ -52,13 +53,13 @@ public sealed partial class ResponseCache(IConnectionMultiplexer redis, IOptions
     }
 
     /// <summary>The cached outputs, or null on a miss (including Redis being slow or down).</summary>
-    public async Task<WorkerInferResponse?> GetAsync(string key, CancellationToken cancellationToken)
+    public async Task<InferItemResult?> GetAsync(string key, CancellationToken cancellationToken)
     {
         try
         {
             var database = redis.GetDatabase();
             var value = await database.StringGetAsync(key).WaitAsync(options.Value.CacheLookupTimeout, cancellationToken);
-            return value.IsNull ? null : WorkerInferResponse.Parser.ParseFrom((byte[])value!);
+            return value.IsNull ? null : InferItemResult.Parser.ParseFrom((byte[])value!);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException or InvalidProtocolBufferException)
         {
@@ -68,7 +69,7 @@ public sealed partial class ResponseCache(IConnectionMultiplexer redis, IOptions
     }
 
     /// <summary>Stores outputs for <paramref name="ttl"/> without waiting for Redis to confirm.</summary>
-    public async Task SetAsync(string key, WorkerInferResponse response, TimeSpan ttl, CancellationToken cancellationToken)
+    public async Task SetAsync(string key, InferItemResult response, TimeSpan ttl, CancellationToken cancellationToken)
     {
         try
         {

@@ -49,9 +49,50 @@ public sealed class ServedModelCatalog(IActiveModelsView view, TimeProvider time
         return active is null ? null : Convert(active);
     }
 
+    /// <summary>
+    /// The version a request names: <paramref name="versionText"/> when given (it must be active), else the newest
+    /// active one; a 404 naming what is missing otherwise.
+    /// </summary>
+    public async Task<(ServedModel? Model, InferenceFailure? Failure)> ResolveAsync(string name, string? versionText, CancellationToken cancellationToken)
+    {
+        var (version, invalid) = ParseVersion(name, versionText);
+        if (invalid is not null)
+        {
+            return (null, invalid);
+        }
+
+        var model = await FindAsync(name, version, cancellationToken);
+        if (model is not null)
+        {
+            return (model, null);
+        }
+
+        var message = version is null || ActiveVersions(name).Count == 0
+            ? $"unknown model '{name}' (no active version)"
+            : $"model '{name}' has no active version {version}";
+        return (null, new InferenceFailure(404, message));
+    }
+
+    /// <summary>Parses a version of a URL or message: null when absent, a 404 when not a number.</summary>
+    public static (long? Version, InferenceFailure? Failure) ParseVersion(string name, string? versionText)
+    {
+        if (string.IsNullOrEmpty(versionText))
+        {
+            return (null, null);
+        }
+
+        return long.TryParse(versionText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var parsed)
+            ? (parsed, null)
+            : (null, new InferenceFailure(404, $"model '{name}' has no version '{versionText}'"));
+    }
+
     /// <summary>Active versions of <paramref name="name"/>, highest first.</summary>
     public IReadOnlyList<ServedModel> ActiveVersions(string name) =>
         view.Current.Models.TryGetValue(name, out var versions) ? [.. versions.Reverse().Select(Convert)] : [];
+
+    /// <summary>Every active version of every model, by name then version.</summary>
+    public IReadOnlyList<ServedModel> AllActive() =>
+        [.. view.Current.Models.OrderBy(m => m.Key, StringComparer.Ordinal).SelectMany(m => m.Value.Select(Convert))];
 
     /// <summary>Re-reads the registry now (after a worker said a version is gone).</summary>
     public Task RefreshAsync(CancellationToken cancellationToken) => view.RefreshAsync(cancellationToken);

@@ -1,4 +1,4 @@
-namespace Platform.Inference.OpenInference;
+namespace Platform.Inference.Protocol;
 
 /// <summary>
 /// The client sent something the protocol or the model does not accept. Always a 4xx: the message names the input

@@ -1,0 +1,298 @@
+using System.Globalization;
+using Google.Protobuf;
+using Microsoft.Extensions.Options;
+using Platform.Inference.OpenInference;
+using Platform.Inference.Protocol;
+using Platform.Inference.Protocol.Wire;
+using Platform.Inference.Routing;
+using Platform.InferenceApi.Tenancy;
+
+namespace Platform.InferenceApi.Serving;
+
+/// <summary>A request the pipeline could not answer with outputs, in HTTP terms (the gRPC service maps them to status codes).</summary>
+/// <param name="Status">400, 404, 413, 429, 499, 500, 502, 503 or 504.</param>
+/// <param name="Message">For the client, naming what is wrong.</param>
+/// <param name="RetryAfterMs">For 429 and 503: when to come back.</param>
+public sealed record InferenceFailure(int Status, string Message, int RetryAfterMs = 0);
+
+/// <summary>A served inference: the outputs asked for, in order, and how the request was served.</summary>
+/// <param name="Model">The version that answered.</param>
+/// <param name="Request">The request as run (after enrichment).</param>
+/// <param name="Outputs">Outputs in the requested order (model order when all).</param>
+/// <param name="Worker">The worker's result; null when the cache answered.</param>
+/// <param name="CacheHit">True/false when the cache was used, null when not.</param>
+public sealed record InferenceAnswer(ServedModel Model, InferRequest Request, IReadOnlyList<InferTensor> Outputs, InferItemResult? Worker, bool? CacheHit);
+
+/// <summary>Timestamps of one request's phases (<see cref="TimeProvider.GetTimestamp"/>; 0 = phase skipped), for Server-Timing.</summary>
+public sealed class RequestTiming(long started)
+{
+    /// <summary>When the request arrived.</summary>
+    public long Started { get; } = started;
+
+    /// <summary>Body read.</summary>
+    public long Read { get; set; }
+
+    /// <summary>Decoded and validated.</summary>
+    public long Decoded { get; set; }
+
+    /// <summary>Cache looked up.</summary>
+    public long Cached { get; set; }
+
+    /// <summary>Worker answered.</summary>
+    public long Worked { get; set; }
+
+    /// <summary>Feature lookup, when bound inputs were filled.</summary>
+    public (long From, long To) Enrich { get; set; }
+
+    /// <summary>
+    /// W3C Server-Timing: <c>read</c>, <c>decode</c>, <c>enrich</c>, <c>cache</c>, <c>worker</c> (round trip, retries
+    /// included), <c>queue</c> and <c>compute</c> (reported by the worker), <c>batch</c> (rows run together; desc),
+    /// <c>encode</c>, <c>total</c>; milliseconds.
+    /// </summary>
+    public string Format(TimeProvider clock, InferItemResult? worker)
+    {
+        ArgumentNullException.ThrowIfNull(clock);
+        var now = clock.GetTimestamp();
+        var builder = new System.Text.StringBuilder(160);
+        Append(builder, "read", Started, Read, clock);
+        Append(builder, "decode", Read, Decoded, clock);
+        Append(builder, "enrich", Enrich.From, Enrich.To, clock);
+        Append(builder, "cache", Decoded, Cached, clock);
+        if (Worked != 0 && worker is not null)
+        {
+            Append(builder, "worker", Cached, Worked, clock);
+            builder.Append(CultureInfo.InvariantCulture, $"queue;dur={worker.QueueMicros / 1000.0:0.###}, compute;dur={worker.ComputeMicros / 1000.0:0.###}, batch;desc={worker.BatchSize}, ");
+        }
+
+        Append(builder, "encode", Worked != 0 ? Worked : Cached, now, clock);
+        Append(builder, "total", Started, now, clock);
+        return builder.ToString(0, builder.Length - 2);
+    }
+
+    private static void Append(System.Text.StringBuilder builder, string name, long from, long to, TimeProvider clock)
+    {
+        if (from != 0 && to != 0)
+        {
+            builder.Append(CultureInfo.InvariantCulture, $"{name};dur={clock.GetElapsedTime(from, to).TotalMilliseconds:0.###}, ");
+        }
+    }
+}
+
+/// <summary>
+/// Serving, independent of the transport (REST JSON, REST binary and gRPC all go through it): resolve the model
+/// version (404), then for a decoded request fill bound inputs from the feature store, validate against the
+/// signature (400 naming the tensor), answer from the cache when allowed, otherwise run on a worker (falling back to an
+/// older active version while the newest loads), and pick the outputs asked for.
+/// </summary>
+public sealed partial class InferencePipeline(
+    ServedModelCatalog catalog,
+    WorkerClient workers,
+    ResponseCache cache,
+    InferenceStatisticsStore statistics,
+    InferenceMetrics metrics,
+    FeatureEnricher enricher,
+    IOptions<InferenceApiOptions> options,
+    TimeProvider timeProvider,
+    ILogger<InferencePipeline> logger)
+{
+    /// <summary>The model version a request names (see <see cref="ServedModelCatalog.ResolveAsync"/>).</summary>
+    public Task<(ServedModel? Model, InferenceFailure? Failure)> ResolveAsync(string model, string? versionText, CancellationToken cancellationToken) =>
+        catalog.ResolveAsync(model, versionText, cancellationToken);
+
+    /// <summary>Runs a decoded request on <paramref name="served"/>.</summary>
+    /// <param name="served">From <see cref="ResolveAsync"/>.</param>
+    /// <param name="pinned">The request named its version: no fallback to another.</param>
+    /// <param name="decoded">The request as the transport decoded it.</param>
+    /// <param name="usage">Filled for the usage record; null when the caller records nothing.</param>
+    /// <param name="timing">Phase timestamps.</param>
+    /// <param name="cancellationToken">The client went away.</param>
+    public async Task<(InferenceAnswer? Answer, InferenceFailure? Failure)> RunAsync(
+        ServedModel served, bool pinned, InferRequest decoded, InferenceUsageFeature? usage, RequestTiming timing, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(served);
+        ArgumentNullException.ThrowIfNull(decoded);
+        ArgumentNullException.ThrowIfNull(timing);
+        InferRequest request;
+        try
+        {
+            var enrichStarted = timeProvider.GetTimestamp();
+            request = await enricher.EnrichAsync(decoded, served, cancellationToken);
+            timing.Enrich = ReferenceEquals(request, decoded) ? default : (enrichStarted, timeProvider.GetTimestamp());
+            InferRequestValidator.Validate(request.Inputs, request.Outputs.Select(o => o.Name), served.Signature, served.Name);
+        }
+        catch (InferenceRequestException ex)
+        {
+            return (null, new InferenceFailure(400, ex.Message));
+        }
+        catch (FeatureEnrichmentUnavailableException ex)
+        {
+            return (null, new InferenceFailure(ex.StatusCode, ex.Message, (int)ex.RetryAfter.TotalMilliseconds));
+        }
+
+        timing.Decoded = timeProvider.GetTimestamp();
+        if (usage is not null)
+        {
+            usage.RequestId = request.Id;
+            usage.InputElements = request.Inputs.Sum(i => i.ElementCount);
+        }
+
+        var timeout = request.Parameters.TimeoutMicroseconds is { } micros
+            ? TimeSpan.FromTicks(Math.Min(micros * 10, options.Value.MaxTimeout.Ticks))
+            : options.Value.DefaultTimeout;
+        var deadline = timeProvider.GetUtcNow() + timeout;
+
+        var useCache = request.Parameters.Cache ?? served.Settings.CacheEnabled;
+        InferItemResult? result = null;
+        bool? cacheHit = null;
+        if (useCache)
+        {
+            var lookupStarted = timeProvider.GetTimestamp();
+            result = await cache.GetAsync(ResponseCache.Key(served.Name, served.Version, request), cancellationToken);
+            cacheHit = result is not null;
+            await statistics.CacheLookupAsync(served.Name, served.Version, cacheHit.Value, timeProvider.GetElapsedTime(lookupStarted), cancellationToken);
+            if (result is null)
+            {
+                metrics.CacheMiss(served.Name);
+            }
+            else
+            {
+                metrics.CacheHit(served.Name);
+                usage?.Cached = true;
+            }
+        }
+
+        timing.Cached = timeProvider.GetTimestamp();
+        var fromWorker = false;
+        if (result is null)
+        {
+            var (response, answeredBy, error) = await RunOnWorkerAsync(request, served, pinned, deadline, cancellationToken);
+            if (error is not null)
+            {
+                return (null, error);
+            }
+
+            result = response!;
+            served = answeredBy;
+            fromWorker = true;
+            timing.Worked = timeProvider.GetTimestamp();
+            if (useCache)
+            {
+                await cache.SetAsync(ResponseCache.Key(served.Name, served.Version, request), result,
+                    TimeSpan.FromSeconds(served.Settings.CacheTtlSeconds), cancellationToken);
+            }
+        }
+
+        if (usage is not null)
+        {
+            usage.Version = served.Version;
+            usage.BatchSize = result.BatchSize;
+        }
+
+        var outputs = new List<InferTensor>(result.Outputs.Count);
+        if (request.Outputs.Count > 0)
+        {
+            foreach (var requested in request.Outputs)
+            {
+                var wire = result.Outputs.FirstOrDefault(o => o.Name == requested.Name);
+                if (wire is null)
+                {
+                    return (null, new InferenceFailure(502, $"the model worker did not return output '{requested.Name}'"));
+                }
+
+                outputs.Add(FromWire(wire));
+            }
+        }
+        else
+        {
+            outputs.AddRange(result.Outputs.Select(FromWire));
+        }
+
+        return (new InferenceAnswer(served, request, outputs, fromWorker ? result : null, cacheHit), null);
+    }
+
+    /// <summary>Counts a finished request in the service's metrics.</summary>
+    public void Finished(string model, int status, long started) => metrics.Request(model, status, timeProvider.GetElapsedTime(started));
+
+    private async Task<(InferItemResult? Response, ServedModel AnsweredBy, InferenceFailure? Error)> RunOnWorkerAsync(
+        InferRequest request, ServedModel served, bool pinned, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        // An unversioned request may fall back to an older active version when the newest is not loaded on any worker
+        // yet (just activated) or was just retired: traffic switches versions without failing requests.
+        IReadOnlyList<ServedModel> candidates = pinned ? [served] : [served, .. catalog.ActiveVersions(served.Name).Where(m => m.Version != served.Version)];
+        InferenceFailure? lastError = null;
+        foreach (var candidate in candidates)
+        {
+            if (candidate != served && !SignatureAccepts(request, candidate))
+            {
+                continue;
+            }
+
+            var call = await workers.InferAsync(candidate.Name, candidate.Version, ToWire(request, deadline), deadline, cancellationToken);
+            if (call.Result is not null)
+            {
+                return (call.Result, candidate, null);
+            }
+
+            var error = call.Error!;
+            var failure = error.Status == 404
+                // The registry says this version is active, so a worker without it is behind, not the client wrong.
+                ? new InferenceFailure(503, $"model '{candidate.Name}' version {candidate.Version} is not loaded on any model worker yet", 1000)
+                : new InferenceFailure(error.Status, error.Message, error.RetryAfterMs);
+            LogWorkerError(logger, candidate.Name, candidate.Version, failure.Status, failure.Message, call.Attempts);
+            if (pinned || failure.Status != 503)
+            {
+                return (null, candidate, failure);
+            }
+
+            lastError = failure;
+        }
+
+        return (null, served, lastError);
+    }
+
+    private static bool SignatureAccepts(InferRequest request, ServedModel model)
+    {
+        try
+        {
+            InferRequestValidator.Validate(request.Inputs, request.Outputs.Select(o => o.Name), model.Signature, model.Name);
+            return true;
+        }
+        catch (InferenceRequestException)
+        {
+            return false;
+        }
+    }
+
+    private static InferItem ToWire(InferRequest request, DateTimeOffset deadline)
+    {
+        var item = new InferItem { RequestId = request.Id ?? string.Empty, DeadlineUnixMs = deadline.ToUnixTimeMilliseconds() };
+        foreach (var input in request.Inputs)
+        {
+            var tensor = new Tensor
+            {
+                Name = input.Name,
+                Datatype = input.DataType.ToWire(),
+                // Wraps the request's buffer: serialising the message is the only copy on the way to the worker.
+                Data = UnsafeByteOperations.UnsafeWrap(input.Data),
+            };
+            tensor.Shape.AddRange(input.Shape);
+            item.Inputs.Add(tensor);
+        }
+
+        foreach (var output in request.Outputs)
+        {
+            item.Outputs.Add(output.Name);
+        }
+
+        return item;
+    }
+
+    private static InferTensor FromWire(Tensor wire) =>
+        new(wire.Name,
+            DataTypes.TryFromWire(wire.Datatype, out var type) ? type : throw new InvalidOperationException($"worker sent unknown datatype {wire.Datatype}"),
+            [.. wire.Shape],
+            wire.Data.Memory);
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "Model {Model} version {Version}: worker error {Status} after {Attempts} attempts: {Reason}")]
+    private static partial void LogWorkerError(ILogger logger, string model, long version, int status, string reason, int attempts);
+}

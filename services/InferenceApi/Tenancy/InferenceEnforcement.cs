@@ -1,0 +1,238 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Options;
+using Platform.InferenceApi.Serving;
+using Platform.Tenancy;
+using Platform.Tenancy.Enforcement;
+
+namespace Platform.InferenceApi.Tenancy;
+
+/// <summary>What the serving pipeline learned about a request, for its usage record.</summary>
+public sealed class InferenceUsageFeature
+{
+    /// <summary>The model version that answered (0 when none did).</summary>
+    public long Version { get; set; }
+
+    /// <summary>Rows ONNX Runtime ran together with this request (0 when no worker ran it).</summary>
+    public int BatchSize { get; set; }
+
+    /// <summary>Elements across all input tensors (what a per-element price multiplies).</summary>
+    public long InputElements { get; set; }
+
+    /// <summary>Whether the answer came from the response cache.</summary>
+    public bool Cached { get; set; }
+
+    /// <summary>The request's <c>id</c>, if it had one.</summary>
+    public string? RequestId { get; set; }
+}
+
+/// <summary>Why enforcement refused a request, in the terms both transports map from.</summary>
+/// <param name="Status">401 (no or unknown key), 403 (revoked, expired, model not allowed), 429 (rate limit, budget), 503 (limiter unavailable).</param>
+/// <param name="Message">For the client, naming what is wrong.</param>
+/// <param name="RetryAfterMs">For 429 and 503: when to come back.</param>
+/// <param name="Challenge">For 401: the <c>WWW-Authenticate</c> challenge.</param>
+public sealed record EnforcementRefusal(int Status, string Message, int RetryAfterMs = 0, string? Challenge = null);
+
+/// <summary>
+/// Tenant enforcement independent of the transport (REST middleware and the gRPC service both use it): a tenant key is
+/// required (401 missing or unknown; 403 revoked, expired, or a model the tenant may not use); an inference takes a
+/// rate-limit token and is refused when the budget is exhausted (429 + retry delay) or when the shared limiter cannot be
+/// reached (503: fail closed); and every admitted inference gets one usage record with its cost, written to the durable
+/// buffer before the answer goes out, so a client never holds an answer whose record could still be lost.
+/// </summary>
+public sealed partial class InferenceEnforcement(
+    TenantDirectory directory,
+    UsageLedger ledger,
+    TenancyTelemetry telemetry,
+    KeyUsageTracker keyUsage,
+    IOptions<InferenceApiOptions> options,
+    TimeProvider time,
+    ILogger<InferenceEnforcement> logger)
+{
+    /// <summary>Realm of the Bearer challenge.</summary>
+    public const string Realm = "inference-api";
+
+    /// <summary>The key a caller presents: <c>Authorization: Bearer &lt;key&gt;</c>, else <c>x-api-key</c>; null when neither.</summary>
+    public static string? PresentedKey(string? authorization, string? apiKey)
+    {
+        if (authorization is not null && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && authorization.Length > 7)
+        {
+            return authorization[7..].Trim();
+        }
+
+        return string.IsNullOrWhiteSpace(apiKey) ? null : apiKey.Trim();
+    }
+
+    /// <summary>
+    /// Authenticates <paramref name="presented"/> and checks the tenant may use <paramref name="model"/> (null: only the
+    /// key). Annotates <paramref name="span"/> with the caller and the GenAI attributes.
+    /// </summary>
+    public async Task<(TenantContext? Caller, EnforcementRefusal? Refusal)> AuthenticateAsync(string? presented, string? model, Activity? span, CancellationToken cancellationToken)
+    {
+        var started = time.GetTimestamp();
+        if (presented is null)
+        {
+            return (null, new EnforcementRefusal(401, "authorization: an API key is required ('Authorization: Bearer <key>' or 'x-api-key: <key>')",
+                Challenge: $"Bearer realm=\"{Realm}\""));
+        }
+
+        var authentication = await directory.AuthenticateAsync(presented, cancellationToken);
+        telemetry.Phase("authenticate", time.GetElapsedTime(started));
+        if (authentication.Status == KeyStatus.Unknown)
+        {
+            return (null, new EnforcementRefusal(401, "authorization: the API key is not valid", Challenge: $"Bearer realm=\"{Realm}\", error=\"invalid_token\""));
+        }
+
+        var caller = authentication.Context!;
+        TenancyTelemetry.Annotate(span, caller, model ?? string.Empty);
+        if (authentication.Status is KeyStatus.Revoked or KeyStatus.Expired)
+        {
+            var state = authentication.Status == KeyStatus.Revoked ? "revoked" : "expired";
+            telemetry.Refused(caller.Tenant, state);
+            LogKeyRefused(logger, caller.KeyPrefix, caller.Tenant.Name, state);
+            return (caller, new EnforcementRefusal(403, $"authorization: API key '{caller.KeyPrefix}' of tenant '{caller.Tenant.Name}' is {state}"));
+        }
+
+        keyUsage.Seen(caller.KeyId);
+        if (model is not null && !caller.Tenant.MayUse(model))
+        {
+            telemetry.Refused(caller.Tenant, "model_not_allowed");
+            return (caller, ModelNotAllowed(caller, model));
+        }
+
+        return (caller, null);
+    }
+
+    /// <summary>403 for a model the tenant may not use.</summary>
+    public static EnforcementRefusal ModelNotAllowed(TenantContext caller, string model)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        return new EnforcementRefusal(403, $"model: tenant '{caller.Tenant.Name}' may not use model '{model}'");
+    }
+
+    /// <summary>
+    /// Takes a rate-limit token and checks the budget. Null when the inference may run; otherwise a 429 (rate limit or
+    /// budget, to be recorded as usage) or a 503 (<see cref="EnforcementRefusal.Status"/>; nothing can be recorded).
+    /// </summary>
+    public async Task<EnforcementRefusal?> AdmitAsync(TenantContext caller, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        var started = time.GetTimestamp();
+        Admission admission;
+        try
+        {
+            admission = await ledger.AdmitAsync(caller, caller.Tenant.RateLimit ?? directory.DefaultRateLimit, cancellationToken);
+        }
+        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException or Npgsql.NpgsqlException)
+        {
+            // Without the shared limiter and ledger nothing could be charged: fail closed, tell the client to come back.
+            LogEnforcementUnavailable(logger, ex.Message);
+            return new EnforcementRefusal(503, "rate limiter and usage ledger are unavailable; retry shortly", 1000);
+        }
+
+        telemetry.Phase("admit", time.GetElapsedTime(started));
+        if (admission.Budget is { } budget)
+        {
+            telemetry.BudgetUsed(caller.Tenant, budget);
+        }
+
+        if (!admission.RateLimit.Allowed)
+        {
+            telemetry.Refused(caller.Tenant, "rate_limit");
+            var limit = caller.Tenant.RateLimit ?? directory.DefaultRateLimit;
+            return new EnforcementRefusal(429,
+                string.Create(CultureInfo.InvariantCulture, $"rate limit: API key '{caller.KeyPrefix}' is limited to {limit.RequestsPerSecond:0.###} requests/s (burst {limit.Burst}); retry after {admission.RateLimit.RetryAfter.TotalSeconds:0.###} s"),
+                (int)Math.Ceiling(admission.RateLimit.RetryAfter.TotalMilliseconds));
+        }
+
+        if (admission.Budget is { Exhausted: true } exhausted)
+        {
+            telemetry.Refused(caller.Tenant, "budget");
+            var untilReset = exhausted.ResetsAt - time.GetUtcNow();
+            return new EnforcementRefusal(429,
+                string.Create(CultureInfo.InvariantCulture,
+                    $"budget: tenant '{caller.Tenant.Name}' has spent {exhausted.Spent:0.######} {exhausted.Budget.Currency} of its {exhausted.Budget.Period} budget of {exhausted.Budget.Limit:0.######} {exhausted.Budget.Currency}; it resets at {exhausted.ResetsAt.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}"),
+                (int)Math.Min(int.MaxValue, Math.Ceiling(untilReset.TotalMilliseconds)));
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Writes the usage record of an admitted request and charges its cost. Not the request's token: once the answer
+    /// exists its record is written even if the client has left.
+    /// </summary>
+    /// <param name="caller">Who called.</param>
+    /// <param name="model">The model asked for.</param>
+    /// <param name="usage">What serving learned.</param>
+    /// <param name="status">The answer's status as HTTP states it (gRPC answers are recorded with their HTTP equivalent).</param>
+    /// <param name="started">When the request arrived (<see cref="TimeProvider.GetTimestamp"/>).</param>
+    /// <param name="span">The request's server span.</param>
+    /// <exception cref="Exception">The record could not be made durable: the caller must not get the answer.</exception>
+    public async Task RecordAsync(TenantContext caller, string model, InferenceUsageFeature usage, int status, long started, Activity? span)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        ArgumentNullException.ThrowIfNull(usage);
+        var recordStarted = time.GetTimestamp();
+        try
+        {
+            var price = status == 200 ? await directory.GetPriceAsync(model, CancellationToken.None) : null;
+            var cost = price?.CostOf(usage.InputElements) ?? 0m;
+            var elapsed = time.GetElapsedTime(started);
+            var record = new UsageRecord(
+                Guid.CreateVersion7(),
+                caller.Tenant.Id,
+                caller.KeyId,
+                model,
+                usage.Version,
+                status,
+                elapsed.TotalMilliseconds,
+                usage.BatchSize,
+                cost,
+                price?.Currency ?? options.Value.DefaultCurrency,
+                span?.TraceId.ToHexString(),
+                time.GetUtcNow(),
+                usage.RequestId,
+                usage.InputElements,
+                usage.Cached);
+
+            var charge = await ledger.RecordAsync(record, caller.Budget, CancellationToken.None);
+            telemetry.Operation(caller.Tenant, model, status, elapsed);
+            telemetry.Cost(caller.Tenant, model, cost, record.Currency);
+            span?.SetTag("platform.cost", (double)cost);
+            span?.SetTag("platform.cost.currency", record.Currency);
+            if (charge.Budget is { } budget)
+            {
+                telemetry.BudgetUsed(caller.Tenant, budget);
+            }
+
+            foreach (var crossed in charge.Crossed)
+            {
+                telemetry.Alert(caller.Tenant, crossed);
+                LogBudgetThreshold(logger, caller.Tenant.Name, crossed.Threshold, crossed.Period, crossed.Spent, crossed.Limit, crossed.Currency, crossed.Kind);
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            LogRecordFailed(logger, caller.Tenant.Name, model, ex.Message);
+            throw;
+        }
+        finally
+        {
+            telemetry.Phase("record", time.GetElapsedTime(recordStarted));
+        }
+    }
+
+    [LoggerMessage(EventId = 40, Level = LogLevel.Information, Message = "API key {KeyPrefix} of tenant {Tenant} refused: {State}")]
+    private static partial void LogKeyRefused(ILogger logger, string keyPrefix, string tenant, string state);
+
+    [LoggerMessage(EventId = 41, Level = LogLevel.Warning,
+        Message = "Tenant {Tenant} crossed {Threshold:P0} of its {Period} budget: spent {Spent} of {Limit} {Currency} ({Kind})")]
+    private static partial void LogBudgetThreshold(ILogger logger, string tenant, double threshold, string period, decimal spent, decimal limit, string currency, string kind);
+
+    [LoggerMessage(EventId = 42, Level = LogLevel.Error, Message = "Enforcement unavailable, inference refused with 503: {Reason}")]
+    private static partial void LogEnforcementUnavailable(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 43, Level = LogLevel.Error, Message = "Usage record for tenant {Tenant}, model {Model} could not be stored; answered 503 instead: {Reason}")]
+    private static partial void LogRecordFailed(ILogger logger, string tenant, string model, string reason);
+}
