@@ -4,6 +4,7 @@ using System.Text.Json;
 using Platform.Inference.Protocol;
 using Platform.OnnxModels;
 using Platform.OnnxRuntime;
+using Platform.TestSupport;
 
 namespace Platform.Integration.Tests;
 
@@ -111,9 +112,10 @@ public sealed class FeatureBindingTests(PlatformFixture fixture, OrtFixture ort)
         using (var inference = fixture.App.CreateHttpClient("inference-api"))
         {
             var metrics = await inference.GetStringAsync("/metrics", Ct);
-            Assert.Contains($"platform_inference_api_enrichment_inputs_total{{feature_set=\"{profileSet}\",model=\"{model}\",outcome=\"filled\"}} 2", metrics, StringComparison.Ordinal);
-            Assert.Contains($"platform_inference_api_enrichment_inputs_total{{feature_set=\"{scaleSet}\",model=\"{model}\",outcome=\"default\"}} 1", metrics, StringComparison.Ordinal);
-            Assert.Contains($"platform_inference_api_enrichment_inputs_total{{feature_set=\"{scaleSet}\",model=\"{model}\",outcome=\"supplied\"}} 1", metrics, StringComparison.Ordinal);
+            const string Inputs = "platform_inference_api_enrichment_inputs_total";
+            Assert.Equal(2, PrometheusText.Value(metrics, Inputs, ("feature_set", profileSet), ("model", model), ("outcome", "filled")));
+            Assert.Equal(1, PrometheusText.Value(metrics, Inputs, ("feature_set", scaleSet), ("model", model), ("outcome", "default")));
+            Assert.Equal(1, PrometheusText.Value(metrics, Inputs, ("feature_set", scaleSet), ("model", model), ("outcome", "supplied")));
         }
 
         // A feature write is seen by the next inference (the feature cache is invalidated on write).
