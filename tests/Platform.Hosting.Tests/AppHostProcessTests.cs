@@ -50,8 +50,12 @@ public sealed class AppHostProcessTests(ITestOutputHelper output)
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{launch}: start -> all {platform.ReportedResources} resources healthy in {platform.ReportedStartup.TotalSeconds:F1} s (reported by the AppHost)"));
 
-        // What `dotnet aspire describe --format Json` run from the repository root says, as a user would run it.
-        var described = await platform.DescribeWhenHealthyAsync(cancellationToken: Ct);
+        // What `dotnet aspire describe --format Json` run from the repository root says, as a user would run it (with the
+        // hidden resources, to see the dashboard's process too). Health checks keep running after the start-up report: wait
+        // for one description with every resource Running and Healthy, then check it in detail.
+        var described = await platform.DescribeUntilAsync(
+            resources => ExpectedResources.All(e => resources.Count(r => r.DisplayName == e.Key && r.IsRunningAndHealthy) == e.Value),
+            "every resource Running and Healthy", includeHidden: true, cancellationToken: Ct);
         var listing = "\n  " + string.Join("\n  ", described);
         foreach (var (name, instances) in ExpectedResources)
         {
@@ -72,7 +76,7 @@ public sealed class AppHostProcessTests(ITestOutputHelper output)
         Assert.Contains(processes, p => p.Id == platform.AppHostProcessId);
         Assert.True(processes.Any(p => p.Program == "dcp"), $"no DCP process:{tree}");
         // The dashboard is a hidden resource: describe lists it only when asked to.
-        var dashboard = (await platform.DescribeAsync(includeHidden: true, Ct)).SingleOrDefault(r => r.DisplayName == "aspire-dashboard");
+        var dashboard = described.SingleOrDefault(r => r.DisplayName == "aspire-dashboard");
         Assert.True(dashboard is { State: "Running", ProcessId: > 0 }, $"describe --include-hidden lists no running dashboard: {dashboard}");
         Assert.True(processes.Any(p => p.Id == dashboard.ProcessId && p.Program == "Aspire.Dashboard"), $"the dashboard ({dashboard}) is not among the platform's processes:{tree}");
         if (launch == AppHostLaunch.AspireRun)

@@ -294,20 +294,27 @@ public sealed partial class AppHostProcess : IAsyncDisposable
     /// Describes the platform until every resource it lists (parameters aside) is Running and Healthy (health checks keep
     /// running after the start-up report) and returns that description; fails with the last one.
     /// </summary>
-    public async Task<IReadOnlyList<DescribedResource>> DescribeWhenHealthyAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<DescribedResource>> DescribeWhenHealthyAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
+        DescribeUntilAsync(resources => resources.All(r => r.ResourceType == "Parameter" || r.IsRunningAndHealthy), "every resource Running and Healthy",
+            includeHidden: false, timeout, cancellationToken);
+
+    /// <summary>Describes the platform until <paramref name="done"/> holds and returns that description; fails with the last one.</summary>
+    public async Task<IReadOnlyList<DescribedResource>> DescribeUntilAsync(Func<IReadOnlyList<DescribedResource>, bool> done, string what,
+        bool includeHidden = false, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(done);
         var deadline = Stopwatch.StartNew();
         while (true)
         {
-            var resources = await DescribeAsync(cancellationToken: cancellationToken);
-            if (resources.All(r => r.ResourceType == "Parameter" || r.IsRunningAndHealthy))
+            var resources = await DescribeAsync(includeHidden, cancellationToken);
+            if (done(resources))
             {
                 return resources;
             }
 
             if (deadline.Elapsed > (timeout ?? TimeSpan.FromSeconds(90)))
             {
-                throw new TimeoutException($"Not every resource became Running and Healthy:\n  {string.Join("\n  ", resources)}");
+                throw new TimeoutException($"aspire describe never showed {what}; last:\n  {string.Join("\n  ", resources)}");
             }
 
             await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
