@@ -46,9 +46,9 @@ public sealed class DashboardFixture : IAsyncLifetime
         Directory.CreateDirectory(ArtifactsDirectory);
         Platform = await AppHostProcess.StartAsync(AppHostLaunch.Executable, TestContext.Current.CancellationToken);
         await Platform.DescribeWhenHealthyAsync(cancellationToken: TestContext.Current.CancellationToken);
-        Admin = new HttpClient { BaseAddress = await Platform.EndpointAsync("admin-api", TestContext.Current.CancellationToken) };
+        Admin = new HttpClient { BaseAddress = await Platform.EndpointAsync("admin-api", cancellationToken: TestContext.Current.CancellationToken) };
         Admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Platform.AdminApiKey);
-        InferenceApi = await Platform.EndpointAsync("inference-api", TestContext.Current.CancellationToken);
+        InferenceApi = await Platform.EndpointAsync("inference-api", cancellationToken: TestContext.Current.CancellationToken);
 
         Assertions.SetDefaultExpectTimeout(ExpectTimeout);
         _playwright = await Playwright.CreateAsync();

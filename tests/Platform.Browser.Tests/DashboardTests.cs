@@ -25,9 +25,17 @@ public sealed class DashboardTests(DashboardFixture dashboard) : DashboardTest(d
         var token = page.Locator("input[placeholder='Enter token to log in...']");
         var logIn = page.Locator("fluent-button[name=submit-token]");
 
-        await token.FillAsync("not-the-token");
-        await logIn.ClickAsync();
-        await Expect(page.GetByText("Invalid token. Please try again")).ToBeVisibleAsync();
+        // The login form is prerendered: a click before the page's Blazor circuit is connected does nothing, so try again.
+        var invalid = page.GetByText("Invalid token. Please try again");
+        var deadline = DateTime.UtcNow.AddSeconds(DashboardFixture.ExpectTimeout / 1000);
+        do
+        {
+            await token.FillAsync("not-the-token");
+            await logIn.ClickAsync();
+        }
+        while (!await Visible(invalid) && DateTime.UtcNow < deadline);
+
+        await Expect(invalid).ToBeVisibleAsync();
         await Expect(page).ToHaveURLAsync(new Regex("/login"));
 
         await token.FillAsync(Dashboard.Platform.BrowserToken);
@@ -70,6 +78,9 @@ public sealed class DashboardTests(DashboardFixture dashboard) : DashboardTest(d
         var page = await OpenAsync();
         await page.GotoAsync(new Uri(Dashboard.DashboardUrl, "/consolelogs/resource/admin-api").ToString());
         var lines = page.Locator(".log-line-area .log-content");
+        // The view is virtualised and follows the tail: the start-up lines are rendered once it is scrolled to the top.
+        await Expect(lines.First).ToBeVisibleAsync();
+        await page.Locator(".log-container").EvaluateAsync("e => e.scrollTop = 0");
         await Expect(lines.Filter(new() { HasText = $"Now listening on: {address}" })).ToHaveCountAsync(1);
         await Expect(lines.Filter(new() { HasTextRegex = new Regex("Schema migrations complete") })).ToHaveCountAsync(1);
     }
@@ -144,6 +155,19 @@ public sealed class DashboardTests(DashboardFixture dashboard) : DashboardTest(d
         await Expect(title.Locator(".pane-details-subtext")).ToHaveTextAsync(parent.SpanId[..7]);
     }
 
+    private static async Task<bool> Visible(ILocator locator)
+    {
+        try
+        {
+            await locator.WaitForAsync(new() { State = WaitForSelectorState.Visible, Timeout = 2_000 });
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+    }
+
     private async Task<Trace> FindTraceAsync(HttpClient telemetry, string model)
     {
         // The exporters batch for a second; the dashboard shows what has arrived.
@@ -162,7 +186,16 @@ public sealed class DashboardTests(DashboardFixture dashboard) : DashboardTest(d
             var found = parsed.FirstOrDefault(t => t.Spans.Any(s => s.Resource.StartsWith("model-worker", StringComparison.Ordinal)));
             if (found is not null)
             {
-                return found;
+                // Each service's exporter sends its batch on its own schedule: the trace is whole once its root has arrived
+                // and two reads a batch interval apart agree.
+                await Task.Delay(1500, Ct);
+                var again = Trace.All(await telemetry.GetFromJsonAsync<JsonElement>($"/api/telemetry/traces/{found.Id}", Ct)).Single();
+                if (again.Spans.Count == found.Spans.Count && again.Spans.Any(s => s.ParentSpanId.Length == 0))
+                {
+                    return again;
+                }
+
+                continue;
             }
 
             seen = string.Join("\n", parsed);

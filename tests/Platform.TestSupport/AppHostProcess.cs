@@ -43,7 +43,7 @@ public enum StopSignal
 /// <param name="State">E.g. <c>Running</c>.</param>
 /// <param name="HealthStatus">E.g. <c>Healthy</c>; null when the resource reports none.</param>
 /// <param name="ProcessId">The process id DCP reports (<c>executable.pid</c>); null for resources that are not processes.</param>
-/// <param name="Urls">The resource's URLs.</param>
+/// <param name="Urls">The resource's URLs by endpoint name (<c>http</c>, <c>grpc</c>, ...).</param>
 /// <param name="Environment">The environment the resource was started with (secrets included: describe runs on this machine).</param>
 /// <param name="DashboardUrl">The resource's page on the dashboard.</param>
 public sealed record DescribedResource(
@@ -53,7 +53,7 @@ public sealed record DescribedResource(
     string? State,
     string? HealthStatus,
     int? ProcessId,
-    IReadOnlyList<Uri> Urls,
+    IReadOnlyDictionary<string, Uri> Urls,
     IReadOnlyDictionary<string, string?> Environment,
     Uri? DashboardUrl)
 {
@@ -62,7 +62,7 @@ public sealed record DescribedResource(
 
     /// <inheritdoc />
     public override string ToString() =>
-        $"{Name} ({DisplayName}, {ResourceType}): {State ?? "?"} / {HealthStatus ?? "-"}, pid {ProcessId?.ToString(CultureInfo.InvariantCulture) ?? "-"}, urls [{string.Join(", ", Urls)}]";
+        $"{Name} ({DisplayName}, {ResourceType}): {State ?? "?"} / {HealthStatus ?? "-"}, pid {ProcessId?.ToString(CultureInfo.InvariantCulture) ?? "-"}, urls [{string.Join(", ", Urls.Select(u => $"{u.Key}={u.Value}"))}]";
 }
 
 /// <summary>A process of a running platform, identified by its id and start time (ids are reused once a process is gone).</summary>
@@ -321,11 +321,11 @@ public sealed partial class AppHostProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>The first URL of the resource named <paramref name="resource"/> (its name in the AppHost), from describe.</summary>
-    public async Task<Uri> EndpointAsync(string resource, CancellationToken cancellationToken = default)
+    /// <summary>The URL of endpoint <paramref name="endpoint"/> of the resource named <paramref name="resource"/> (its name in the AppHost), from describe.</summary>
+    public async Task<Uri> EndpointAsync(string resource, string endpoint = "http", CancellationToken cancellationToken = default)
     {
         var described = await DescribeAsync(cancellationToken: cancellationToken);
-        return described.FirstOrDefault(r => r.DisplayName == resource && r.Urls.Count > 0)?.Urls[0]
+        return described.FirstOrDefault(r => r.DisplayName == resource && r.Urls.ContainsKey(endpoint))?.Urls[endpoint]
             ?? throw new InvalidOperationException($"aspire describe lists no URL for '{resource}':\n  {string.Join("\n  ", described)}");
     }
 
@@ -664,8 +664,9 @@ public sealed partial class AppHostProcess : IAsyncDisposable
         int? pid = properties.ValueKind == JsonValueKind.Object && properties.TryGetProperty("executable.pid", out var pidValue)
             && pidValue.ValueKind == JsonValueKind.Number ? pidValue.GetInt32() : null;
         var urls = resource.TryGetProperty("urls", out var u) && u.ValueKind == JsonValueKind.Array
-            ? u.EnumerateArray().Select(x => Text(x, "url")).OfType<string>().Select(x => new Uri(x)).ToList()
-            : [];
+            ? u.EnumerateArray().Where(x => Text(x, "url") is not null)
+                .ToDictionary(x => Text(x, "name") ?? Text(x, "url")!, x => new Uri(Text(x, "url")!), StringComparer.Ordinal)
+            : new Dictionary<string, Uri>(StringComparer.Ordinal);
         var environment = resource.TryGetProperty("environment", out var e) && e.ValueKind == JsonValueKind.Object
             ? e.EnumerateObject().ToDictionary(x => x.Name, x => x.Value.ValueKind == JsonValueKind.String ? x.Value.GetString() : x.Value.ToString(), StringComparer.Ordinal)
             : new Dictionary<string, string?>(StringComparer.Ordinal);
