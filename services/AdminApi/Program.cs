@@ -4,6 +4,7 @@ using Platform.ModelRegistry;
 using Platform.ObjectStore;
 using Platform.OnnxRuntime;
 using Platform.Redis;
+using Platform.Rollouts;
 using Platform.Tenancy;
 using Platform.Tenancy.Admin;
 
@@ -20,6 +21,8 @@ builder.AddPlatformModelRegistryWriter();
 // Tenants, keys, budgets, prices and usage reports; the usage writer drains InferenceApi's Redis buffer into Postgres.
 builder.AddPlatformTenancyAdmin();
 builder.AddPlatformUsageWriter();
+// Rollouts: the traffic split per model InferenceApi follows.
+builder.AddPlatformRollouts();
 
 // Uploads are validated by loading them with ONNX Runtime (CPU, one thread: a check, not serving).
 builder.Services.AddSingleton(_ => new OrtEnvironment());
@@ -32,5 +35,6 @@ app.MapServiceInfo("admin-api");
 app.MapRegistryEndpoints();
 app.MapRepositoryEndpoints();
 app.MapTenancyEndpoints();
+app.MapRolloutEndpoints();
 
 app.Run();

@@ -7,6 +7,7 @@ using Platform.InferenceApi.Tenancy;
 using Platform.ModelRegistry;
 using Platform.ObjectStore;
 using Platform.Redis;
+using Platform.Rollouts;
 using Platform.Tenancy;
 using Platform.Tenancy.Enforcement;
 
@@ -32,6 +33,7 @@ else
 }
 
 builder.AddPlatformActiveModelsView();
+builder.AddPlatformRolloutView();
 builder.AddPlatformTenancy();
 builder.Services.AddSingleton<TenancyTelemetry>();
 builder.Services.AddSingleton<KeyUsageTracker>();

@@ -87,6 +87,7 @@ public sealed class OpenInferenceGrpcService(
         var cancellationToken = context.CancellationToken;
         var span = ServerSpan(context);
         var status = 499;
+        long? answeredBy = null;
         try
         {
             var caller = await AuthenticateAsync(context, model);
@@ -121,6 +122,7 @@ public sealed class OpenInferenceGrpcService(
             }
 
             status = answer is null ? failure!.Status : 200;
+            answeredBy = answer?.Model.Version;
             var recordStarted = time.GetTimestamp();
             await RecordAsync(caller, model, usage, status, started, span);
             if (answer is null)
@@ -151,7 +153,7 @@ public sealed class OpenInferenceGrpcService(
         }
         finally
         {
-            pipeline.Finished(model, status, started);
+            pipeline.Finished(model, answeredBy, status, started);
         }
     }
 

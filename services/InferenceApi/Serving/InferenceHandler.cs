@@ -29,6 +29,7 @@ public sealed class InferenceHandler(InferencePipeline pipeline, IOptions<Infere
         var started = timeProvider.GetTimestamp();
         var cancellationToken = context.RequestAborted;
         var status = 499;
+        long? answeredBy = null;
         byte[]? body = null;
         try
         {
@@ -64,6 +65,7 @@ public sealed class InferenceHandler(InferencePipeline pipeline, IOptions<Infere
                 context.Response.Headers[CacheHeader] = hit ? "hit" : "miss";
             }
 
+            answeredBy = answer.Model.Version;
             status = await WriteResponseAsync(context, answer, timing, timeProvider);
         }
         catch (InferenceRequestException ex)
@@ -86,7 +88,7 @@ public sealed class InferenceHandler(InferencePipeline pipeline, IOptions<Infere
                 ArrayPool<byte>.Shared.Return(body);
             }
 
-            pipeline.Finished(model, status, started);
+            pipeline.Finished(model, answeredBy, status, started);
         }
     }
 

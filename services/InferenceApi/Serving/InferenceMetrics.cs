@@ -31,10 +31,15 @@ public sealed class InferenceMetrics
     /// <summary>A cache miss for <paramref name="model"/>.</summary>
     public void CacheMiss(string model) => _cacheMisses.Add(1, new KeyValuePair<string, object?>("model", model));
 
-    /// <summary>A finished request.</summary>
-    public void Request(string model, int status, TimeSpan duration)
+    /// <summary>A finished request; <paramref name="version"/> is the version that answered (tag <c>model_version</c>), null when none did.</summary>
+    public void Request(string model, long? version, int status, TimeSpan duration)
     {
         var tags = new TagList { { "model", model }, { "http.response.status_code", status } };
+        if (version is { } answered)
+        {
+            tags.Add("model_version", answered);
+        }
+
         _requests.Add(1, tags);
         _duration.Record(duration.TotalSeconds, tags);
     }

@@ -6,6 +6,7 @@ using Platform.Inference.Protocol;
 using Platform.Inference.Protocol.Wire;
 using Platform.Inference.Routing;
 using Platform.InferenceApi.Tenancy;
+using Platform.Rollouts;
 
 namespace Platform.InferenceApi.Serving;
 
@@ -82,10 +83,12 @@ public sealed class RequestTiming(long started)
 /// Serving, independent of the transport (REST JSON, REST binary and gRPC all go through it): resolve the model
 /// version (404), then for a decoded request fill bound inputs from the feature store, validate against the
 /// signature (400 naming the tensor), answer from the cache when allowed, otherwise run on a worker (falling back to an
-/// older active version while the newest loads), and pick the outputs asked for.
+/// older active version while the newest loads), and pick the outputs asked for. An unversioned request of a model with a
+/// rollout in effect goes to the rollout's stable or candidate version as its percentage (and stickiness) says.
 /// </summary>
 public sealed partial class InferencePipeline(
     ServedModelCatalog catalog,
+    IRolloutView rollouts,
     WorkerClient workers,
     ResponseCache cache,
     InferenceStatisticsStore statistics,
@@ -112,6 +115,8 @@ public sealed partial class InferencePipeline(
         ArgumentNullException.ThrowIfNull(served);
         ArgumentNullException.ThrowIfNull(decoded);
         ArgumentNullException.ThrowIfNull(timing);
+        var route = pinned ? [served] : await RouteAsync(served, decoded, cancellationToken);
+        served = route[0];
         InferRequest request;
         try
         {
@@ -165,7 +170,7 @@ public sealed partial class InferencePipeline(
         var fromWorker = false;
         if (result is null)
         {
-            var (response, answeredBy, error) = await RunOnWorkerAsync(request, served, pinned, deadline, cancellationToken);
+            var (response, answeredBy, error) = await RunOnWorkerAsync(request, route, deadline, cancellationToken);
             if (error is not null)
             {
                 return (null, error);
@@ -211,16 +216,42 @@ public sealed partial class InferencePipeline(
     }
 
     /// <summary>Counts a finished request in the service's metrics.</summary>
-    public void Finished(string model, int status, long started) => metrics.Request(model, status, timeProvider.GetElapsedTime(started));
+    /// <param name="model">Model name as requested.</param>
+    /// <param name="version">The version that answered; null when none did.</param>
+    /// <param name="status">HTTP terms.</param>
+    /// <param name="started">When it arrived (<see cref="TimeProvider.GetTimestamp"/>).</param>
+    public void Finished(string model, long? version, int status, long started) => metrics.Request(model, version, status, timeProvider.GetElapsedTime(started));
+
+    /// <summary>
+    /// The versions an unversioned request may run on, in order. Without a rollout: the newest active version, then the
+    /// older active ones (a fallback while the newest loads or was just retired: traffic switches versions without failing
+    /// requests). With a rollout: the version the rollout draws, and after the candidate the stable version; a request the
+    /// rollout gives to the stable version never falls back to the candidate (so a rolled-back candidate gets nothing).
+    /// A version of the rollout that is not active is skipped; when neither is, the registry's choice stands.
+    /// </summary>
+    private async ValueTask<IReadOnlyList<ServedModel>> RouteAsync(ServedModel newest, InferRequest request, CancellationToken cancellationToken)
+    {
+        if (rollouts.Find(newest.Name) is not { } rollout)
+        {
+            return [newest, .. catalog.ActiveVersions(newest.Name).Where(m => m.Version != newest.Version)];
+        }
+
+        var stable = await catalog.FindAsync(newest.Name, rollout.StableVersion, cancellationToken);
+        if (RolloutRouter.CandidateAnswers(rollout, request.Id, request.Parameters.EntityId, Random.Shared)
+            && await catalog.FindAsync(newest.Name, rollout.CandidateVersion, cancellationToken) is { } candidate)
+        {
+            return stable is null ? [candidate] : [candidate, stable];
+        }
+
+        return stable is null ? [newest] : [stable];
+    }
 
     private async Task<(InferItemResult? Response, ServedModel AnsweredBy, InferenceFailure? Error)> RunOnWorkerAsync(
-        InferRequest request, ServedModel served, bool pinned, DateTimeOffset deadline, CancellationToken cancellationToken)
+        InferRequest request, IReadOnlyList<ServedModel> route, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
-        // An unversioned request may fall back to an older active version when the newest is not loaded on any worker
-        // yet (just activated) or was just retired: traffic switches versions without failing requests.
-        IReadOnlyList<ServedModel> candidates = pinned ? [served] : [served, .. catalog.ActiveVersions(served.Name).Where(m => m.Version != served.Version)];
+        var served = route[0];
         InferenceFailure? lastError = null;
-        foreach (var candidate in candidates)
+        foreach (var candidate in route)
         {
             if (candidate != served && !SignatureAccepts(request, candidate))
             {
@@ -239,7 +270,7 @@ public sealed partial class InferencePipeline(
                 ? new InferenceFailure(503, $"model '{candidate.Name}' version {candidate.Version} is not loaded on any model worker yet", 1000)
                 : new InferenceFailure(error.Status, error.Message, error.RetryAfterMs);
             LogWorkerError(logger, candidate.Name, candidate.Version, failure.Status, failure.Message, call.Attempts);
-            if (pinned || failure.Status != 503)
+            if (route.Count == 1 || failure.Status != 503)
             {
                 return (null, candidate, failure);
             }
