@@ -31,6 +31,23 @@ public static class RolloutServiceCollectionExtensions
         builder.Services.TryAddSingleton<RolloutMonitor>();
         builder.Services.TryAddSingleton<IRolloutView>(sp => sp.GetRequiredService<RolloutMonitor>());
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RolloutMonitor>());
+        builder.Services.AddOptions<RolloutControllerOptions>().BindConfiguration(RolloutViewOptions.SectionName);
+        builder.Services.TryAddSingleton<RolloutOutcomeRecorder>();
+        builder.Services.AddHostedService<RolloutOutcomeFlusher>();
+        return builder;
+    }
+
+    /// <summary>
+    /// Also runs the <see cref="RolloutController"/> that judges running rollouts against their guardrails (AdminApi's side;
+    /// one replica at a time, by a Redis lease; config section <c>Rollouts</c>).
+    /// </summary>
+    public static IHostApplicationBuilder AddPlatformRolloutController(this IHostApplicationBuilder builder)
+    {
+        builder.AddPlatformRollouts();
+        builder.Services.AddOptions<RolloutControllerOptions>().BindConfiguration(RolloutViewOptions.SectionName);
+        builder.Services.TryAddSingleton<RolloutOutcomeReader>();
+        builder.Services.TryAddSingleton<RolloutTelemetry>();
+        builder.Services.AddHostedService<RolloutController>();
         return builder;
     }
 }

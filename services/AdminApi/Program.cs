@@ -21,8 +21,8 @@ builder.AddPlatformModelRegistryWriter();
 // Tenants, keys, budgets, prices and usage reports; the usage writer drains InferenceApi's Redis buffer into Postgres.
 builder.AddPlatformTenancyAdmin();
 builder.AddPlatformUsageWriter();
-// Rollouts: the traffic split per model InferenceApi follows.
-builder.AddPlatformRollouts();
+// Rollouts: the traffic split per model InferenceApi follows, and the controller that judges it against its guardrails.
+builder.AddPlatformRolloutController();
 
 // Uploads are validated by loading them with ONNX Runtime (CPU, one thread: a check, not serving).
 builder.Services.AddSingleton(_ => new OrtEnvironment());

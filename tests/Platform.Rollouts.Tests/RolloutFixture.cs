@@ -9,6 +9,8 @@ using Platform.OnnxModels;
 using Platform.TestSupport;
 
 [assembly: AssemblyFixture(typeof(Platform.Rollouts.Tests.RolloutFixture))]
+// One test restarts AdminApi: the others must not be mid-call then.
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
 
 namespace Platform.Rollouts.Tests;
 
@@ -66,14 +68,17 @@ public sealed class RolloutFixture : IAsyncLifetime
         }
     }
 
-    /// <summary>A new model with two active MLP versions (same signature, different weights), both loaded on the workers.</summary>
-    public async Task<string> CreateModelWithTwoVersionsAsync(string prefix)
+    /// <summary>
+    /// A new model with two active versions of the same signature, both loaded on the workers: MLPs with different weights,
+    /// or with <paramref name="failingCandidate"/> a version 2 whose every inference fails in ONNX Runtime.
+    /// </summary>
+    public async Task<string> CreateModelWithTwoVersionsAsync(string prefix, bool failingCandidate = false)
     {
         var name = $"{prefix}-{Guid.NewGuid():N}"[..32];
         foreach (var seed in new ulong[] { 1, 2 })
         {
-            var model = ModelCatalog.Generate("mlp", new ModelRequest { Seed = seed, Features = Features });
-            using var content = new ByteArrayContent(model.Bytes);
+            var bytes = seed == 2 && failingCandidate ? FailingModel() : ModelCatalog.Generate("mlp", new ModelRequest { Seed = seed, Features = Features }).Bytes;
+            using var content = new ByteArrayContent(bytes);
             content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
             using var response = await Admin.PostAsync($"/api/models/{name}/versions?activate=true", content, Ct);
             Assert.True(response.IsSuccessStatusCode, $"upload {name}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(Ct)}");
@@ -81,10 +86,52 @@ public sealed class RolloutFixture : IAsyncLifetime
 
         foreach (var version in new long[] { 1, 2 })
         {
-            await EventuallyAsync($"{name} v{version} served", async () => (await InferAsync(name, version)).Status == 200);
+            // Loaded once the workers stop answering "not loaded" (503); the failing version then answers 500.
+            var expected = version == 2 && failingCandidate ? 500 : 200;
+            await EventuallyAsync($"{name} v{version} served", async () => (await InferAsync(name, version)).Status == expected);
         }
 
         return name;
+    }
+
+    /// <summary>
+    /// The MLP's signature (input float[batch,16] → probabilities float[batch,4]) over a Reshape to [35, -1], which
+    /// ONNX Runtime accepts at load time and refuses at run time for any batch that is not a multiple of 35 rows.
+    /// </summary>
+    private static byte[] FailingModel()
+    {
+        var graph = new OnnxGraphBuilder("failing");
+        graph.AddInput("input", OnnxDataType.Float, "batch", Features);
+        graph.AddInitializer("shape", [35L, -1L], 2);
+        graph.AddNode("Reshape", ["input", "shape"], ["probabilities"]);
+        graph.AddOutput("probabilities", OnnxDataType.Float, "batch", 4);
+        return graph.ToBytes("fails at run time");
+    }
+
+    /// <summary>Sends unversioned inferences, <paramref name="parallel"/> at a time, until <paramref name="cancellationToken"/> fires.</summary>
+    public async Task<List<(DateTimeOffset Sent, InferOutcome Outcome)>> DriveTrafficAsync(string model, int parallel, CancellationToken cancellationToken)
+    {
+        var outcomes = new List<(DateTimeOffset, InferOutcome)>();
+        await Task.WhenAll(Enumerable.Range(0, parallel).Select(async _ =>
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                var sent = DateTimeOffset.UtcNow;
+                try
+                {
+                    var outcome = await InferAsync(model, cancellationToken: cancellationToken);
+                    lock (outcomes)
+                    {
+                        outcomes.Add((sent, outcome));
+                    }
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    return;
+                }
+            }
+        }));
+        return outcomes;
     }
 
     /// <summary>One inference of a fixed input, unversioned unless <paramref name="version"/> is given.</summary>
@@ -110,7 +157,7 @@ public sealed class RolloutFixture : IAsyncLifetime
         var path = version is null ? $"/v2/models/{model}/infer" : $"/v2/models/{model}/versions/{version}/infer";
         using var content = new StringContent(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
         using var response = await Inference.PostAsync(path, content, cancellationToken == default ? Ct : cancellationToken);
-        var text = await response.Content.ReadAsStringAsync(Ct);
+        var text = await response.Content.ReadAsStringAsync(cancellationToken == default ? Ct : cancellationToken);
         var answered = response.IsSuccessStatusCode
             ? long.Parse(JsonDocument.Parse(text).RootElement.GetProperty("model_version").GetString()!, CultureInfo.InvariantCulture)
             : 0;

@@ -89,6 +89,7 @@ public sealed class RequestTiming(long started)
 public sealed partial class InferencePipeline(
     ServedModelCatalog catalog,
     IRolloutView rollouts,
+    RolloutOutcomeRecorder outcomes,
     WorkerClient workers,
     ResponseCache cache,
     InferenceStatisticsStore statistics,
@@ -115,8 +116,40 @@ public sealed partial class InferencePipeline(
         ArgumentNullException.ThrowIfNull(served);
         ArgumentNullException.ThrowIfNull(decoded);
         ArgumentNullException.ThrowIfNull(timing);
-        var route = pinned ? [served] : await RouteAsync(served, decoded, cancellationToken);
-        served = route[0];
+        if (pinned)
+        {
+            return await RunRouteAsync([served], decoded, usage, timing, cancellationToken);
+        }
+
+        var (route, rollout) = await RouteAsync(served, decoded, cancellationToken);
+        if (rollout is null)
+        {
+            return await RunRouteAsync(route, decoded, usage, timing, cancellationToken);
+        }
+
+        // The rollout's guardrails judge what each version did with the requests it was given: status and latency, from
+        // routing to the answer, are counted per role for the controller.
+        var started = timeProvider.GetTimestamp();
+        var status = 499;
+        long answeredBy = route[0].Version;
+        try
+        {
+            var (answer, failure) = await RunRouteAsync(route, decoded, usage, timing, cancellationToken);
+            status = answer is null ? failure!.Status : 200;
+            answeredBy = answer?.Model.Version ?? answeredBy;
+            return (answer, failure);
+        }
+        finally
+        {
+            var role = answeredBy == rollout.CandidateVersion ? RolloutRoles.Candidate : RolloutRoles.Stable;
+            outcomes.Record(rollout, role, status, timeProvider.GetElapsedTime(started));
+        }
+    }
+
+    private async Task<(InferenceAnswer? Answer, InferenceFailure? Failure)> RunRouteAsync(
+        IReadOnlyList<ServedModel> route, InferRequest decoded, InferenceUsageFeature? usage, RequestTiming timing, CancellationToken cancellationToken)
+    {
+        var served = route[0];
         InferRequest request;
         try
         {
@@ -229,21 +262,21 @@ public sealed partial class InferencePipeline(
     /// rollout gives to the stable version never falls back to the candidate (so a rolled-back candidate gets nothing).
     /// A version of the rollout that is not active is skipped; when neither is, the registry's choice stands.
     /// </summary>
-    private async ValueTask<IReadOnlyList<ServedModel>> RouteAsync(ServedModel newest, InferRequest request, CancellationToken cancellationToken)
+    private async ValueTask<(IReadOnlyList<ServedModel> Route, Rollout? Rollout)> RouteAsync(ServedModel newest, InferRequest request, CancellationToken cancellationToken)
     {
         if (rollouts.Find(newest.Name) is not { } rollout)
         {
-            return [newest, .. catalog.ActiveVersions(newest.Name).Where(m => m.Version != newest.Version)];
+            return ([newest, .. catalog.ActiveVersions(newest.Name).Where(m => m.Version != newest.Version)], null);
         }
 
         var stable = await catalog.FindAsync(newest.Name, rollout.StableVersion, cancellationToken);
         if (RolloutRouter.CandidateAnswers(rollout, request.Id, request.Parameters.EntityId, Random.Shared)
             && await catalog.FindAsync(newest.Name, rollout.CandidateVersion, cancellationToken) is { } candidate)
         {
-            return stable is null ? [candidate] : [candidate, stable];
+            return (stable is null ? [candidate] : [candidate, stable], rollout);
         }
 
-        return stable is null ? [newest] : [stable];
+        return (stable is null ? [newest] : [stable], rollout);
     }
 
     private async Task<(InferItemResult? Response, ServedModel AnsweredBy, InferenceFailure? Error)> RunOnWorkerAsync(
