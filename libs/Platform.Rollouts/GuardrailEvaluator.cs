@@ -75,7 +75,7 @@ public static class GuardrailEvaluator
             if (candidate.MeanDrift is { } drift && drift > maxDrift)
             {
                 return Rollback(rollout, observed, Invariant(
-                    $"shadow output drift {drift:0.######} > {maxDrift:0.######} (mean of the largest absolute difference over {candidate.Compared} compared answers, max {candidate.MaxDrift:0.######}, in {span})"));
+                    $"shadow output drift {drift:G6} > {maxDrift:G6} (mean of the largest absolute difference over {candidate.Compared} compared answers, max {candidate.MaxDrift:0.######}, in {span})"));
             }
         }
 
@@ -104,7 +104,7 @@ public static class GuardrailEvaluator
         if (shadow)
         {
             parts.Add(guardrails.MaxOutputDrift is { } d
-                ? Invariant($"drift {candidate.MeanDrift ?? 0:0.######} ≤ {d:0.######}")
+                ? Invariant($"drift {candidate.MeanDrift ?? 0:G6} ≤ {d:G6}")
                 : Invariant($"drift {candidate.MeanDrift ?? 0:0.######}"));
         }
 

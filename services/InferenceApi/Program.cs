@@ -48,6 +48,7 @@ builder.Services.AddSingleton<ResponseCache>();
 builder.Services.AddSingleton<InferenceStatisticsStore>();
 builder.Services.AddSingleton<InferenceMetrics>();
 builder.AddFeatureEnrichment();
+builder.Services.AddSingleton<ShadowTraffic>();
 builder.Services.AddSingleton<InferencePipeline>();
 builder.Services.AddSingleton<InferenceHandler>();
 builder.Services.AddSingleton<ModelStatisticsService>();

@@ -24,6 +24,12 @@ public sealed class InferenceApiOptions
     /// </summary>
     public TimeSpan UnknownModelRefreshInterval { get; set; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// Most shadow copies (rollouts in shadow mode) running at once in this replica; a copy beyond it is dropped, so shadow
+    /// traffic can never pile up behind real traffic.
+    /// </summary>
+    public int MaxShadowConcurrency { get; set; } = 4;
+
     /// <summary>Currency recorded on usage of a model that has no price (its cost is 0).</summary>
     public string DefaultCurrency { get; set; } = "USD";
 }

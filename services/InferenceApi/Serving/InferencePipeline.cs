@@ -90,6 +90,7 @@ public sealed partial class InferencePipeline(
     ServedModelCatalog catalog,
     IRolloutView rollouts,
     RolloutOutcomeRecorder outcomes,
+    ShadowTraffic shadow,
     WorkerClient workers,
     ResponseCache cache,
     InferenceStatisticsStore statistics,
@@ -137,6 +138,12 @@ public sealed partial class InferencePipeline(
             var (answer, failure) = await RunRouteAsync(route, decoded, usage, timing, cancellationToken);
             status = answer is null ? failure!.Status : 200;
             answeredBy = answer?.Model.Version ?? answeredBy;
+            if (answer is not null && rollout.Mode == RolloutModes.Shadow && answer.Model.Version == rollout.StableVersion
+                && RolloutRouter.ShadowCopied(rollout, decoded.Id, decoded.Parameters.EntityId, Random.Shared))
+            {
+                shadow.Start(rollout, answer.Request, answer.Outputs);
+            }
+
             return (answer, failure);
         }
         finally
