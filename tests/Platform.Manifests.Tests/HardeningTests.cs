@@ -302,6 +302,40 @@ public sealed partial class HardeningTests(PublishFixture fixture)
         Pass(f);
     }
 
+    [Theory]
+    [InlineData("prod")]
+    [InlineData("prod-cpu")]
+    [InlineData("staging")]
+    public void Rule12_the_model_worker_HPA_also_scales_on_per_model_queue_depth(string overlay)
+    {
+        var f = new List<string>();
+        var rendered = fixture.Render(overlay);
+        var hpa = rendered.OfKind("HorizontalPodAutoscaler").FirstOrDefault(h => (string?)h["spec"]!["scaleTargetRef"]!["name"] == "model-worker");
+        if (hpa is null)
+        {
+            f.Add("Deployment/model-worker: no HorizontalPodAutoscaler");
+            Pass(f);
+            return;
+        }
+
+        var id = Rendered.Id(hpa);
+        var metrics = hpa["spec"]!["metrics"]?.AsArray() ?? [];
+        var queue = metrics.FirstOrDefault(m => (string?)m!["type"] == "Pods" && (string?)m["pods"]?["metric"]?["name"] == "platform_model_queue_depth_max");
+        if (queue is null) f.Add($"{id}: spec.metrics needs a Pods metric platform_model_queue_depth_max (per-model queue depth)");
+        else if ((string?)queue["pods"]!["target"]?["type"] != "AverageValue" || queue["pods"]!["target"]?["averageValue"] is null)
+            f.Add($"{id}: the queue-depth metric needs an AverageValue target");
+        if (!metrics.Any(m => (string?)m!["resource"]?["name"] == "cpu")) f.Add($"{id}: spec.metrics must keep its cpu target besides queue depth");
+
+        // prometheus-adapter serves platform_model_queue_depth_max from this recorded series (docs/rollouts.md, Autoscaling).
+        var recorded = rendered.OfKind("PrometheusRule").SelectMany(r => r["spec"]!["groups"]!.AsArray()).SelectMany(g => g!["rules"]!.AsArray())
+            .FirstOrDefault(r => (string?)r!["record"] == "platform_model_queue_depth:max_by_pod");
+        if (recorded is null) f.Add("PrometheusRule: no recording rule platform_model_queue_depth:max_by_pod");
+        else if (!((string?)recorded["expr"] ?? "").Contains("max by (namespace, pod) (platform_model_queue_depth", StringComparison.Ordinal))
+            f.Add("PrometheusRule: platform_model_queue_depth:max_by_pod must be max by (namespace, pod) of platform_model_queue_depth");
+
+        Pass(f);
+    }
+
     [Fact]
     public void Rule13_replicas_spread_across_zones_and_avoid_sharing_hosts()
     {
