@@ -195,14 +195,26 @@ public sealed partial class WorkerClient : IDisposable
     /// <see cref="WorkerRoutingOptions.ReadinessCacheDuration"/>. An unreachable replica counts as not having it.
     /// </summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
-    public async Task<bool> IsLoadedOnAnyReplicaAsync(string model, long version, CancellationToken cancellationToken)
+    public async Task<bool> IsLoadedOnAnyReplicaAsync(string model, long version, CancellationToken cancellationToken) =>
+        (await ReadinessAsync(model, version, cancellationToken)).Any;
+
+    /// <summary>
+    /// Whether every announced replica has <paramref name="model"/> version <paramref name="version"/> loaded, warmed up
+    /// and ready (false without replicas); same fan-out and cache as <see cref="IsLoadedOnAnyReplicaAsync"/>. Rollouts
+    /// give a candidate no traffic before this holds, so no request of it lands on a replica still loading it.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public async Task<bool> IsLoadedOnEveryReplicaAsync(string model, long version, CancellationToken cancellationToken) =>
+        (await ReadinessAsync(model, version, cancellationToken)).Every;
+
+    private async Task<ReadinessEntry> ReadinessAsync(string model, long version, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(model);
         var key = (model, version);
         var now = _timeProvider.GetTimestamp();
         if (_readiness.TryGetValue(key, out var cached) && now < cached.ExpiresAt)
         {
-            return cached.Ready;
+            return cached;
         }
 
         var replicas = await _replicas.GetReplicasAsync(cancellationToken);
@@ -223,11 +235,11 @@ public sealed partial class WorkerClient : IDisposable
             }
         }));
         cancellationToken.ThrowIfCancellationRequested();
-        var ready = answers.Any(a => a);
         // Measured from the answer, not the question: a slow fan-out must not leave an already stale entry.
         var expires = _timeProvider.GetTimestamp() + (long)(_options.ReadinessCacheDuration.TotalSeconds * _timeProvider.TimestampFrequency);
-        _readiness[key] = new ReadinessEntry(ready, expires);
-        return ready;
+        var entry = new ReadinessEntry(answers.Any(a => a), answers.Length > 0 && answers.All(a => a), expires);
+        _readiness[key] = entry;
+        return entry;
     }
 
     /// <summary>Asks every replica for its statistics of <paramref name="model"/> (empty: all) version <paramref name="version"/> (0: all).</summary>
@@ -340,5 +352,5 @@ public sealed partial class WorkerClient : IDisposable
 
     private sealed record Outcome(InferBatchResponse? Response, WorkerFailure? Error, bool Unreachable);
 
-    private sealed record ReadinessEntry(bool Ready, long ExpiresAt);
+    private sealed record ReadinessEntry(bool Any, bool Every, long ExpiresAt);
 }

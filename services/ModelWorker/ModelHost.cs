@@ -174,7 +174,7 @@ internal sealed partial class ModelHost(
                 SharedWeightsKey = model.Name,
                 LogId = $"{model.Name}:{model.Version}",
             }, cancellationToken);
-            await Task.Run(() => WarmUp(session), cancellationToken);
+            await Task.Run(() => WarmUp(session, model.Name, model.Version, settings.WarmUpRuns), cancellationToken);
             model.Session = session;
             model.Batcher = new ModelBatcher(session, model.Name, model.Version, ToBatching(active.Settings), telemetry, timeProvider,
                 loggerFactory.CreateLogger<ModelBatcher>());
@@ -208,9 +208,18 @@ internal sealed partial class ModelHost(
         LogUnloaded(_logger, key.Name, key.Version);
     }
 
-    /// <summary>One run on zeros (dynamic dimensions as 1) so the first real request does not pay for lazy initialisation.</summary>
-    private void WarmUp(InferenceSession session)
+    /// <summary>
+    /// <paramref name="runs"/> runs on zeros (dynamic dimensions as 1) so the first real request does not pay for lazy
+    /// initialisation (<see cref="WorkerOptions.WarmUpRuns"/>).
+    /// </summary>
+    private void WarmUp(InferenceSession session, string model, long version, int runs)
     {
+        if (runs <= 0)
+        {
+            return;
+        }
+
+        var started = timeProvider.GetTimestamp();
         try
         {
             var inputs = new List<NamedTensor>();
@@ -222,7 +231,11 @@ internal sealed partial class ModelHost(
                     ? TensorData.FromStrings(Enumerable.Repeat(string.Empty, (int)count).ToArray(), shape)
                     : TensorData.FromBytes(input.ElementType, new byte[count * input.ElementType.SizeInBytes()], shape)));
             }
-            using var _ = session.Run(inputs);
+            for (var run = 0; run < runs; run++)
+            {
+                using var _ = session.Run(inputs);
+            }
+            LogWarmedUp(_logger, model, version, runs, timeProvider.GetElapsedTime(started).TotalMilliseconds);
         }
         catch (Exception ex) when (ex is OnnxRuntimeException or ArgumentException)
         {
@@ -250,6 +263,9 @@ internal sealed partial class ModelHost(
 
     [LoggerMessage(EventId = 43, Level = LogLevel.Information, Message = "Applied settings to {Model} version {Version}: max batch {MaxBatchSize}, max delay {MaxQueueDelayMicros} µs")]
     private static partial void LogSettingsApplied(ILogger logger, string model, long version, int maxBatchSize, long maxQueueDelayMicros);
+
+    [LoggerMessage(EventId = 45, Level = LogLevel.Information, Message = "Warmed up {Model} version {Version}: {Runs} runs in {ElapsedMs:0} ms")]
+    private static partial void LogWarmedUp(ILogger logger, string model, long version, int runs, double elapsedMs);
 
     [LoggerMessage(EventId = 44, Level = LogLevel.Warning, Message = "Warm-up run failed (the model is served anyway): {Reason}")]
     private static partial void LogWarmUpFailed(ILogger logger, string reason);

@@ -8,6 +8,12 @@ public sealed class WorkerOptions
     /// <summary>Configuration section.</summary>
     public const string SectionName = "ModelWorker";
 
+    /// <summary>
+    /// Runs of generated input (zeros, dynamic dimensions as 1) each version gets after loading and before it reports
+    /// Ready; InferenceApi gives a rollout's candidate traffic only once every replica reports it Ready. 0 skips warm-up.
+    /// </summary>
+    public int WarmUpRuns { get; set; } = 1;
+
     /// <summary>Local cache of model files, one per SHA-256; defaults to <c>$TMPDIR/platform-model-cache</c>.</summary>
     public string? CacheDirectory { get; set; }
 

@@ -1,3 +1,4 @@
+using Aspire.Hosting;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Headers;
@@ -28,6 +29,9 @@ public sealed class RolloutFixture : IAsyncLifetime
 {
     public const string AdminKey = "rollout-tests-admin-key";
 
+    /// <summary>Warm-up runs the workers give every version in this suite.</summary>
+    public const int WarmUpRuns = 2000;
+
     /// <summary>Features of the test models' input.</summary>
     public const int Features = 16;
 
@@ -45,7 +49,9 @@ public sealed class RolloutFixture : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        App = await PlatformApp.StartAsync([$"--Parameters:admin-api-key={AdminKey}"]);
+        // Every version is warmed up with WarmUpRuns runs before a worker reports it Ready (WarmupTests checks the count).
+        App = await PlatformApp.StartAsync([$"--Parameters:admin-api-key={AdminKey}"], builder =>
+            builder.Project("model-worker").WithEnvironment("ModelWorker__WarmUpRuns", WarmUpRuns.ToString(CultureInfo.InvariantCulture)));
         Admin = App.CreateHttpClient("admin-api");
         Admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
         Tenant = await PlatformTenants.CreateAsync(Admin, "rollout-tests");

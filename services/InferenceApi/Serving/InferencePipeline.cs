@@ -139,7 +139,8 @@ public sealed partial class InferencePipeline(
             status = answer is null ? failure!.Status : 200;
             answeredBy = answer?.Model.Version ?? answeredBy;
             if (answer is not null && rollout.Mode == RolloutModes.Shadow && answer.Model.Version == rollout.StableVersion
-                && RolloutRouter.ShadowCopied(rollout, decoded.Id, decoded.Parameters.EntityId, Random.Shared))
+                && RolloutRouter.ShadowCopied(rollout, decoded.Id, decoded.Parameters.EntityId, Random.Shared)
+                && await workers.IsLoadedOnEveryReplicaAsync(rollout.Model, rollout.CandidateVersion, cancellationToken))
             {
                 shadow.Start(rollout, answer.Request, answer.Outputs);
             }
@@ -266,7 +267,8 @@ public sealed partial class InferencePipeline(
     /// The versions an unversioned request may run on, in order. Without a rollout: the newest active version, then the
     /// older active ones (a fallback while the newest loads or was just retired: traffic switches versions without failing
     /// requests). With a rollout: the version the rollout draws, and after the candidate the stable version; a request the
-    /// rollout gives to the stable version never falls back to the candidate (so a rolled-back candidate gets nothing).
+    /// rollout gives to the stable version never falls back to the candidate (so a rolled-back candidate gets nothing), and
+    /// the candidate gets nothing until every worker replica has loaded and warmed it up.
     /// A version of the rollout that is not active is skipped; when neither is, the registry's choice stands.
     /// </summary>
     private async ValueTask<(IReadOnlyList<ServedModel> Route, Rollout? Rollout)> RouteAsync(ServedModel newest, InferRequest request, CancellationToken cancellationToken)
@@ -277,8 +279,10 @@ public sealed partial class InferencePipeline(
         }
 
         var stable = await catalog.FindAsync(newest.Name, rollout.StableVersion, cancellationToken);
+        // Warm-up gate: the candidate gets traffic only once every worker replica has loaded and warmed it up.
         if (RolloutRouter.CandidateAnswers(rollout, request.Id, request.Parameters.EntityId, Random.Shared)
-            && await catalog.FindAsync(newest.Name, rollout.CandidateVersion, cancellationToken) is { } candidate)
+            && await catalog.FindAsync(newest.Name, rollout.CandidateVersion, cancellationToken) is { } candidate
+            && await workers.IsLoadedOnEveryReplicaAsync(candidate.Name, candidate.Version, cancellationToken))
         {
             return (stable is null ? [candidate] : [candidate, stable], rollout);
         }
