@@ -394,6 +394,14 @@ foreach (var row in rows.Where(r => r.CpuMsPerInference is not null))
 }
 
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"raw ORT best: {2000.0 / rawBest:F3} core-ms per inference if it kept both cores busy"));
+
+Console.WriteLine();
+Console.WriteLine($"{"KB allocated per inf.",-22} {"conc",5} {"api",8} {"workers",8}  (.NET GC allocations; ONNX Runtime's native buffers not included)");
+foreach (var row in rows.Concat(tinyRows.Values).Where(r => r.AllocatedKbPerInference is not null))
+{
+    var allocated = row.AllocatedKbPerInference!;
+    Console.WriteLine($"{row.Setup,-22} {row.Concurrency,5} {allocated.GetValueOrDefault("inference-api"),8:F2} {allocated.GetValueOrDefault("model-worker"),8:F2}");
+}
 Console.WriteLine($"load average: {File.ReadAllText("/proc/loadavg").Trim()}");
 
 var e2eOverRaw = results[(true, 64)].Throughput / rawBest;
@@ -433,14 +441,17 @@ static void PrintRawResults(List<Row> rows, double rawBest, Dictionary<int, doub
 static async Task<(Row Row, Dictionary<string, double> ThreadsBefore, Dictionary<string, double> ThreadsAfter)> MeasureAsync(
     PlatformApp app, Func<Task<(bool Ok, string? ServerTiming)>> send, int concurrency, TimeSpan duration)
 {
+    var allocatedBefore = await AllocatedBytesAsync(app);
     var cpuBefore = CpuSeconds(app);
     var threadsBefore = ThreadCpuSeconds(app);
     var row = await LoadAsync(send, concurrency, duration);
     var cpuAfter = CpuSeconds(app);
     var threadsAfter = ThreadCpuSeconds(app);
+    var allocatedAfter = await AllocatedBytesAsync(app);
     var served = Math.Max(1, row.Throughput * duration.TotalSeconds);
     return (row with
     {
+        AllocatedKbPerInference = allocatedAfter.ToDictionary(a => a.Key, a => (a.Value - allocatedBefore.GetValueOrDefault(a.Key)) / 1024 / served),
         CpuMsPerInference = cpuAfter.ToDictionary(c => c.Key, c => (cpuAfter[c.Key] - cpuBefore.GetValueOrDefault(c.Key)) * 1000 / served),
         CoresBusy = cpuAfter.Sum(c => c.Value - cpuBefore.GetValueOrDefault(c.Key)) / duration.TotalSeconds,
     }, threadsBefore, threadsAfter);
@@ -473,9 +484,16 @@ static Func<Task<(bool Ok, string? ServerTiming)>> Sender(HttpClient http, strin
         content.Headers.Add(InferRequestReader.HeaderContentLengthHeader, length.ToString(CultureInfo.InvariantCulture));
     }
 
-    using var response = await http.PostAsync(path, content);
-    await response.Content.ReadAsByteArrayAsync();
-    return (response.StatusCode == HttpStatusCode.OK, response.Headers.TryGetValues("Server-Timing", out var values) ? values.FirstOrDefault() : null);
+    try
+    {
+        using var response = await http.PostAsync(path, content);
+        await response.Content.ReadAsByteArrayAsync();
+        return (response.StatusCode == HttpStatusCode.OK, response.Headers.TryGetValues("Server-Timing", out var values) ? values.FirstOrDefault() : null);
+    }
+    catch (HttpRequestException)
+    {
+        return (false, null); // counted as an error (a reset connection), not the end of the run
+    }
 };
 
 // Server-Timing "name;dur=ms, name;desc=x" -> name -> value.
@@ -501,7 +519,19 @@ static Dictionary<string, double> ParseServerTiming(string header)
 static async Task WaitServedAsync(Func<Task<(bool Ok, string? ServerTiming)>> send)
 {
     var deadline = DateTime.UtcNow.AddSeconds(120);
-    while (!(await send()).Ok)
+    async Task<bool> Served()
+    {
+        try
+        {
+            return (await send()).Ok;
+        }
+        catch (HttpRequestException)
+        {
+            return false; // not listening yet
+        }
+    }
+
+    while (!await Served())
     {
         if (DateTime.UtcNow > deadline)
         {
@@ -576,6 +606,24 @@ static async Task<Row> LoadAsync(Func<Task<(bool Ok, string? ServerTiming)>> sen
     }
 
     return new Row("e2e", "1 row/req", concurrency, (all.Count - errors) / elapsed, Percentile(all, 0.5), Percentile(all, 0.99), errors, split);
+}
+
+// Bytes the .NET GC has allocated so far in InferenceApi and in the worker replicas (summed), from their /metrics
+// (OpenTelemetry's runtime instrumentation); the scrapes themselves allocate a little, the same in every step.
+static async Task<Dictionary<string, double>> AllocatedBytesAsync(PlatformApp app)
+{
+    using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+    var result = new Dictionary<string, double>(StringComparer.Ordinal);
+    foreach (var name in new[] { "inference-api", "model-worker" })
+    {
+        for (var replica = 0; replica < app.ProcessIds(name).Count; replica++)
+        {
+            var scrape = await http.GetStringAsync(new Uri(app.ReplicaAddress(name, replica), "/metrics"));
+            result[name] = result.GetValueOrDefault(name) + (PrometheusText.Value(scrape, "dotnet_gc_heap_total_allocated_bytes_total") ?? double.NaN);
+        }
+    }
+
+    return result;
 }
 
 // CPU seconds (user + system) of the client (this process), InferenceApi and the worker replicas so far.
@@ -667,6 +715,8 @@ internal sealed record Row(string Setup, string Load, int Concurrency, double Th
     public IReadOnlyDictionary<string, double>? CpuMsPerInference { get; init; }
 
     public double CoresBusy { get; init; }
+
+    public IReadOnlyDictionary<string, double>? AllocatedKbPerInference { get; init; }
 }
 
 /// <summary>The hand-rolled peer (bench/Platform.Bench.Peer, built beside this benchmark) as a process on a free port.</summary>
