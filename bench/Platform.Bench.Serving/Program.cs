@@ -28,10 +28,14 @@ if (args.Contains("--help"))
                                      run-mode setting, cores / replicas; 0 = ORT's default)
           --queue-delay-us N         batching-on max queue delay (default 2000)
           --pack-below N             InferenceApi's WorkerRouting:PackBelow (default: the AppHost's run-mode setting)
+          --coalesce-calls N         InferenceApi's WorkerRouting:CoalesceCallsInFlight (default 4; 0 = one worker call per
+                                     request, the behaviour before requests shared calls)
           --execution-provider P     auto | cuda | cpu for the raw sessions and the workers (default auto, the workers' default)
           --raw-only                 only the raw ONNX Runtime part (no platform)
           --threads                  CPU time per thread of each end-to-end configuration
-        Prints a table and RESULT lines (e2e_over_raw, batching_gain_c32, added_p50_ms_c1; raw_ort_* always).
+        Prints tables and RESULT lines: e2e_over_raw, server_cpu_over_raw_c64, batching_efficiency_c32, added_p50_ms_c1,
+        tiny_over_peer_c64, tiny_added_p50_ms_c1 (Platform vs the hand-rolled peer, bench/Platform.Bench.Peer, on a
+        12->24->5 MLP) and more; raw_ort_* always.
         """);
     return 0;
 }
@@ -46,6 +50,7 @@ var queueDelayMicros = args.SkipWhile(a => a != "--queue-delay-us").Skip(1).Sele
 // InferenceApi's WorkerRouting:PackBelow (0 = spread by least outstanding requests; N = pack onto the first replica
 // below N requests in flight; absent = the AppHost's run-mode setting).
 var packBelow = args.SkipWhile(a => a != "--pack-below").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
+var coalesceCalls = args.SkipWhile(a => a != "--coalesce-calls").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
 // Execution provider of the raw sessions and of the workers (ModelWorker:ExecutionProvider).
 var providerName = args.SkipWhile(a => a != "--execution-provider").Skip(1).FirstOrDefault() ?? "auto";
 if (!Enum.TryParse<ExecutionProviderPreference>(providerName, ignoreCase: true, out var provider) || !Enum.IsDefined(provider))
@@ -56,6 +61,7 @@ if (!Enum.TryParse<ExecutionProviderPreference>(providerName, ignoreCase: true, 
 var model = ModelCatalog.Generate("benchmark");
 Console.WriteLine($"load average at start: {File.ReadAllText("/proc/loadavg").Trim()}");
 const int Features = 512;
+const int TinyFeatures = 12;
 Console.WriteLine($"benchmark model: {model.ParameterCount:N0} parameters, {model.FlopsPerSample / 1e6:F1} MFLOP/sample; {Environment.ProcessorCount} cores");
 
 // (a) raw ONNX Runtime in-process, the official package (Microsoft.ML.OnnxRuntime.Gpu.Linux). The process environment
@@ -201,6 +207,11 @@ await using var app = await PlatformApp.StartAsync([$"--Parameters:admin-api-key
     {
         builder.Project("inference-api").WithEnvironment("WorkerRouting__PackBelow", packBelow.Value.ToString(CultureInfo.InvariantCulture));
     }
+
+    if (coalesceCalls is not null)
+    {
+        builder.Project("inference-api").WithEnvironment("WorkerRouting__CoalesceCallsInFlight", coalesceCalls.Value.ToString(CultureInfo.InvariantCulture));
+    }
 });
 using var admin = app.CreateHttpClient("admin-api");
 admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
@@ -221,8 +232,8 @@ using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer
 var tenant = await Platform.TestSupport.PlatformTenants.CreateAsync(admin, "bench");
 http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tenant.Key);
 var benchRow = RandomRows(new Random(2), 1);
-var request = BuildRequest(benchRow, TensorEncoding.Binary);
-var restBinary = Sender(http, request);
+var request = BuildRequest(benchRow, Features, TensorEncoding.Binary);
+var restBinary = Sender(http, "/v2/models/bench/infer", request);
 await WaitServedAsync(restBinary);
 
 // Every process on the path JIT-compiles its hot code to tier 1 only after enough calls: without this the first
@@ -269,7 +280,7 @@ var grpcRequest = GrpcInferCodec.WriteRequest("bench", null, [new InferTensor("i
 var grpcHeaders = new Metadata { { "authorization", $"Bearer {tenant.Key}" } };
 var transports = new (string Name, Func<Task<(bool Ok, string? ServerTiming)>> Send)[]
 {
-    ("REST JSON", Sender(http, BuildRequest(benchRow, TensorEncoding.JsonFlat))),
+    ("REST JSON", Sender(http, "/v2/models/bench/infer", BuildRequest(benchRow, Features, TensorEncoding.JsonFlat))),
     ("REST binary", restBinary),
     ("gRPC", async () =>
     {
@@ -294,6 +305,54 @@ foreach (var concurrency in new[] { 1, 32 })
         var (measured, _, _) = await MeasureAsync(app, send, concurrency, measure);
         transportRows[(name, concurrency)] = measured with { Setup = name };
     }
+}
+
+// The overhead case: a 12->24->5 MLP, where the model costs microseconds and serving is nearly everything. Platform
+// (governance on: key, rate limit, usage record; batching on) against the hand-rolled peer (bench/Platform.Bench.Peer:
+// one ASP.NET Core process, ONNX Runtime per request, nothing else), with the same client and request bytes.
+var tiny = ModelCatalog.Generate("mlp", new ModelRequest { Features = TinyFeatures, Hidden = [24], Classes = 5 });
+using (var content = new ByteArrayContent(tiny.Bytes))
+{
+    content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+    (await admin.PostAsync("/api/models/tiny/versions?activate=true", content)).EnsureSuccessStatusCode();
+}
+
+(await admin.PutAsJsonAsync("/api/models/tiny/settings", new { maxBatchSize = 64, maxQueueDelayMicros = queueDelayMicros, queueCapacity = 4096, cacheEnabled = false, cacheTtlSeconds = 300 })).EnsureSuccessStatusCode();
+var tinyRequest = BuildRequest(RandomRows(new Random(4), 1, TinyFeatures), TinyFeatures, TensorEncoding.Binary);
+var tinyPlatform = Sender(http, "/v2/models/tiny/infer", tinyRequest);
+await WaitServedAsync(tinyPlatform);
+var tinyPath = Path.Combine(Path.GetTempPath(), $"platform-bench-tiny-{Environment.ProcessId}.onnx");
+await File.WriteAllBytesAsync(tinyPath, tiny.Bytes);
+using var peer = PeerProcess.Start(tinyPath);
+using var peerHttp = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256, UseProxy = false, PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5) })
+{
+    BaseAddress = peer.Address,
+};
+var tinyPeer = Sender(peerHttp, "/v2/models/tiny/infer", tinyRequest);
+await WaitServedAsync(tinyPeer);
+var tinyRows = new Dictionary<(string Server, int Concurrency), Row>();
+foreach (var concurrency in new[] { 1, 64 })
+{
+    foreach (var (name, send) in new[] { ("Platform", tinyPlatform), ("peer", tinyPeer) })
+    {
+        await LoadAsync(send, concurrency, TimeSpan.FromSeconds(2)); // warm-up (JIT tiers in every process on the path)
+        var peerCpuBefore = peer.CpuSeconds();
+        var (measured, _, _) = await MeasureAsync(app, send, concurrency, measure);
+        var served = Math.Max(1, measured.Throughput * measure.TotalSeconds);
+        var cpu = new Dictionary<string, double>(measured.CpuMsPerInference!) { ["peer"] = (peer.CpuSeconds() - peerCpuBefore) * 1000 / served };
+        tinyRows[(name, concurrency)] = measured with { Setup = $"tiny {name}", CpuMsPerInference = cpu };
+    }
+}
+
+File.Delete(tinyPath);
+
+Console.WriteLine();
+Console.WriteLine($"{"tiny 12->24->5 MLP",-24} {"conc",5} {"inf/s",8} {"p50 ms",8} {"p99 ms",8} {"errors",7} {"client",7} {"server",7}  (CPU ms per inference; server = api + workers, or the peer)");
+foreach (var ((name, concurrency), row2) in tinyRows.OrderBy(r => r.Key.Concurrency))
+{
+    var cpu = row2.CpuMsPerInference!;
+    var server = name == "peer" ? cpu["peer"] : cpu.GetValueOrDefault("inference-api") + cpu.GetValueOrDefault("model-worker");
+    Console.WriteLine($"{name,-24} {concurrency,5} {row2.Throughput,8:F0} {row2.P50Ms,8:F3} {row2.P99Ms,8:F3} {row2.Errors,7} {cpu.GetValueOrDefault("client"),7:F3} {server,7:F3}");
 }
 
 Console.WriteLine();
@@ -335,15 +394,33 @@ foreach (var row in rows.Where(r => r.CpuMsPerInference is not null))
 }
 
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"raw ORT best: {2000.0 / rawBest:F3} core-ms per inference if it kept both cores busy"));
+
+Console.WriteLine();
+Console.WriteLine($"{"KB allocated per inf.",-22} {"conc",5} {"api",8} {"workers",8}  (.NET GC allocations; ONNX Runtime's native buffers not included)");
+foreach (var row in rows.Concat(tinyRows.Values).Where(r => r.AllocatedKbPerInference is not null))
+{
+    var allocated = row.AllocatedKbPerInference!;
+    Console.WriteLine($"{row.Setup,-22} {row.Concurrency,5} {allocated.GetValueOrDefault("inference-api"),8:F2} {allocated.GetValueOrDefault("model-worker"),8:F2}");
+}
 Console.WriteLine($"load average: {File.ReadAllText("/proc/loadavg").Trim()}");
 
 var e2eOverRaw = results[(true, 64)].Throughput / rawBest;
 var batchingGain = results[(true, 32)].Throughput / results[(false, 32)].Throughput;
+var rawGain32 = rows.Single(r => r.Setup == "raw ORT" && r.Load == "batch 32").Throughput / rows[0].Throughput;
 var addedP50 = results[(true, 1)].P50Ms - rawSingleP50Ms;
+var c64Cpu = results[(true, 64)].CpuMsPerInference!;
+var rawBestCpuMs = rawCpuMsPerInference.Values.Min();
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+    $"raw ORT gain batch 1 -> 32: {rawGain32:F2}x; raw ORT best CPU {rawBestCpuMs:F4} ms/inference (no spinning, batch 64)"));
 Console.WriteLine();
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT e2e_over_raw={e2eOverRaw:F3}"));
-Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT batching_gain_c32={batchingGain:F3}"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+    $"RESULT server_cpu_over_raw_c64={(c64Cpu.GetValueOrDefault("inference-api") + c64Cpu.GetValueOrDefault("model-worker")) / rawBestCpuMs:F3}"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT batching_efficiency_c32={batchingGain / rawGain32:F3}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT added_p50_ms_c1={addedP50:F3}"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT tiny_over_peer_c64={tinyRows[("Platform", 64)].Throughput / tinyRows[("peer", 64)].Throughput:F3}"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT tiny_added_p50_ms_c1={tinyRows[("Platform", 1)].P50Ms - tinyRows[("peer", 1)].P50Ms:F3}"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT batching_gain_c32={batchingGain:F3}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT grpc_over_rest_binary_c32={transportRows[("gRPC", 32)].Throughput / transportRows[("REST binary", 32)].Throughput:F3}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT rest_json_over_rest_binary_c32={transportRows[("REST JSON", 32)].Throughput / transportRows[("REST binary", 32)].Throughput:F3}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT grpc_added_p50_ms_c1={transportRows[("gRPC", 1)].P50Ms - rawSingleP50Ms:F3}"));
@@ -364,21 +441,24 @@ static void PrintRawResults(List<Row> rows, double rawBest, Dictionary<int, doub
 static async Task<(Row Row, Dictionary<string, double> ThreadsBefore, Dictionary<string, double> ThreadsAfter)> MeasureAsync(
     PlatformApp app, Func<Task<(bool Ok, string? ServerTiming)>> send, int concurrency, TimeSpan duration)
 {
+    var allocatedBefore = await AllocatedBytesAsync(app);
     var cpuBefore = CpuSeconds(app);
     var threadsBefore = ThreadCpuSeconds(app);
     var row = await LoadAsync(send, concurrency, duration);
     var cpuAfter = CpuSeconds(app);
     var threadsAfter = ThreadCpuSeconds(app);
+    var allocatedAfter = await AllocatedBytesAsync(app);
     var served = Math.Max(1, row.Throughput * duration.TotalSeconds);
     return (row with
     {
+        AllocatedKbPerInference = allocatedAfter.ToDictionary(a => a.Key, a => (a.Value - allocatedBefore.GetValueOrDefault(a.Key)) / 1024 / served),
         CpuMsPerInference = cpuAfter.ToDictionary(c => c.Key, c => (cpuAfter[c.Key] - cpuBefore.GetValueOrDefault(c.Key)) * 1000 / served),
         CoresBusy = cpuAfter.Sum(c => c.Value - cpuBefore.GetValueOrDefault(c.Key)) / duration.TotalSeconds,
     }, threadsBefore, threadsAfter);
 }
 
-static float[] RandomRows(Random random, int rows) =>
-    Enumerable.Range(0, rows * Features).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+static float[] RandomRows(Random random, int rows, int features = Features) =>
+    Enumerable.Range(0, rows * features).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
 
 static void Run(InferenceSession session, float[] input, int rows)
 {
@@ -386,16 +466,16 @@ static void Run(InferenceSession session, float[] input, int rows)
 }
 
 // A REST request: binary tensor data both ways, or JSON both ways (null JSON length).
-static (byte[] Body, int? JsonLength) BuildRequest(float[] row, TensorEncoding encoding)
+static (byte[] Body, int? JsonLength) BuildRequest(float[] row, int features, TensorEncoding encoding)
 {
     var buffer = new ArrayBufferWriter<byte>();
-    var tensor = new InferTensor("input", DataType.Fp32, [1, Features], MemoryMarshal.AsBytes(row.AsSpan()).ToArray());
+    var tensor = new InferTensor("input", DataType.Fp32, [1, features], MemoryMarshal.AsBytes(row.AsSpan()).ToArray());
     var binary = encoding == TensorEncoding.Binary;
     var jsonLength = InferClientCodec.WriteRequest(buffer, [tensor], encoding, parameters: new InferRequestParameters { BinaryDataOutput = binary });
     return (buffer.WrittenSpan.ToArray(), binary ? jsonLength : null);
 }
 
-static Func<Task<(bool Ok, string? ServerTiming)>> Sender(HttpClient http, (byte[] Body, int? JsonLength) request) => async () =>
+static Func<Task<(bool Ok, string? ServerTiming)>> Sender(HttpClient http, string path, (byte[] Body, int? JsonLength) request) => async () =>
 {
     using var content = new ByteArrayContent(request.Body);
     content.Headers.ContentType = new MediaTypeHeaderValue(request.JsonLength is null ? "application/json" : "application/octet-stream");
@@ -404,9 +484,16 @@ static Func<Task<(bool Ok, string? ServerTiming)>> Sender(HttpClient http, (byte
         content.Headers.Add(InferRequestReader.HeaderContentLengthHeader, length.ToString(CultureInfo.InvariantCulture));
     }
 
-    using var response = await http.PostAsync("/v2/models/bench/infer", content);
-    await response.Content.ReadAsByteArrayAsync();
-    return (response.StatusCode == HttpStatusCode.OK, response.Headers.TryGetValues("Server-Timing", out var values) ? values.FirstOrDefault() : null);
+    try
+    {
+        using var response = await http.PostAsync(path, content);
+        await response.Content.ReadAsByteArrayAsync();
+        return (response.StatusCode == HttpStatusCode.OK, response.Headers.TryGetValues("Server-Timing", out var values) ? values.FirstOrDefault() : null);
+    }
+    catch (HttpRequestException)
+    {
+        return (false, null); // counted as an error (a reset connection), not the end of the run
+    }
 };
 
 // Server-Timing "name;dur=ms, name;desc=x" -> name -> value.
@@ -432,7 +519,19 @@ static Dictionary<string, double> ParseServerTiming(string header)
 static async Task WaitServedAsync(Func<Task<(bool Ok, string? ServerTiming)>> send)
 {
     var deadline = DateTime.UtcNow.AddSeconds(120);
-    while (!(await send()).Ok)
+    async Task<bool> Served()
+    {
+        try
+        {
+            return (await send()).Ok;
+        }
+        catch (HttpRequestException)
+        {
+            return false; // not listening yet
+        }
+    }
+
+    while (!await Served())
     {
         if (DateTime.UtcNow > deadline)
         {
@@ -507,6 +606,24 @@ static async Task<Row> LoadAsync(Func<Task<(bool Ok, string? ServerTiming)>> sen
     }
 
     return new Row("e2e", "1 row/req", concurrency, (all.Count - errors) / elapsed, Percentile(all, 0.5), Percentile(all, 0.99), errors, split);
+}
+
+// Bytes the .NET GC has allocated so far in InferenceApi and in the worker replicas (summed), from their /metrics
+// (OpenTelemetry's runtime instrumentation); the scrapes themselves allocate a little, the same in every step.
+static async Task<Dictionary<string, double>> AllocatedBytesAsync(PlatformApp app)
+{
+    using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+    var result = new Dictionary<string, double>(StringComparer.Ordinal);
+    foreach (var name in new[] { "inference-api", "model-worker" })
+    {
+        for (var replica = 0; replica < app.ProcessIds(name).Count; replica++)
+        {
+            var scrape = await http.GetStringAsync(new Uri(app.ReplicaAddress(name, replica), "/metrics"));
+            result[name] = result.GetValueOrDefault(name) + (PrometheusText.Value(scrape, "dotnet_gc_heap_total_allocated_bytes_total") ?? double.NaN);
+        }
+    }
+
+    return result;
 }
 
 // CPU seconds (user + system) of the client (this process), InferenceApi and the worker replicas so far.
@@ -598,4 +715,76 @@ internal sealed record Row(string Setup, string Load, int Concurrency, double Th
     public IReadOnlyDictionary<string, double>? CpuMsPerInference { get; init; }
 
     public double CoresBusy { get; init; }
+
+    public IReadOnlyDictionary<string, double>? AllocatedKbPerInference { get; init; }
+}
+
+/// <summary>The hand-rolled peer (bench/Platform.Bench.Peer, built beside this benchmark) as a process on a free port.</summary>
+internal sealed class PeerProcess : IDisposable
+{
+    private readonly Process _process;
+
+    private PeerProcess(Process process, Uri address)
+    {
+        _process = process;
+        Address = address;
+    }
+
+    public Uri Address { get; }
+
+    public static PeerProcess Start(string modelPath)
+    {
+        // bench/Platform.Bench.Serving/bin/<configuration>/net10.0/ -> bench/Platform.Bench.Peer/bin/<configuration>/net10.0/
+        var here = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
+        var dll = Path.Combine(here.Parent!.Parent!.Parent!.Parent!.FullName, "Platform.Bench.Peer", "bin", here.Parent.Name, here.Name, "Platform.Bench.Peer.dll");
+        if (!File.Exists(dll))
+        {
+            throw new FileNotFoundException($"the peer is not built: {dll}");
+        }
+
+        int port;
+        using (var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0))
+        {
+            listener.Start();
+            port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        }
+
+        var address = new Uri($"http://127.0.0.1:{port}");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { dll, "--model", modelPath, "--urls", address.ToString() })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException("the peer did not start");
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                Console.Error.WriteLine($"peer: {e.Data}");
+            }
+        };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return new PeerProcess(process, address);
+    }
+
+    /// <summary>CPU seconds (user + system) the peer has used.</summary>
+    public double CpuSeconds()
+    {
+        _process.Refresh();
+        return _process.TotalProcessorTime.TotalSeconds;
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit(5000);
+        }
+
+        _process.Dispose();
+    }
 }

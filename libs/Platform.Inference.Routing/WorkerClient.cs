@@ -54,6 +54,8 @@ public sealed partial class WorkerClient : IDisposable
     private readonly Counter<long> _attempts;
     private readonly Counter<long> _retries;
     private readonly ConcurrentDictionary<(string Model, long Version), ReadinessEntry> _readiness = new();
+    private readonly CallCoalescer? _coalescer;
+    private readonly Histogram<int> _coalesced;
 
     /// <summary>Creates the client and its connection pool.</summary>
     public WorkerClient(
@@ -86,6 +88,11 @@ public sealed partial class WorkerClient : IDisposable
         var meter = meterFactory.Create("Platform.Inference.Routing");
         _attempts = meter.CreateCounter<long>("platform.routing.worker_attempts", description: "Requests sent to worker replicas, by outcome");
         _retries = meter.CreateCounter<long>("platform.routing.worker_retries", description: "Requests moved to another replica, by reason");
+        _coalesced = meter.CreateHistogram<int>("platform.routing.coalesced_requests", unit: "{request}",
+            description: "Requests that shared one worker call (calls of more than one request)");
+        _coalescer = _options.CoalesceCallsInFlight > 0 && _options.CoalesceMaxItems > 1
+            ? new CallCoalescer(_options.CoalesceCallsInFlight, _options.CoalesceMaxItems, SendBatchAsync)
+            : null;
         meter.CreateObservableGauge("platform.routing.outstanding", () =>
             _balancer.Snapshot().Select(s => new Measurement<int>(s.Outstanding, new KeyValuePair<string, object?>("replica", s.Address.Authority))),
             description: "Requests in flight per worker replica");
@@ -97,13 +104,114 @@ public sealed partial class WorkerClient : IDisposable
     /// <summary>The replicas the source knows now.</summary>
     public ValueTask<IReadOnlyList<WorkerReplica>> GetReplicasAsync(CancellationToken cancellationToken) => _replicas.GetReplicasAsync(cancellationToken);
 
-    /// <summary>Runs one request for <paramref name="model"/> <paramref name="version"/> on some replica before <paramref name="deadline"/>.</summary>
+    /// <summary>
+    /// Runs one request for <paramref name="model"/> <paramref name="version"/> on some replica before <paramref name="deadline"/>.
+    /// Concurrent requests for the same version share worker calls (see <see cref="WorkerRoutingOptions.CoalesceCallsInFlight"/>);
+    /// each still gets its own result or error.
+    /// </summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (the client went away).</exception>
-    public async Task<WorkerCallResult> InferAsync(string model, long version, InferItem item, DateTimeOffset deadline, CancellationToken cancellationToken)
+    public Task<WorkerCallResult> InferAsync(string model, long version, InferItem item, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(item);
-        var request = new InferBatchRequest { Model = model, Version = version, Items = { item } };
+        if (item.DeadlineUnixMs == 0)
+        {
+            // In a shared call each request keeps its own deadline: the worker drops the ones past it.
+            item.DeadlineUnixMs = deadline.ToUnixTimeMilliseconds();
+        }
+
+        return _coalescer is null
+            ? InferAloneAsync(model, version, item, deadline, [], cancellationToken)
+            // A caller that leaves stops waiting; the shared call goes on for the others.
+            : _coalescer.EnqueueAsync(model, version, item, deadline).WaitAsync(cancellationToken);
+    }
+
+    private async Task<WorkerCallResult> InferAloneAsync(string model, long version, InferItem item, DateTimeOffset deadline, List<Uri> tried,
+        CancellationToken cancellationToken)
+    {
+        var call = await CallAsync(new InferBatchRequest { Model = model, Version = version, Items = { item } }, deadline, tried, cancellationToken);
+        if (call.Response is not { } response)
+        {
+            return new WorkerCallResult(null, version, null, call.Error, call.Attempts);
+        }
+
+        var result = response.Results[0];
+        return result.Error is null
+            ? new WorkerCallResult(result, response.Version, response.WorkerInstance, null, call.Attempts)
+            : new WorkerCallResult(null, version, null, ToFailure(result.Error), call.Attempts);
+    }
+
+    /// <summary>Sends one shared call for the coalescer's <paramref name="batch"/> and completes each request with its own outcome.</summary>
+    private async Task SendBatchAsync(string model, long version, IReadOnlyList<CallCoalescer.Pending> batch)
+    {
+        if (batch.Count == 1)
+        {
+            var only = batch[0];
+            only.Completion.TrySetResult(await InferAloneAsync(model, version, only.Item, only.Deadline, [], CancellationToken.None));
+            return;
+        }
+
+        var request = new InferBatchRequest { Model = model, Version = version };
+        var deadline = DateTimeOffset.MinValue;
+        foreach (var pending in batch)
+        {
+            request.Items.Add(pending.Item);
+            deadline = pending.Deadline > deadline ? pending.Deadline : deadline;
+        }
+
+        _coalesced.Record(batch.Count);
         var tried = new List<Uri>(2);
+        var call = await CallAsync(request, deadline, tried, CancellationToken.None);
+        if (call.Response is not { } response)
+        {
+            foreach (var pending in batch)
+            {
+                pending.Completion.TrySetResult(new WorkerCallResult(null, version, null, call.Error, call.Attempts));
+            }
+
+            return;
+        }
+
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var pending = batch[i];
+            var result = response.Results[i];
+            if (result.Error is null)
+            {
+                pending.Completion.TrySetResult(new WorkerCallResult(result, response.Version, response.WorkerInstance, null, call.Attempts));
+            }
+            else if (IsRetryable(result.Error))
+            {
+                // Only some of the call's requests were refused (that replica's queue filled up mid-call): those move on
+                // alone, to the replicas not tried yet.
+                _ = RetryAloneAsync(model, version, pending, [.. tried]);
+            }
+            else
+            {
+                pending.Completion.TrySetResult(new WorkerCallResult(null, version, null, ToFailure(result.Error), call.Attempts));
+            }
+        }
+    }
+
+    private async Task RetryAloneAsync(string model, long version, CallCoalescer.Pending pending, List<Uri> tried)
+    {
+        try
+        {
+            pending.Completion.TrySetResult(await InferAloneAsync(model, version, pending.Item, pending.Deadline, tried, CancellationToken.None));
+        }
+        catch (Exception ex)
+        {
+            pending.Completion.TrySetException(ex);
+        }
+    }
+
+    private static bool IsRetryable(ItemError error) => HttpStatusOf((StatusCode)error.Code) is 503 or 429 or 404;
+
+    /// <summary>
+    /// Sends <paramref name="request"/> to replicas until one takes it: a replica that is unreachable, unavailable, full or
+    /// without the version, or that refuses every request of the call for one of those reasons, is left for another.
+    /// </summary>
+    private async Task<CallOutcome> CallAsync(InferBatchRequest request, DateTimeOffset deadline, List<Uri> tried, CancellationToken cancellationToken)
+    {
         WorkerFailure? lastError = null;
         var lastErrorRank = -1;
         var attempts = 0;
@@ -111,7 +219,7 @@ public sealed partial class WorkerClient : IDisposable
         {
             if (deadline <= _timeProvider.GetUtcNow())
             {
-                return new WorkerCallResult(null, version, null, DeadlineExceeded(), attempts);
+                return new CallOutcome(null, DeadlineExceeded(), attempts);
             }
 
             var replicas = await _replicas.GetReplicasAsync(cancellationToken);
@@ -143,20 +251,21 @@ public sealed partial class WorkerClient : IDisposable
             if (outcome.Response is { } response)
             {
                 _balancer.ReportSuccess(replica);
-                var result = response.Results.Count == 1 ? response.Results[0] : null;
-                if (result is null)
+                if (response.Results.Count != request.Items.Count)
                 {
-                    return new WorkerCallResult(null, version, response.WorkerInstance,
-                        new WorkerFailure(502, $"model worker {replica.Authority} answered {response.Results.Count} results for 1 request"), attempts);
+                    return new CallOutcome(null, new WorkerFailure(502,
+                        $"model worker {replica.Authority} answered {response.Results.Count} results for {request.Items.Count} requests"), attempts);
                 }
 
-                if (result.Error is null)
+                var refused = response.Results.FirstOrDefault(r => r.Error is not null);
+                if (refused is null || !response.Results.All(r => r.Error is not null && IsRetryable(r.Error)))
                 {
                     _attempts.Add(1, new KeyValuePair<string, object?>("outcome", "ok"));
-                    return new WorkerCallResult(result, response.Version, response.WorkerInstance, null, attempts);
+                    tried.Add(replica);
+                    return new CallOutcome(response, null, attempts);
                 }
 
-                outcome = outcome with { Error = ToFailure(result.Error) };
+                outcome = outcome with { Error = ToFailure(refused.Error) };
             }
 
             var error = outcome.Error!;
@@ -164,7 +273,7 @@ public sealed partial class WorkerClient : IDisposable
             _attempts.Add(1, new KeyValuePair<string, object?>("outcome", reason));
             if (!outcome.Unreachable && error.Status is not (503 or 429 or 404))
             {
-                return new WorkerCallResult(null, version, null, error, attempts);
+                return new CallOutcome(null, error, attempts);
             }
 
             if (outcome.Unreachable)
@@ -186,7 +295,7 @@ public sealed partial class WorkerClient : IDisposable
             LogRetry(_logger, replica.Authority, reason, error.Message);
         }
 
-        return new WorkerCallResult(null, version, null, lastError ?? new WorkerFailure(503, "no model worker answered", 1000), attempts);
+        return new CallOutcome(null, lastError ?? new WorkerFailure(503, "no model worker answered", 1000), attempts);
     }
 
     /// <summary>
@@ -351,6 +460,8 @@ public sealed partial class WorkerClient : IDisposable
     private static partial void LogRetry(ILogger logger, string replica, string reason, string detail);
 
     private sealed record Outcome(InferBatchResponse? Response, WorkerFailure? Error, bool Unreachable);
+
+    private sealed record CallOutcome(InferBatchResponse? Response, WorkerFailure? Error, int Attempts);
 
     private sealed record ReadinessEntry(bool Any, bool Every, long ExpiresAt);
 }

@@ -33,4 +33,14 @@ public sealed class WorkerRoutingOptions
 
     /// <summary>Largest message either side of the hop may send (a request's inputs or its outputs).</summary>
     public int MaxMessageBytes { get; set; } = 256 * 1024 * 1024;
+
+    /// <summary>
+    /// Worker calls per model version in flight from this process before further requests for that version queue and
+    /// share the next call (0 turns sharing off: one call per request). Sharing is what makes the hop's per-call cost
+    /// (HTTP/2 framing, protobuf, scheduling on both ends) a per-batch cost; a free slot sends a request at once.
+    /// </summary>
+    public int CoalesceCallsInFlight { get; set; } = 4;
+
+    /// <summary>Most requests one shared worker call carries.</summary>
+    public int CoalesceMaxItems { get; set; } = 64;
 }

@@ -80,6 +80,16 @@ public sealed class NativeInfrastructureTests(NativeInfrastructureFixture fixtur
     }
 
     [Fact]
+    public async Task PostgresLogsAreOrdinaryConsoleLinesNotErrors()
+    {
+        // Postgres logs everything to stderr; shown as is, every routine line would be an error in the dashboard.
+        await Waits.UntilAsync(() => fixture.App.Logs("postgres", 500).Contains("database system is ready to accept connections", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(30), "postgres' start-up line in its console", Ct);
+        var logs = fixture.App.Logs("postgres", 500);
+        Assert.DoesNotContain(logs.Split('\n'), l => l.Contains("| " + PlatformApp.StderrMark, StringComparison.Ordinal) && l.Contains("LOG:", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task RedisNeedsItsPasswordWhichIsNotOnItsCommandLine()
     {
         var connectionString = await fixture.App.GetConnectionStringAsync("redis", Ct);

@@ -146,6 +146,109 @@ public sealed class WorkerClientTests
             replicas);
     }
 
+    [Fact]
+    public async Task RequestsArrivingWhileACallIsInFlightShareTheNextCall()
+    {
+        var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var callSizes = new List<int>();
+        await using var replica = await Replica.StartAsync(async (request, _) =>
+        {
+            lock (callSizes)
+            {
+                callSizes.Add(request.Items.Count);
+            }
+
+            if (request.Items[0].RequestId == "r0")
+            {
+                first.TrySetResult();
+                await release.Task;
+            }
+
+            return Echo("w", request);
+        });
+        using var client = Client(replica);
+
+        var calls = new List<Task<WorkerCallResult>> { client.InferAsync("m", 1, new InferItem { RequestId = "r0" }, DateTimeOffset.UtcNow.AddSeconds(30), Ct) };
+        await first.Task.WaitAsync(Ct);
+        // One call per version may be in flight: these nine queue behind r0's and leave together once it returns.
+        calls.AddRange(Enumerable.Range(1, 9).Select(i => client.InferAsync("m", 1, new InferItem { RequestId = $"r{i}" }, DateTimeOffset.UtcNow.AddSeconds(30), Ct)));
+        release.SetResult();
+        var results = await Task.WhenAll(calls);
+
+        Assert.Equal([1, 9], callSizes);
+        for (var i = 0; i < results.Length; i++)
+        {
+            Assert.True(results[i].Result is not null, $"r{i}: {results[i].Error}");
+            Assert.Equal($"r{i}", Assert.Single(results[i].Result!.Outputs).Name); // each request got its own answer back
+        }
+    }
+
+    [Fact]
+    public async Task InASharedCallEachRequestSucceedsFailsOrMovesOnByItself()
+    {
+        var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var fullRefusals = 0;
+        Func<InferBatchRequest, ServerCallContext, Task<InferBatchResponse>> Worker(string instance) => async (request, _) =>
+        {
+            if (request.Items[0].RequestId == "gate")
+            {
+                first.TrySetResult();
+                await release.Task;
+            }
+
+            var response = Echo(instance, request);
+            for (var i = 0; i < request.Items.Count; i++)
+            {
+                var id = request.Items[i].RequestId;
+                // "full" is refused by the first replica it reaches (its queue filled mid-call); "bad" is the client's mistake.
+                if (id == "full" && Interlocked.Increment(ref fullRefusals) == 1)
+                {
+                    response.Results[i] = new InferItemResult { Error = new ItemError { Code = (int)StatusCode.ResourceExhausted, Message = "queue full", RetryAfterMs = 100 } };
+                }
+                else if (id == "bad")
+                {
+                    response.Results[i] = new InferItemResult { Error = new ItemError { Code = (int)StatusCode.InvalidArgument, Message = "input 'x': shape [1,3] does not match [-1,4]" } };
+                }
+            }
+
+            return response;
+        };
+        await using var a = await Replica.StartAsync(Worker("a"));
+        await using var b = await Replica.StartAsync(Worker("b"));
+        using var client = Client(a, b);
+
+        var gate = client.InferAsync("m", 1, new InferItem { RequestId = "gate" }, DateTimeOffset.UtcNow.AddSeconds(30), Ct);
+        await first.Task.WaitAsync(Ct);
+        var ok = client.InferAsync("m", 1, new InferItem { RequestId = "ok" }, DateTimeOffset.UtcNow.AddSeconds(30), Ct);
+        var full = client.InferAsync("m", 1, new InferItem { RequestId = "full" }, DateTimeOffset.UtcNow.AddSeconds(30), Ct);
+        var bad = client.InferAsync("m", 1, new InferItem { RequestId = "bad" }, DateTimeOffset.UtcNow.AddSeconds(30), Ct);
+        release.SetResult();
+
+        Assert.NotNull((await gate).Result);
+        var okResult = await ok;
+        Assert.Equal("ok", Assert.Single(okResult.Result!.Outputs).Name);
+        var badResult = await bad;
+        Assert.Equal(400, badResult.Error!.Status);
+        Assert.Contains("input 'x'", badResult.Error.Message, StringComparison.Ordinal);
+        var fullResult = await full;
+        Assert.True(fullResult.Result is not null, $"the refused request did not move on: {fullResult.Error}");
+        Assert.NotEqual(okResult.WorkerInstance, fullResult.WorkerInstance); // it went to the replica its call had not tried
+        Assert.Equal(3, a.Calls + b.Calls); // the gate, the shared call of three, and "full" alone
+    }
+
+    private static InferBatchResponse Echo(string instance, InferBatchRequest request)
+    {
+        var response = new InferBatchResponse { WorkerInstance = instance, Version = 1 };
+        foreach (var item in request.Items)
+        {
+            response.Results.Add(new InferItemResult { BatchSize = request.Items.Count, Outputs = { new Tensor { Name = item.RequestId } } });
+        }
+
+        return response;
+    }
+
     private sealed class FixedWorkers(IReadOnlyList<WorkerEndpoint> workers) : IWorkerDirectory
     {
         public IReadOnlyList<WorkerEndpoint> Workers => workers;
@@ -163,15 +266,19 @@ public sealed class WorkerClientTests
             Results = { new InferItemResult { Error = new ItemError { Code = (int)code, Message = message, RetryAfterMs = retryAfterMs } } },
         });
 
-    private static WorkerClient Client(params Replica[] replicas) =>
-        Client([.. replicas.Select((r, i) => new WorkerReplica(i.ToString(System.Globalization.CultureInfo.InvariantCulture), r.Address, null))]);
+    private static WorkerClient Client(params Replica[] replicas) => Client(1, replicas);
 
-    private static WorkerClient Client(params WorkerReplica[] replicas)
+    private static WorkerClient Client(int coalesceCallsInFlight, params Replica[] replicas) =>
+        Client(coalesceCallsInFlight, [.. replicas.Select((r, i) => new WorkerReplica(i.ToString(System.Globalization.CultureInfo.InvariantCulture), r.Address, null))]);
+
+    private static WorkerClient Client(params WorkerReplica[] replicas) => Client(1, replicas);
+
+    private static WorkerClient Client(int coalesceCallsInFlight, params WorkerReplica[] replicas)
     {
         var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         return new WorkerClient(
             new FixedReplicas(replicas),
-            Options.Create(new WorkerRoutingOptions { MaxAttempts = 4, RetryBackoff = TimeSpan.FromMilliseconds(10) }),
+            Options.Create(new WorkerRoutingOptions { MaxAttempts = 4, RetryBackoff = TimeSpan.FromMilliseconds(10), CoalesceCallsInFlight = coalesceCallsInFlight }),
             TimeProvider.System,
             services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(),
             NullLogger<WorkerClient>.Instance);
@@ -198,7 +305,10 @@ public sealed class WorkerClientTests
 
         public int Calls => _service.Calls;
 
-        public static async Task<Replica> StartAsync(Func<ServerCallContext, Task<InferBatchResponse>> infer)
+        public static Task<Replica> StartAsync(Func<ServerCallContext, Task<InferBatchResponse>> infer) =>
+            StartAsync((_, context) => infer(context));
+
+        public static async Task<Replica> StartAsync(Func<InferBatchRequest, ServerCallContext, Task<InferBatchResponse>> infer)
         {
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
@@ -219,7 +329,7 @@ public sealed class WorkerClientTests
             await _app.DisposeAsync();
         }
 
-        private sealed class Service(Func<ServerCallContext, Task<InferBatchResponse>> infer) : ModelWorker.ModelWorkerBase
+        private sealed class Service(Func<InferBatchRequest, ServerCallContext, Task<InferBatchResponse>> infer) : ModelWorker.ModelWorkerBase
         {
             private int _calls;
 
@@ -228,7 +338,7 @@ public sealed class WorkerClientTests
             public override Task<InferBatchResponse> Infer(InferBatchRequest request, ServerCallContext context)
             {
                 Interlocked.Increment(ref _calls);
-                return infer(context);
+                return infer(request, context);
             }
         }
     }

@@ -281,7 +281,10 @@ public sealed class PlatformApp : IAsyncDisposable
         await WaitForInstanceAsync(id, "exited", s => s.State?.Text is not (null or "Running" or "Starting"), cancellationToken);
     }
 
-    /// <summary>The last <paramref name="lines"/> console lines of each instance of <paramref name="resource"/>.</summary>
+    /// <summary>What <see cref="Logs"/> puts before a line the process wrote to stderr.</summary>
+    public const string StderrMark = "stderr: ";
+
+    /// <summary>The last <paramref name="lines"/> console lines of each instance of <paramref name="resource"/> (stderr ones marked <see cref="StderrMark"/>).</summary>
     public string Logs(string resource, int lines = 40)
     {
         var text = new StringBuilder();
@@ -396,7 +399,8 @@ public sealed class PlatformApp : IAsyncDisposable
                         {
                             foreach (var line in batch)
                             {
-                                lines.Enqueue(line.Content);
+                                // Marked, so tests can tell what a process wrote to stderr (the dashboard shows it as errors).
+                                lines.Enqueue(line.IsErrorMessage ? StderrMark + line.Content : line.Content);
                                 while (lines.Count > 500 && lines.TryDequeue(out _))
                                 {
                                 }

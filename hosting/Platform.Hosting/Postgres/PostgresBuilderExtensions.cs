@@ -52,16 +52,25 @@ public static class PostgresBuilderExtensions
         var clusterDirectory = Path.Combine(directory, "pgdata");
         var runAs = NativeBinaries.IsRoot ? NativePostgresServerResource.UserName : null;
 
-        // Postgres refuses to run as root: setpriv execs it as user postgres, so the pid DCP watches is the server's.
-        var server = new NativePostgresServerResource(name, runAs is null ? postgres : "setpriv", directory, password);
+        // Postgres writes its whole log to stderr, which Aspire shows as errors: a shell moves it to stdout and execs the
+        // server. Postgres refuses to run as root: setpriv execs it as user postgres. Both exec, so the pid DCP watches is
+        // the server's.
+        var server = new NativePostgresServerResource(name, "/bin/sh", directory, password);
         var resource = builder.AddResource(server)
             .WithEndpoint(name: NativePostgresServerResource.PrimaryEndpointName, scheme: "tcp", isProxied: false)
             .WithIconName("DatabaseMultiple")
             .WithArgs(context =>
             {
-                if (runAs is not null)
+                context.Args.Add("-c");
+                context.Args.Add("exec 2>&1; exec \"$@\"");
+                context.Args.Add("postgres"); // $0
+                if (runAs is null)
                 {
-                    foreach (var arg in ProcessRunner.RunAsArguments(runAs).Append(postgres))
+                    context.Args.Add(postgres);
+                }
+                else
+                {
+                    foreach (var arg in ProcessRunner.RunAsArguments(runAs).Prepend("setpriv").Append(postgres))
                     {
                         context.Args.Add(arg);
                     }
