@@ -193,16 +193,8 @@ public sealed class RolloutFixture : IAsyncLifetime
     }
 
     /// <summary>Polls <paramref name="condition"/> until it holds; fails after <paramref name="timeout"/> (default 60 s: the machine is shared).</summary>
-    public static async Task EventuallyAsync(string what, Func<Task<bool>> condition, TimeSpan? timeout = null)
-    {
-        var watch = Stopwatch.StartNew();
-        var limit = timeout ?? TimeSpan.FromSeconds(60);
-        while (!await condition())
-        {
-            Assert.True(watch.Elapsed < limit, $"{what}: not within {limit.TotalSeconds} s");
-            await Task.Delay(100, Ct);
-        }
-    }
+    public static Task EventuallyAsync(string what, Func<Task<bool>> condition, TimeSpan? timeout = null) =>
+        Waits.UntilAsync(condition, timeout ?? TimeSpan.FromSeconds(60), what, Ct);
 
     /// <summary>Runs <paramref name="count"/> inferences (unversioned unless <paramref name="version"/>), <paramref name="parallel"/> at a time.</summary>
     public async Task<IReadOnlyList<InferOutcome>> InferManyAsync(string model, int count, int parallel = 8, Func<int, string?>? id = null, long? version = null)

@@ -4,11 +4,11 @@ namespace Platform.TestSupport;
 public static class Waits
 {
     /// <summary>Polls <paramref name="condition"/> every 100 ms until it holds; throws <see cref="TimeoutException"/> naming <paramref name="what"/> after <paramref name="timeout"/>.</summary>
-    public static async Task UntilAsync(Func<bool> condition, TimeSpan timeout, string what, CancellationToken cancellationToken = default)
+    public static async Task UntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(condition);
         var started = TimeProvider.System.GetTimestamp();
-        while (!condition())
+        while (!await condition())
         {
             if (TimeProvider.System.GetElapsedTime(started) > timeout)
             {
@@ -17,5 +17,12 @@ public static class Waits
 
             await Task.Delay(100, cancellationToken);
         }
+    }
+
+    /// <summary>Polls <paramref name="condition"/> every 100 ms until it holds; throws <see cref="TimeoutException"/> naming <paramref name="what"/> after <paramref name="timeout"/>.</summary>
+    public static Task UntilAsync(Func<bool> condition, TimeSpan timeout, string what, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(condition);
+        return UntilAsync(() => Task.FromResult(condition()), timeout, what, cancellationToken);
     }
 }
