@@ -201,6 +201,25 @@ public sealed class PlatformApp : IAsyncDisposable
         return address ?? throw new InvalidOperationException($"'{instance.ResourceId}' has no '{endpoint}' address in ASPNETCORE_URLS={urls} (GRPC_PORT={grpcPort}).");
     }
 
+    /// <summary>The value of one of the AppHost's parameters (e.g. a generated secret), as the services receive it.</summary>
+    public async Task<string> GetParameterValueAsync(string name, CancellationToken cancellationToken = default)
+    {
+        var parameter = Model.Resources.OfType<ParameterResource>().FirstOrDefault(p => p.Name == name)
+            ?? throw new InvalidOperationException($"The model has no parameter '{name}'.");
+        return await parameter.GetValueAsync(cancellationToken) ?? throw new InvalidOperationException($"Parameter '{name}' has no value.");
+    }
+
+    /// <summary>The internal credential the model workers demand of their callers (parameter <c>internal-api-key</c>).</summary>
+    public Task<string> InternalApiKeyAsync(CancellationToken cancellationToken = default) => GetParameterValueAsync("internal-api-key", cancellationToken);
+
+    /// <summary>A client for one model-worker replica's HTTP endpoint carrying the internal credential (its JSON listing needs it).</summary>
+    public async Task<HttpClient> CreateWorkerHttpClientAsync(int replica, CancellationToken cancellationToken = default)
+    {
+        var client = CreateReplicaHttpClient("model-worker", replica);
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", await InternalApiKeyAsync(cancellationToken));
+        return client;
+    }
+
     /// <summary>A resource's connection string (e.g. "platformdb", "redis").</summary>
     public async Task<string> GetConnectionStringAsync(string resource, CancellationToken cancellationToken = default) =>
         await App.GetConnectionStringAsync(resource, cancellationToken)
