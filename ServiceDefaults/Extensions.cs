@@ -13,6 +13,7 @@ using OpenTelemetry;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
+using Platform.ServiceDefaults;
 using Platform.ServiceDefaults.Health;
 
 // Same namespace as Aspire's template so `builder.AddServiceDefaults()` needs no using in Program.cs.
@@ -89,6 +90,7 @@ public static class PlatformServiceDefaultsExtensions
                 .AddMeter(PlatformTelemetryPrefix, applicationName)
                 .AddPrometheusExporter())
             .WithTracing(tracing => tracing
+                .SetSampler(new ParentBasedSampler(new OperationRootSampler()))
                 .AddSource(PlatformTelemetryPrefix, applicationName)
                 // Probes and scrapes every few seconds would drown the traces that matter.
                 .AddAspNetCoreInstrumentation(aspnet => aspnet.Filter = context => !IsProbe(context.Request.Path))

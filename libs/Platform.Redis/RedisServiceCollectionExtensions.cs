@@ -23,6 +23,9 @@ public static class RedisServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.AddRedisClient(connectionName, configureOptions: Configure);
+        // The multiplexer logs every reconnect attempt (every 500 ms while Redis is away) at Error with a full stack trace,
+        // which buries everything else in the console; RedisConnectionEvents reports each drop and restoration in one line.
+        builder.Logging.AddFilter("StackExchange.Redis", LogLevel.Critical);
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, RedisConnectionEvents>());
         return builder;
     }

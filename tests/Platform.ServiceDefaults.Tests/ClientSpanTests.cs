@@ -80,7 +80,7 @@ public sealed class ClientSpanTests(ServersFixture servers)
                 Export(b);
             },
             cancellationToken: ct);
-        using var client = new HttpClient { BaseAddress = upstream.Address };
+        using var client = upstream.CreateClient();
 
         Assert.Equal("42 down", await client.GetStringAsync("/upstream", ct));
         upstream.Services.GetRequiredService<TracerProvider>().ForceFlush();
@@ -113,6 +113,57 @@ public sealed class ClientSpanTests(ServersFixture servers)
         var downstreamServer = all.Single(s => s.Kind == ActivityKind.Server && s.DisplayName == "GET /downstream");
         Assert.Equal(root.TraceId, downstreamServer.TraceId);
         Assert.Equal(httpClient.SpanId, downstreamServer.ParentSpanId);
+    }
+
+    [Fact]
+    public async Task CallsOutsideAnyOperationStartNoTrace()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var spans = new List<Activity>();
+        await using var host = await TestHost.StartAsync(
+            app => app.MapGet("/touch", async (IConnectionMultiplexer redis) => await redis.GetDatabase().StringSetAsync("in-request", "1")),
+            new Dictionary<string, string?>
+            {
+                ["ConnectionStrings:db"] = servers.Postgres,
+                ["ConnectionStrings:redis"] = servers.Redis,
+            },
+            b =>
+            {
+                b.AddNpgsqlDataSource("db");
+                b.AddRedisClient("redis");
+                b.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddInMemoryExporter(spans));
+            },
+            cancellationToken: ct);
+
+        // What a background loop does: a query and a Redis command with no request (no current activity) around them.
+        Assert.Null(Activity.Current);
+        await using (var command = host.Services.GetRequiredService<NpgsqlDataSource>().CreateCommand("SELECT 1"))
+        {
+            await command.ExecuteScalarAsync(ct);
+        }
+
+        await host.Services.GetRequiredService<IConnectionMultiplexer>().GetDatabase().StringSetAsync("outside-request", "1");
+        using var client = host.CreateClient();
+        await client.GetStringAsync("/touch", ct);
+
+        // Redis spans are drained from the profiler on a timer: once the request's has arrived, the background one would have too.
+        var tracer = host.Services.GetRequiredService<TracerProvider>();
+        var started = TimeProvider.System.GetTimestamp();
+        List<Activity> all;
+        do
+        {
+            tracer.ForceFlush();
+            await Task.Delay(50, ct);
+            lock (spans)
+            {
+                all = [.. spans.DistinctBy(s => s.SpanId)];
+            }
+        }
+        while (!all.Any(s => IsRedis(s) && s.ParentSpanId != default) && TimeProvider.System.GetElapsedTime(started) < TimeSpan.FromSeconds(30));
+
+        var describe = string.Join("\n", all.Select(s => $"{s.Kind} {s.DisplayName} {s.Source.Name} parent={s.ParentSpanId}"));
+        Assert.True(all.Any(s => IsRedis(s) && s.ParentSpanId != default), describe);
+        Assert.DoesNotContain(all, s => s.Kind == ActivityKind.Client && s.ParentSpanId == default);
     }
 
     private static bool IsRedis(Activity span) => span.Source.Name.Contains("Redis", StringComparison.OrdinalIgnoreCase);

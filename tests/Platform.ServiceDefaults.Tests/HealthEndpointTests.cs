@@ -19,7 +19,7 @@ public sealed class HealthEndpointTests
                 .AddCheck("postgres", () => HealthCheckResult.Unhealthy("connection refused"))
                 .AddCheck("redis", () => HealthCheckResult.Healthy("PING 1 ms")),
             cancellationToken: ct);
-        using var client = new HttpClient { BaseAddress = host.Address };
+        using var client = host.CreateClient();
 
         using var response = await client.GetAsync("/health", ct);
         using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct));
@@ -44,7 +44,7 @@ public sealed class HealthEndpointTests
             _ => { },
             configureBuilder: b => b.Services.AddHealthChecks().AddCheck("postgres", () => HealthCheckResult.Unhealthy("down")),
             cancellationToken: ct);
-        using var client = new HttpClient { BaseAddress = host.Address };
+        using var client = host.CreateClient();
 
         using var response = await client.GetAsync("/alive", ct);
         using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct));
@@ -59,7 +59,7 @@ public sealed class HealthEndpointTests
     {
         var ct = TestContext.Current.CancellationToken;
         await using var host = await TestHost.StartAsync(app => app.MapServiceInfo("admin-api"), cancellationToken: ct);
-        using var client = new HttpClient { BaseAddress = host.Address };
+        using var client = host.CreateClient();
 
         using var body = JsonDocument.Parse(await client.GetStringAsync("/", ct));
 

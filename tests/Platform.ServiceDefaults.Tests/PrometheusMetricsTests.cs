@@ -24,7 +24,7 @@ public sealed class PrometheusMetricsTests
                 return Results.Ok();
             });
         }, cancellationToken: ct);
-        using var client = new HttpClient { BaseAddress = host.Address };
+        using var client = host.CreateClient();
         (await client.GetAsync("/work", ct)).EnsureSuccessStatusCode();
         (await client.GetAsync("/work", ct)).EnsureSuccessStatusCode();
 

@@ -16,7 +16,7 @@ public sealed class TelemetryTests
         var ct = TestContext.Current.CancellationToken;
         using var captured = new ServerSpanCapture("/span-ok/");
         await using var host = await TestHost.StartAsync(app => app.MapGet("/span-ok/{id}", (string id) => id), cancellationToken: ct);
-        using var client = new HttpClient { BaseAddress = host.Address };
+        using var client = host.CreateClient();
 
         Assert.Equal("42", await client.GetStringAsync("/span-ok/42", ct));
 
@@ -35,7 +35,7 @@ public sealed class TelemetryTests
         using var captured = new ServerSpanCapture("/span-boom");
         await using var host = await TestHost.StartAsync(
             app => app.MapGet("/span-boom", string () => throw new InvalidOperationException("boom")), cancellationToken: ct);
-        using var client = new HttpClient { BaseAddress = host.Address };
+        using var client = host.CreateClient();
 
         using var response = await client.GetAsync("/span-boom", ct);
 
@@ -56,7 +56,7 @@ public sealed class TelemetryTests
             app => app.MapGet("/traced", () => "ok"),
             configureBuilder: b => b.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddProcessor(new SimpleActivityExportProcessor(exporter))),
             cancellationToken: ct);
-        using var client = new HttpClient { BaseAddress = host.Address };
+        using var client = host.CreateClient();
 
         await client.GetAsync("/health", ct);
         await client.GetAsync("/alive", ct);
@@ -98,7 +98,7 @@ public sealed class TelemetryTests
                 ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
             },
             cancellationToken: ct);
-        using var client = new HttpClient { BaseAddress = withEndpoint.Address };
+        using var client = withEndpoint.CreateClient();
         await client.GetStringAsync("/otlp-probe", ct);
         Assert.True(withEndpoint.Services.GetRequiredService<TracerProvider>().ForceFlush(10_000));
 

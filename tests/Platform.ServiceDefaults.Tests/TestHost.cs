@@ -24,6 +24,13 @@ internal sealed class TestHost : IAsyncDisposable
 
     public IServiceProvider Services => App.Services;
 
+    /// <summary>
+    /// A client like one outside the platform: it sends no trace context. (This process's tracer providers listen to every
+    /// HttpClient in it, and an untraced client call would otherwise propagate an unsampled parent.)
+    /// </summary>
+    public HttpClient CreateClient() =>
+        new(new SocketsHttpHandler { ActivityHeadersPropagator = null }) { BaseAddress = Address };
+
     public static async Task<TestHost> StartAsync(
         Action<WebApplication> map,
         IDictionary<string, string?>? configuration = null,
