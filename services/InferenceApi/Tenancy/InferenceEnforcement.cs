@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Net;
 using Microsoft.Extensions.Options;
 using Platform.InferenceApi.Serving;
 using Platform.Tenancy;
@@ -45,6 +46,8 @@ public sealed partial class InferenceEnforcement(
     UsageLedger ledger,
     TenancyTelemetry telemetry,
     KeyUsageTracker keyUsage,
+    KeyGuessingLimiter guessing,
+    IOptionsMonitor<KeyGuessingOptions> guessingOptions,
     IOptions<InferenceApiOptions> options,
     TimeProvider time,
     ILogger<InferenceEnforcement> logger)
@@ -65,9 +68,10 @@ public sealed partial class InferenceEnforcement(
 
     /// <summary>
     /// Authenticates <paramref name="presented"/> and checks the tenant may use <paramref name="model"/> (null: only the
-    /// key). Annotates <paramref name="span"/> with the caller and the GenAI attributes.
+    /// key). Annotates <paramref name="span"/> with the caller and the GenAI attributes. Failed keys are bounded per
+    /// <paramref name="client"/> address and per key prefix (<see cref="KeyGuessingLimiter"/>): past the limit, 429.
     /// </summary>
-    public async Task<(TenantContext? Caller, EnforcementRefusal? Refusal)> AuthenticateAsync(string? presented, string? model, Activity? span, CancellationToken cancellationToken)
+    public async Task<(TenantContext? Caller, EnforcementRefusal? Refusal)> AuthenticateAsync(string? presented, string? model, IPAddress? client, Activity? span, CancellationToken cancellationToken)
     {
         var started = time.GetTimestamp();
         if (presented is null)
@@ -76,10 +80,21 @@ public sealed partial class InferenceEnforcement(
                 Challenge: $"Bearer realm=\"{Realm}\""));
         }
 
+        var prefix = ApiKeys.TryParse(presented, out var parsed, out _) ? parsed : null;
+        if (guessing.Check(client, prefix) is { } throttled)
+        {
+            return (null, TooManyFailures(throttled));
+        }
+
         var authentication = await directory.AuthenticateAsync(presented, cancellationToken);
         telemetry.Phase("authenticate", time.GetElapsedTime(started));
         if (authentication.Status == KeyStatus.Unknown)
         {
+            if (await guessing.FailedAsync(client, prefix) is { } limited)
+            {
+                return (null, TooManyFailures(limited));
+            }
+
             return (null, new EnforcementRefusal(401, "authorization: the API key is not valid", Challenge: $"Bearer realm=\"{Realm}\", error=\"invalid_token\""));
         }
 
@@ -101,6 +116,16 @@ public sealed partial class InferenceEnforcement(
         }
 
         return (caller, null);
+    }
+
+    private EnforcementRefusal TooManyFailures(GuessingRefusal refusal)
+    {
+        var limits = guessingOptions.CurrentValue;
+        var what = refusal.Limit == "address"
+            ? string.Create(CultureInfo.InvariantCulture, $"too many failed API keys from this client address (limit {limits.FailuresPerAddressPerMinute} a minute)")
+            : string.Create(CultureInfo.InvariantCulture, $"too many failed attempts at this API key prefix (limit {limits.FailuresPerKeyPrefixPerMinute} a minute)");
+        var retryAfterMs = (int)Math.Max(1000, Math.Ceiling(refusal.RetryAfter.TotalMilliseconds));
+        return new EnforcementRefusal(429, string.Create(CultureInfo.InvariantCulture, $"authorization: {what}; retry after {Math.Ceiling(retryAfterMs / 1000.0):0} s"), retryAfterMs);
     }
 
     /// <summary>403 for a model the tenant may not use.</summary>

@@ -33,7 +33,7 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
         var allModels = path.Equals(AllStatisticsPath, StringComparison.Ordinal) || path.Equals(AllStatisticsPath + "/", StringComparison.Ordinal);
         var model = allModels ? null : ModelName(path);
         var presented = InferenceEnforcement.PresentedKey(context.Request.Headers.Authorization.ToString(), context.Request.Headers["x-api-key"].ToString());
-        var (caller, refusal) = await enforcement.AuthenticateAsync(presented, model, ServerSpan(context), context.RequestAborted);
+        var (caller, refusal) = await enforcement.AuthenticateAsync(presented, model, context.Connection.RemoteIpAddress, ServerSpan(context), context.RequestAborted);
         var authenticated = time.GetTimestamp();
         if (refusal is not null)
         {
