@@ -48,7 +48,8 @@ public sealed class PlatformApp : IAsyncDisposable
     /// </summary>
     public static Task<PlatformApp> StartAsync(IEnumerable<string>? args = null,
         Action<IDistributedApplicationTestingBuilder>? configure = null, CancellationToken cancellationToken = default) =>
-        StartAsync((data, arguments) => DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>([.. args ?? [], .. arguments], cancellationToken),
+        // The suite's arguments last, so they may override the defaults (e.g. --Platform:DurableData=true for crash tests).
+        StartAsync((data, arguments) => DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>([.. arguments, .. args ?? []], cancellationToken),
             configure, cancellationToken);
 
     private static async Task<PlatformApp> StartAsync(Func<DirectoryInfo, string[], Task<IDistributedApplicationTestingBuilder>> create,

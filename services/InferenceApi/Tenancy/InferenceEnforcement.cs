@@ -27,6 +27,32 @@ public sealed class InferenceUsageFeature
     public string? RequestId { get; set; }
 }
 
+/// <summary>
+/// Set by enforcement on an admitted REST inference: the writer of the answer calls <see cref="RecordAsync"/> before the
+/// first byte, so a record that cannot be made durable turns the answer into a 503 it can still write. (A failure inside
+/// Kestrel's OnStarting callback could not: Kestrel answers 500 for it, whatever the application writes next.)
+/// </summary>
+public sealed class UsageRecording(Func<int, Task> record)
+{
+    /// <summary>Whether a record was attempted and could not be stored.</summary>
+    public bool Failed { get; private set; }
+
+    /// <summary>Makes the request's usage record durable with <paramref name="status"/>; once per request, later calls do nothing.</summary>
+    /// <exception cref="Exception">The record could not be stored: the answer must not go out.</exception>
+    public async Task RecordAsync(int status)
+    {
+        try
+        {
+            await record(status);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            Failed = true;
+            throw;
+        }
+    }
+}
+
 /// <summary>Why enforcement refused a request, in the terms both transports map from.</summary>
 /// <param name="Status">401 (no or unknown key), 403 (revoked, expired, model not allowed), 429 (rate limit, budget), 503 (limiter unavailable).</param>
 /// <param name="Message">For the client, naming what is wrong.</param>
@@ -86,7 +112,19 @@ public sealed partial class InferenceEnforcement(
             return (null, TooManyFailures(throttled));
         }
 
-        var authentication = await directory.AuthenticateAsync(presented, cancellationToken);
+        KeyAuthentication authentication;
+        try
+        {
+            authentication = await directory.AuthenticateAsync(presented, cancellationToken);
+        }
+        catch (Exception ex) when (ex is Npgsql.NpgsqlException or StackExchange.Redis.RedisException or TimeoutException)
+        {
+            // A key this replica has not cached (or whose entry expired) while Postgres is away: not the client's fault,
+            // and nothing to decide on; come back shortly.
+            LogDirectoryUnavailable(logger, ex.Message);
+            return (null, new EnforcementRefusal(503, "authorization: the key directory is unavailable; retry shortly", 1000));
+        }
+
         telemetry.Phase("authenticate", time.GetElapsedTime(started));
         if (authentication.Status == KeyStatus.Unknown)
         {
@@ -257,6 +295,9 @@ public sealed partial class InferenceEnforcement(
 
     [LoggerMessage(EventId = 42, Level = LogLevel.Error, Message = "Enforcement unavailable, inference refused with 503: {Reason}")]
     private static partial void LogEnforcementUnavailable(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 46, Level = LogLevel.Error, Message = "Key directory unavailable, request refused with 503: {Reason}")]
+    private static partial void LogDirectoryUnavailable(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 43, Level = LogLevel.Error, Message = "Usage record for tenant {Tenant}, model {Model} could not be stored; answered 503 instead: {Reason}")]
     private static partial void LogRecordFailed(ILogger logger, string tenant, string model, string reason);
