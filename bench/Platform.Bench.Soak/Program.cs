@@ -30,6 +30,8 @@ using (var content = new ByteArrayContent(ModelCatalog.Generate("mlp", new Model
     (await admin.PostAsync($"/api/models/{Model}/versions?activate=true", content)).EnsureSuccessStatusCode();
 }
 
+// The response cache on (models default to off), so the flush in the middle has something to flush.
+(await admin.PutAsJsonAsync($"/api/models/{Model}/settings", new { maxBatchSize = 32, maxQueueDelayMicros = 1000, queueCapacity = 1024, cacheEnabled = true, cacheTtlSeconds = 600 })).EnsureSuccessStatusCode();
 var tenant = await PlatformTenants.CreateAsync(admin, "soak");
 using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256, UseProxy = false }) { BaseAddress = app.ReplicaAddress("inference-api", 0), Timeout = TimeSpan.FromSeconds(30) };
 http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tenant.Key);
