@@ -10,8 +10,9 @@ var platformDb = builder.AddPlatformPostgres("postgres", databaseName: "platform
 var redis = builder.AddPlatformRedis("redis");
 var objectStore = builder.AddPlatformObjectStore("objectstore");
 
-// Secrets
+// Secrets: the admin key, and the internal credential the workers demand of their callers (InferenceApi, ContextEnrichment).
 var adminApiKey = builder.AddPassword("admin-api-key", minLength: 32);
+var internalApiKey = builder.AddPassword("internal-api-key", minLength: 32);
 
 // Services. AdminApi owns the schema (migrations at start); the others start alongside it and retry until its tables
 // exist, so a cold start is not one service after another.
@@ -39,6 +40,7 @@ var modelWorker = builder.AddProject<Projects.Platform_ModelWorker>("model-worke
     .WithReference(platformDb).WaitFor(platformDb)
     .WithReference(redis).WaitFor(redis)
     .WithReference(objectStore).WaitFor(objectStore)
+    .WithEnvironment("Parameters__internal-api-key", internalApiKey)
     .WithHttpHealthCheck("/health");
 
 var contextEnrichment = builder.AddProject<Projects.Platform_ContextEnrichment>("context-enrichment")
@@ -47,6 +49,7 @@ var contextEnrichment = builder.AddProject<Projects.Platform_ContextEnrichment>(
     .WithReference(platformDb).WaitFor(platformDb)
     .WithReference(redis).WaitFor(redis)
     .WithReference(modelWorker)
+    .WithEnvironment("Parameters__internal-api-key", internalApiKey)
     .WithHttpHealthCheck("/health");
 
 var inferenceApi = builder.AddProject<Projects.Platform_InferenceApi>("inference-api")
@@ -58,6 +61,7 @@ var inferenceApi = builder.AddProject<Projects.Platform_InferenceApi>("inference
     .WithReference(adminApi)
     .WithReference(contextEnrichment)
     .WithReference(modelWorker)
+    .WithEnvironment("Parameters__internal-api-key", internalApiKey)
     .WithHttpHealthCheck("/health")
     .WithExternalHttpEndpoints();
 

@@ -56,6 +56,7 @@ public sealed partial class WorkerClient : IDisposable
     private readonly ConcurrentDictionary<(string Model, long Version), ReadinessEntry> _readiness = new();
     private readonly CallCoalescer? _coalescer;
     private readonly Histogram<int> _coalesced;
+    private readonly CallCredentials _credentials;
 
     /// <summary>Creates the client and its connection pool.</summary>
     public WorkerClient(
@@ -72,6 +73,15 @@ public sealed partial class WorkerClient : IDisposable
         _timeProvider = timeProvider;
         _logger = logger;
         _balancer = new ReplicaBalancer(timeProvider, _options.FailureCooldown, _options.PackBelow);
+        var key = _options.InternalApiKey is { Length: > 0 } configured
+            ? configured
+            : throw new ArgumentException($"{nameof(WorkerRoutingOptions.InternalApiKey)} is required: model workers refuse calls without the internal credential", nameof(options));
+        var header = InternalCredential.HeaderValue(key);
+        _credentials = CallCredentials.FromInterceptor((_, metadata) =>
+        {
+            metadata.Add(InternalCredential.Header, header);
+            return Task.CompletedTask;
+        });
         _handler = new SocketsHttpHandler
         {
             // One connection's stream limit (Kestrel: 100) must not cap concurrency to a replica.
@@ -394,6 +404,9 @@ public sealed partial class WorkerClient : IDisposable
                 DisposeHttpClient = false,
                 MaxReceiveMessageSize = _options.MaxMessageBytes,
                 MaxSendMessageSize = _options.MaxMessageBytes,
+                // The hop is h2c inside the cluster (NetworkPolicy-bound); the credential rides on every call regardless.
+                Credentials = ChannelCredentials.Create(ChannelCredentials.Insecure, _credentials),
+                UnsafeUseInsecureChannelCallCredentials = true,
             });
             _channels.Add(channel);
             return new ModelWorker.ModelWorkerClient(channel);
@@ -418,6 +431,13 @@ public sealed partial class WorkerClient : IDisposable
         {
             // The call never reached the service or its connection broke: the transport's failure, not the worker's answer.
             return new Outcome(null, new WorkerFailure(503, $"model worker {replica.Authority} unreachable: {ex.Status.DebugException.Message}"), true);
+        }
+        catch (RpcException ex) when (ex.StatusCode is StatusCode.Unauthenticated or StatusCode.PermissionDenied)
+        {
+            // A worker holding another credential (a rotation half done, or a misconfiguration): the platform's fault, not
+            // the client's. Avoid that replica like an unreachable one and let another serve.
+            LogCredentialRefused(_logger, replica.Authority, ex.Status.Detail);
+            return new Outcome(null, new WorkerFailure(503, $"model worker {replica.Authority} refused this service's internal credential", 1000), true);
         }
         catch (RpcException ex)
         {
@@ -458,6 +478,9 @@ public sealed partial class WorkerClient : IDisposable
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Worker {Replica} did not take the request ({Reason}: {Detail}); trying another replica")]
     private static partial void LogRetry(ILogger logger, string replica, string reason, string detail);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "Worker {Replica} refused the internal credential ({Detail}): is Parameters:internal-api-key the same on both sides?")]
+    private static partial void LogCredentialRefused(ILogger logger, string replica, string detail);
 
     private sealed record Outcome(InferBatchResponse? Response, WorkerFailure? Error, bool Unreachable);
 

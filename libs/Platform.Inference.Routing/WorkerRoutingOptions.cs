@@ -31,6 +31,12 @@ public sealed class WorkerRoutingOptions
     /// <summary>Pause before trying the same replicas again once every replica has been tried.</summary>
     public TimeSpan RetryBackoff { get; set; } = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>
+    /// The internal credential sent on every call (<c>authorization: Bearer …</c>); the workers refuse calls without it.
+    /// Bound from <c>Parameters:internal-api-key</c> (the AppHost's secret parameter) by <see cref="RoutingServiceCollectionExtensions.AddWorkerRouting"/>.
+    /// </summary>
+    public string? InternalApiKey { get; set; }
+
     /// <summary>Largest message either side of the hop may send (a request's inputs or its outputs).</summary>
     public int MaxMessageBytes { get; set; } = 256 * 1024 * 1024;
 

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.Http.Json;
 using Platform.Data;
 using Platform.Inference.Routing;
@@ -38,7 +39,19 @@ builder.AddPlatformTenancy();
 builder.Services.AddSingleton<TenancyTelemetry>();
 builder.Services.AddSingleton<KeyUsageTracker>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<KeyUsageTracker>());
+builder.Services.AddOptions<KeyGuessingOptions>().BindConfiguration(KeyGuessingOptions.SectionName);
+builder.Services.AddSingleton<KeyGuessingLimiter>();
 builder.Services.AddSingleton<InferenceEnforcement>();
+// The guessing limit counts per client address: behind an ingress that is X-Forwarded-For, believed only from loopback
+// (the default) and the networks in InferenceApi:TrustedProxies (e.g. the ingress controller's pod network).
+builder.Services.Configure<ForwardedHeadersOptions>(forwarded =>
+{
+    forwarded.ForwardedHeaders = ForwardedHeaders.XForwardedFor;
+    foreach (var network in builder.Configuration.GetSection("InferenceApi:TrustedProxies").Get<string[]>() ?? [])
+    {
+        forwarded.KnownIPNetworks.Add(System.Net.IPNetwork.Parse(network));
+    }
+});
 
 builder.Services.AddOptions<InferenceApiOptions>().BindConfiguration(InferenceApiOptions.SectionName);
 builder.Services.AddOptions<ModelRepositoryOptions>().BindConfiguration(ModelRepositoryOptions.SectionName);
@@ -74,6 +87,7 @@ var app = builder.Build();
 
 app.MapDefaultEndpoints();
 app.MapServiceInfo("inference-api");
+app.UseForwardedHeaders();
 app.UseMiddleware<TenantEnforcementMiddleware>();
 app.MapOpenInference();
 app.MapGrpcService<OpenInferenceGrpcService>();

@@ -4,18 +4,19 @@ namespace Platform.ModelWorker;
 
 /// <summary>
 /// The worker's HTTP/1.1 surface next to health and metrics: the JSON model listing (<c>GET /v1/models</c>) and
-/// per-version readiness, for people and probes. Inference is on the gRPC endpoint (<see cref="WorkerGrpcService"/>).
+/// per-version readiness, for platform services and operators holding the internal credential. Inference is on the gRPC endpoint (<see cref="WorkerGrpcService"/>).
 /// </summary>
 internal static class InferenceEndpoints
 {
     public static void MapInferenceEndpoints(this WebApplication app)
     {
-        app.MapGet("/v1/models", (ModelHost host, WorkerIdentity identity) => Results.Ok(new
+        var models = app.MapGroup("/v1/models").AddEndpointFilter<InternalKeyFilter>();
+        models.MapGet("/", (ModelHost host, WorkerIdentity identity) => Results.Ok(new
         {
             instance = identity.InstanceId,
             models = host.Models.OrderBy(m => m.Name, StringComparer.Ordinal).ThenBy(m => m.Version).Select(Describe),
         }));
-        app.MapGet("/v1/models/{name}/versions/{version}/ready", (string name, string version, ModelHost host) =>
+        models.MapGet("/{name}/versions/{version}/ready", (string name, string version, ModelHost host) =>
         {
             if (!long.TryParse(version, NumberStyles.None, CultureInfo.InvariantCulture, out var number) || number < 1)
             {

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Options;
 using Platform.Batching;
 using Platform.ModelRegistry;
@@ -48,8 +49,12 @@ internal sealed partial class ModelHost(
     BatcherTelemetry telemetry,
     IOptions<WorkerOptions> options,
     TimeProvider timeProvider,
+    IMeterFactory meterFactory,
     ILoggerFactory loggerFactory) : BackgroundService
 {
+    private readonly Counter<long> _loadFailures = meterFactory.Create("Platform.ModelWorker").CreateCounter<long>("platform.worker.model.load_failures",
+        description: "Model versions that failed to load, by model and cause (missing or damaged artifact, or the runtime refused it)");
+
     private static readonly TimeSpan FailedRetryDelay = TimeSpan.FromSeconds(30);
 
     private readonly ConcurrentDictionary<(string Name, long Version), LoadedModel> _models = new();
@@ -186,10 +191,20 @@ internal sealed partial class ModelHost(
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
             session?.Dispose();
+            var cause = ex is ArtifactIntegrityException integrity ? integrity.Fault.ToString().ToLowerInvariant() : "load";
             model.FailureReason = ex.Message;
             model.FailedAt = timeProvider.GetUtcNow();
             model.State = ModelLoadState.Failed;
-            LogLoadFailed(_logger, model.Name, model.Version, model.Sha256, ex);
+            _loadFailures.Add(1, new KeyValuePair<string, object?>("model", model.Name), new KeyValuePair<string, object?>("cause", cause));
+            if (ex is ArtifactIntegrityException)
+            {
+                // The artifact's own fault: the message says it all, a stack trace would only hide it.
+                LogArtifactRefused(_logger, model.Name, model.Version, cause, ex.Message);
+            }
+            else
+            {
+                LogLoadFailed(_logger, model.Name, model.Version, model.Sha256, ex);
+            }
         }
     }
 
@@ -258,13 +273,17 @@ internal sealed partial class ModelHost(
     [LoggerMessage(EventId = 41, Level = LogLevel.Error, Message = "Loading {Model} version {Version} ({Sha256}) failed")]
     private static partial void LogLoadFailed(ILogger logger, string model, long version, string sha256, Exception exception);
 
+    [LoggerMessage(EventId = 45, Level = LogLevel.Error,
+        Message = "Refused to load {Model} version {Version} ({Cause} artifact): {Reason}; the version stays unserved on this worker, retried every 30 s")]
+    private static partial void LogArtifactRefused(ILogger logger, string model, long version, string cause, string reason);
+
     [LoggerMessage(EventId = 42, Level = LogLevel.Information, Message = "Unloaded {Model} version {Version}")]
     private static partial void LogUnloaded(ILogger logger, string model, long version);
 
     [LoggerMessage(EventId = 43, Level = LogLevel.Information, Message = "Applied settings to {Model} version {Version}: max batch {MaxBatchSize}, max delay {MaxQueueDelayMicros} µs")]
     private static partial void LogSettingsApplied(ILogger logger, string model, long version, int maxBatchSize, long maxQueueDelayMicros);
 
-    [LoggerMessage(EventId = 45, Level = LogLevel.Information, Message = "Warmed up {Model} version {Version}: {Runs} runs in {ElapsedMs:0} ms")]
+    [LoggerMessage(EventId = 46, Level = LogLevel.Information, Message = "Warmed up {Model} version {Version}: {Runs} runs in {ElapsedMs:0} ms")]
     private static partial void LogWarmedUp(ILogger logger, string model, long version, int runs, double elapsedMs);
 
     [LoggerMessage(EventId = 44, Level = LogLevel.Warning, Message = "Warm-up run failed (the model is served anyway): {Reason}")]

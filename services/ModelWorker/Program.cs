@@ -28,13 +28,15 @@ builder.Services.AddSingleton(WorkerIdentity.From(builder.Configuration));
 // Callers balance across replicas themselves: each replica announces its own address (see libs/Platform.WorkerDiscovery).
 builder.Services.AddWorkerAnnouncement();
 builder.Services.AddSingleton<ModelSignatures>();
+// Only holders of the AppHost's internal credential may call inference or list models (probes and scrapes stay open).
+builder.Services.AddSingleton<InternalKeyVerifier>();
 
 var maxMessageBytes = (int)Math.Min(int.MaxValue, builder.Configuration.GetValue($"{WorkerOptions.SectionName}:{nameof(WorkerOptions.MaxRequestBodyBytes)}", new WorkerOptions().MaxRequestBodyBytes));
 builder.Services.AddGrpc(grpc =>
 {
     grpc.MaxReceiveMessageSize = maxMessageBytes;
     grpc.MaxSendMessageSize = null;
-});
+}).AddServiceOptions<WorkerGrpcService>(service => service.Interceptors.Add<InternalKeyInterceptor>());
 // grpc.health.v1 answers from the same health checks as /health.
 builder.Services.AddGrpcHealthChecks();
 
@@ -43,6 +45,8 @@ builder.Services.AddHealthChecks()
     .AddCheck<ModelsHealthCheck>("models");
 
 var app = builder.Build();
+// Fails start-up without the credential rather than serving without one.
+app.Services.GetRequiredService<InternalKeyVerifier>();
 
 app.MapDefaultEndpoints();
 app.MapServiceInfo("model-worker");

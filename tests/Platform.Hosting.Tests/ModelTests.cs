@@ -47,14 +47,14 @@ public sealed class ModelTests
         await using var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>(args, Ct);
         string[] expected =
         [
-            "admin-api", "admin-api-key", "context-enrichment", "inference-api", "model-worker", "objectstore", "objectstore-password",
-            "objectstore-user", "platformdb", "postgres", "postgres-password", "redis", "redis-password",
+            "admin-api", "admin-api-key", "context-enrichment", "inference-api", "internal-api-key", "model-worker", "objectstore",
+            "objectstore-password", "objectstore-user", "platformdb", "postgres", "postgres-password", "redis", "redis-password",
         ];
         // Aspire adds helpers of its own: a hidden rebuilder per project in run mode, derived values in publish mode.
         Assert.Equal(expected, builder.Resources.Select(r => r.Name)
             .Where(n => !n.EndsWith("-rebuilder", StringComparison.Ordinal) && !n.EndsWith("-uri-encoded", StringComparison.Ordinal) && !n.StartsWith("cond-", StringComparison.Ordinal))
             .Order(StringComparer.Ordinal));
-        Assert.All(["admin-api-key", "postgres-password", "redis-password", "objectstore-password"],
+        Assert.All(["admin-api-key", "internal-api-key", "postgres-password", "redis-password", "objectstore-password"],
             name => Assert.True(((ParameterResource)Resource(builder, name)).Secret, $"{name} is not a secret"));
         var worker = Resource(builder, "model-worker");
         Assert.True(worker.TryGetLastAnnotation<ReplicaAnnotation>(out var replicas));

@@ -200,7 +200,7 @@ public sealed partial class ManifestTests(PublishFixture fixture)
     [Fact]
     public void Secrets_are_generated_parameters_never_values()
     {
-        foreach (var p in new[] { "postgres-password", "redis-password", "objectstore-password", "admin-api-key" })
+        foreach (var p in new[] { "postgres-password", "redis-password", "objectstore-password", "admin-api-key", "internal-api-key" })
         {
             var r = Resources[p]!;
             Assert.Equal("parameter.v0", (string?)r["type"]);
@@ -210,6 +210,12 @@ public sealed partial class ManifestTests(PublishFixture fixture)
         }
 
         Assert.Equal("{admin-api-key.value}", (string?)Resources["admin-api"]!["env"]!["Parameters__admin-api-key"]);
+        // The worker hop's credential: the workers demand it, their two callers present it, nobody else holds it.
+        foreach (var (name, r) in Resources.Where(kv => (string?)kv.Value!["type"] == "project.v0"))
+        {
+            var holds = (string?)r!["env"]?["Parameters__internal-api-key"];
+            Assert.Equal(name is "model-worker" or "inference-api" or "context-enrichment" ? "{internal-api-key.value}" : null, holds);
+        }
     }
 
     [Fact]

@@ -39,6 +39,9 @@ public sealed class PublishFixture : IAsyncLifetime
     /// </summary>
     public string SecretSentinel { get; } = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(20));
 
+    /// <summary>The same for the internal credential of the worker hop (<c>Parameters__internal-api-key</c>).</summary>
+    public string InternalSecretSentinel { get; } = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(20));
+
     private static string Configuration => typeof(PublishFixture).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
         .First(a => a.Key == "Configuration").Value!;
 
@@ -54,7 +57,7 @@ public sealed class PublishFixture : IAsyncLifetime
         var publish = await RunAsync("dotnet",
             ["run", "--no-build", "--configuration", Configuration, "--project", Path.Combine(RepositoryRoot, "AppHost"),
              "--", "--publisher", "manifest", "--output-path", ManifestPath],
-            null, RepositoryRoot, new Dictionary<string, string> { ["APPDATA"] = PublishUserSecretsRoot, ["Parameters__admin-api-key"] = SecretSentinel });
+            null, RepositoryRoot, new Dictionary<string, string> { ["APPDATA"] = PublishUserSecretsRoot, ["Parameters__admin-api-key"] = SecretSentinel, ["Parameters__internal-api-key"] = InternalSecretSentinel });
         if (publish.ExitCode != 0)
         {
             throw new InvalidOperationException($"The AppHost's manifest publisher failed ({publish.ExitCode}):\n{publish.Stdout}\n{publish.Stderr}");

@@ -60,7 +60,11 @@ public sealed class SecretTests(PublishFixture fixture)
     // Values this machine generated in run mode (the AppHost's user secrets), plus any passed in through Parameters__* variables.
     private IEnumerable<(string Name, string Value)> KnownSecretValues()
     {
-        var found = new List<(string, string)> { ("the value the publishing AppHost was given for admin-api-key", fixture.SecretSentinel) };
+        var found = new List<(string, string)>
+        {
+            ("the value the publishing AppHost was given for admin-api-key", fixture.SecretSentinel),
+            ("the value the publishing AppHost was given for internal-api-key", fixture.InternalSecretSentinel),
+        };
         var id = XDocument.Load(Path.Combine(fixture.RepositoryRoot, "AppHost", "Platform.AppHost.csproj")).Descendants("UserSecretsId").Single().Value;
         var store = PathHelper.GetSecretsPathFromSecretsId(id);
         if (File.Exists(store))

@@ -20,7 +20,53 @@ namespace Platform.OpenInference.Tests;
 /// <summary>WorkerClient against real gRPC replicas (in-process HTTP/2-only Kestrel servers) that answer what a worker can answer.</summary>
 public sealed class WorkerClientTests
 {
+    private const string InternalKey = "unit-test-internal-key-0123456789";
+
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task EveryCallCarriesTheInternalCredential()
+    {
+        await using var replica = await Replica.StartAsync(_ => Answer("a"));
+        using var client = Client(replica);
+
+        await client.InferAsync("m", 1, new InferItem(), DateTimeOffset.UtcNow.AddSeconds(10), Ct);
+        await client.IsLoadedOnAnyReplicaAsync("m", 1, Ct);
+        await client.GetStatisticsAsync("m", 1, Ct);
+
+        Assert.Equal(["Infer", "ModelStates", "ModelStatistics"], replica.Authorizations.Select(a => a.Method));
+        Assert.All(replica.Authorizations, a => Assert.Equal($"Bearer {InternalKey}", a.Authorization));
+    }
+
+    [Fact]
+    public async Task AReplicaRefusingTheCredentialIsAvoidedAndAnotherServes()
+    {
+        // A rotation half done: one replica holds another key. The client must not get a 500 for the platform's own mismatch.
+        await using var other = await Replica.StartAsync(_ => throw new RpcException(new Status(StatusCode.Unauthenticated, "internal credential wrong")));
+        await using var good = await Replica.StartAsync(_ => Answer("good"));
+        using var client = Client(other, good);
+
+        for (var i = 0; i < 4; i++)
+        {
+            var result = await client.InferAsync("m", 1, new InferItem(), DateTimeOffset.UtcNow.AddSeconds(10), Ct);
+            Assert.Equal("good", result.WorkerInstance);
+        }
+
+        await using var alone = await Replica.StartAsync(_ => throw new RpcException(new Status(StatusCode.Unauthenticated, "internal credential wrong")));
+        using var lonely = Client(alone);
+        var refused = await lonely.InferAsync("m", 1, new InferItem(), DateTimeOffset.UtcNow.AddSeconds(10), Ct);
+        Assert.Equal(503, refused.Error!.Status);
+        Assert.Contains("refused this service's internal credential", refused.Error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AClientWithoutTheCredentialIsRefusedAtConstruction()
+    {
+        var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var error = Assert.Throws<ArgumentException>(() => new WorkerClient(new FixedReplicas([]), Options.Create(new WorkerRoutingOptions()),
+            TimeProvider.System, services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), NullLogger<WorkerClient>.Instance));
+        Assert.Contains("InternalApiKey", error.Message, StringComparison.Ordinal);
+    }
 
     [Fact]
     public async Task AReplicaThatDoesNotHaveTheVersionYetPassesTheRequestOnToOneThatHasIt()
@@ -278,7 +324,7 @@ public sealed class WorkerClientTests
         var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         return new WorkerClient(
             new FixedReplicas(replicas),
-            Options.Create(new WorkerRoutingOptions { MaxAttempts = 4, RetryBackoff = TimeSpan.FromMilliseconds(10), CoalesceCallsInFlight = coalesceCallsInFlight }),
+            Options.Create(new WorkerRoutingOptions { MaxAttempts = 4, RetryBackoff = TimeSpan.FromMilliseconds(10), CoalesceCallsInFlight = coalesceCallsInFlight, InternalApiKey = InternalKey }),
             TimeProvider.System,
             services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(),
             NullLogger<WorkerClient>.Instance);
@@ -304,6 +350,8 @@ public sealed class WorkerClientTests
         public Uri Address { get; private set; } = null!;
 
         public int Calls => _service.Calls;
+
+        public IReadOnlyList<(string Method, string? Authorization)> Authorizations => [.. _service.Authorizations];
 
         public static Task<Replica> StartAsync(Func<ServerCallContext, Task<InferBatchResponse>> infer) =>
             StartAsync((_, context) => infer(context));
@@ -335,10 +383,25 @@ public sealed class WorkerClientTests
 
             public int Calls => Volatile.Read(ref _calls);
 
+            public System.Collections.Concurrent.ConcurrentQueue<(string Method, string? Authorization)> Authorizations { get; } = new();
+
             public override Task<InferBatchResponse> Infer(InferBatchRequest request, ServerCallContext context)
             {
                 Interlocked.Increment(ref _calls);
+                Authorizations.Enqueue(("Infer", context.RequestHeaders.GetValue("authorization")));
                 return infer(request, context);
+            }
+
+            public override Task<ModelStatesResponse> ModelStates(ModelStatesRequest request, ServerCallContext context)
+            {
+                Authorizations.Enqueue(("ModelStates", context.RequestHeaders.GetValue("authorization")));
+                return Task.FromResult(new ModelStatesResponse());
+            }
+
+            public override Task<ModelStatisticsResponse> ModelStatistics(ModelStatisticsRequest request, ServerCallContext context)
+            {
+                Authorizations.Enqueue(("ModelStatistics", context.RequestHeaders.GetValue("authorization")));
+                return Task.FromResult(new ModelStatisticsResponse());
             }
         }
     }

@@ -333,7 +333,7 @@ public sealed class RegistryTests(PlatformFixture platform)
         var deadline = Stopwatch.StartNew();
         for (var replica = 0; replica < 2; replica++)
         {
-            using var http = platform.App.CreateReplicaHttpClient("model-worker", replica);
+            using var http = await platform.App.CreateWorkerHttpClientAsync(replica, Ct);
             while (true)
             {
                 using var response = await http.GetAsync($"/v1/models/{name}/versions/{version}/ready", Ct);

@@ -48,7 +48,8 @@ public sealed class PlatformApp : IAsyncDisposable
     /// </summary>
     public static Task<PlatformApp> StartAsync(IEnumerable<string>? args = null,
         Action<IDistributedApplicationTestingBuilder>? configure = null, CancellationToken cancellationToken = default) =>
-        StartAsync((data, arguments) => DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>([.. args ?? [], .. arguments], cancellationToken),
+        // The suite's arguments last, so they may override the defaults (e.g. --Platform:DurableData=true for crash tests).
+        StartAsync((data, arguments) => DistributedApplicationTestingBuilder.CreateAsync<Projects.Platform_AppHost>([.. arguments, .. args ?? []], cancellationToken),
             configure, cancellationToken);
 
     private static async Task<PlatformApp> StartAsync(Func<DirectoryInfo, string[], Task<IDistributedApplicationTestingBuilder>> create,
@@ -199,6 +200,25 @@ public sealed class PlatformApp : IAsyncDisposable
             ? addresses.FirstOrDefault(u => u.Port.ToString(CultureInfo.InvariantCulture) == grpcPort)
             : addresses.FirstOrDefault(u => u.Port.ToString(CultureInfo.InvariantCulture) != grpcPort);
         return address ?? throw new InvalidOperationException($"'{instance.ResourceId}' has no '{endpoint}' address in ASPNETCORE_URLS={urls} (GRPC_PORT={grpcPort}).");
+    }
+
+    /// <summary>The value of one of the AppHost's parameters (e.g. a generated secret), as the services receive it.</summary>
+    public async Task<string> GetParameterValueAsync(string name, CancellationToken cancellationToken = default)
+    {
+        var parameter = Model.Resources.OfType<ParameterResource>().FirstOrDefault(p => p.Name == name)
+            ?? throw new InvalidOperationException($"The model has no parameter '{name}'.");
+        return await parameter.GetValueAsync(cancellationToken) ?? throw new InvalidOperationException($"Parameter '{name}' has no value.");
+    }
+
+    /// <summary>The internal credential the model workers demand of their callers (parameter <c>internal-api-key</c>).</summary>
+    public Task<string> InternalApiKeyAsync(CancellationToken cancellationToken = default) => GetParameterValueAsync("internal-api-key", cancellationToken);
+
+    /// <summary>A client for one model-worker replica's HTTP endpoint carrying the internal credential (its JSON listing needs it).</summary>
+    public async Task<HttpClient> CreateWorkerHttpClientAsync(int replica, CancellationToken cancellationToken = default)
+    {
+        var client = CreateReplicaHttpClient("model-worker", replica);
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", await InternalApiKeyAsync(cancellationToken));
+        return client;
     }
 
     /// <summary>A resource's connection string (e.g. "platformdb", "redis").</summary>

@@ -19,7 +19,7 @@ public sealed class ExecutionProviderPlatformTests(PlatformFixture platform) : I
 
         for (var replica = 0; replica < 2; replica++)
         {
-            using var http = platform.App.CreateReplicaHttpClient("model-worker", replica);
+            using var http = await platform.App.CreateWorkerHttpClientAsync(replica, Ct);
             using var listing = JsonDocument.Parse(await http.GetStringAsync("/v1/models", Ct));
             var model = listing.RootElement.GetProperty("models").EnumerateArray()
                 .Single(m => m.GetProperty("name").GetString() == name && m.GetProperty("version").GetInt64() == version);

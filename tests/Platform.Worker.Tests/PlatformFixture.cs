@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Aspire.Hosting;
+using Grpc.Core;
 using Grpc.Net.Client;
 using Platform.TestSupport;
 
@@ -17,6 +18,9 @@ public sealed class PlatformFixture : IAsyncLifetime
     public PlatformApp App { get; private set; } = null!;
 
     public HttpClient Admin { get; private set; } = null!;
+
+    /// <summary>The internal credential the workers demand (the AppHost's generated <c>internal-api-key</c>).</summary>
+    public string InternalKey { get; private set; } = null!;
 
     public async ValueTask InitializeAsync()
     {
@@ -34,6 +38,7 @@ public sealed class PlatformFixture : IAsyncLifetime
         });
         Admin = App.CreateHttpClient("admin-api");
         Admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
+        InternalKey = await App.InternalApiKeyAsync();
     }
 
     public async ValueTask DisposeAsync()
@@ -58,9 +63,23 @@ public sealed class PlatformFixture : IAsyncLifetime
         }
     }
 
-    /// <summary>A gRPC channel to a worker replica's <c>grpc</c> endpoint (HTTP/2, no TLS), as InferenceApi uses it.</summary>
-    public GrpcChannel CreateWorkerChannel(int replica) =>
-        GrpcChannel.ForAddress(App.ReplicaAddress("model-worker", replica, "grpc"), new GrpcChannelOptions { MaxReceiveMessageSize = 64 * 1024 * 1024 });
+    /// <summary>
+    /// A gRPC channel to a worker replica's <c>grpc</c> endpoint (HTTP/2, no TLS) carrying the internal credential, as
+    /// InferenceApi uses it; with <paramref name="credential"/> false, a channel without it (a stranger on the network).
+    /// </summary>
+    public GrpcChannel CreateWorkerChannel(int replica, bool credential = true) =>
+        GrpcChannel.ForAddress(App.ReplicaAddress("model-worker", replica, "grpc"), new GrpcChannelOptions
+        {
+            MaxReceiveMessageSize = 64 * 1024 * 1024,
+            Credentials = credential
+                ? ChannelCredentials.Create(ChannelCredentials.Insecure, CallCredentials.FromInterceptor((_, metadata) =>
+                {
+                    metadata.Add("authorization", $"Bearer {InternalKey}");
+                    return Task.CompletedTask;
+                }))
+                : ChannelCredentials.Insecure,
+            UnsafeUseInsecureChannelCallCredentials = credential,
+        });
 
     /// <summary>Uploads and activates a model; returns its version.</summary>
     public async Task<long> UploadActiveAsync(string name, byte[] model, CancellationToken cancellationToken)
@@ -87,7 +106,7 @@ public sealed class PlatformFixture : IAsyncLifetime
         deadline.CancelAfter(timeout);
         for (var replica = 0; replica < 2; replica++)
         {
-            using var http = App.CreateReplicaHttpClient("model-worker", replica);
+            using var http = await App.CreateWorkerHttpClientAsync(replica, cancellationToken);
             string last = "";
             while (true)
             {

@@ -13,7 +13,7 @@ using WireDataType = Platform.Inference.Protocol.Wire.DataType;
 namespace Platform.Worker.Tests;
 
 /// <summary>ModelWorker in the running platform: models come from the registry, requests arrive over the gRPC hop.</summary>
-public sealed class WorkerPlatformTests(PlatformFixture platform) : IClassFixture<PlatformFixture>
+public sealed partial class WorkerPlatformTests(PlatformFixture platform) : IClassFixture<PlatformFixture>
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 

@@ -264,7 +264,7 @@ public sealed class OpenInferenceGrpcService(
     private async Task<TenantContext> AuthenticateAsync(ServerCallContext context, string? model)
     {
         var key = InferenceEnforcement.PresentedKey(context.RequestHeaders.GetValue("authorization"), context.RequestHeaders.GetValue("x-api-key"));
-        var (caller, refusal) = await enforcement.AuthenticateAsync(key, model, ServerSpan(context), context.CancellationToken);
+        var (caller, refusal) = await enforcement.AuthenticateAsync(key, model, context.GetHttpContext().Connection.RemoteIpAddress, ServerSpan(context), context.CancellationToken);
         return refusal is null ? caller! : throw GrpcFailures.From(refusal);
     }
 

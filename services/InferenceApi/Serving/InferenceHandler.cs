@@ -81,6 +81,12 @@ public sealed class InferenceHandler(InferencePipeline pipeline, IOptions<Infere
         {
             status = 499; // the client went away; nothing to answer
         }
+        catch (Exception) when (context.Features.Get<UsageRecording>() is { Failed: true } && !context.Response.HasStarted)
+        {
+            // The answer was ready but its usage record could not be made durable: the client must not get it.
+            context.Response.Clear();
+            status = await WriteErrorAsync(context, 503, "the usage record could not be stored; the request was not charged, retry shortly", 1000);
+        }
         finally
         {
             if (body is not null)
@@ -121,6 +127,11 @@ public sealed class InferenceHandler(InferencePipeline pipeline, IOptions<Infere
 
         response.ContentLength = buffer.WrittenCount;
         response.Headers[ServerTimingHeader] = timing.Format(timeProvider, answer.Worker);
+        if (context.Features.Get<UsageRecording>() is { } usage)
+        {
+            await usage.RecordAsync(200);
+        }
+
         await response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted);
         return 200;
     }
@@ -133,6 +144,18 @@ public sealed class InferenceHandler(InferencePipeline pipeline, IOptions<Infere
         if (response.HasStarted)
         {
             return status;
+        }
+
+        if (context.Features.Get<UsageRecording>() is { Failed: false } usage)
+        {
+            try
+            {
+                await usage.RecordAsync(status);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // Nothing was served, so the refusal may go out without its record (it is logged by enforcement).
+            }
         }
 
         response.StatusCode = status;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Net;
 using Microsoft.Extensions.Options;
 using Platform.InferenceApi.Serving;
 using Platform.Tenancy;
@@ -26,6 +27,32 @@ public sealed class InferenceUsageFeature
     public string? RequestId { get; set; }
 }
 
+/// <summary>
+/// Set by enforcement on an admitted REST inference: the writer of the answer calls <see cref="RecordAsync"/> before the
+/// first byte, so a record that cannot be made durable turns the answer into a 503 it can still write. (A failure inside
+/// Kestrel's OnStarting callback could not: Kestrel answers 500 for it, whatever the application writes next.)
+/// </summary>
+public sealed class UsageRecording(Func<int, Task> record)
+{
+    /// <summary>Whether a record was attempted and could not be stored.</summary>
+    public bool Failed { get; private set; }
+
+    /// <summary>Makes the request's usage record durable with <paramref name="status"/>; once per request, later calls do nothing.</summary>
+    /// <exception cref="Exception">The record could not be stored: the answer must not go out.</exception>
+    public async Task RecordAsync(int status)
+    {
+        try
+        {
+            await record(status);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            Failed = true;
+            throw;
+        }
+    }
+}
+
 /// <summary>Why enforcement refused a request, in the terms both transports map from.</summary>
 /// <param name="Status">401 (no or unknown key), 403 (revoked, expired, model not allowed), 429 (rate limit, budget), 503 (limiter unavailable).</param>
 /// <param name="Message">For the client, naming what is wrong.</param>
@@ -45,6 +72,8 @@ public sealed partial class InferenceEnforcement(
     UsageLedger ledger,
     TenancyTelemetry telemetry,
     KeyUsageTracker keyUsage,
+    KeyGuessingLimiter guessing,
+    IOptionsMonitor<KeyGuessingOptions> guessingOptions,
     IOptions<InferenceApiOptions> options,
     TimeProvider time,
     ILogger<InferenceEnforcement> logger)
@@ -65,9 +94,10 @@ public sealed partial class InferenceEnforcement(
 
     /// <summary>
     /// Authenticates <paramref name="presented"/> and checks the tenant may use <paramref name="model"/> (null: only the
-    /// key). Annotates <paramref name="span"/> with the caller and the GenAI attributes.
+    /// key). Annotates <paramref name="span"/> with the caller and the GenAI attributes. Failed keys are bounded per
+    /// <paramref name="client"/> address and per key prefix (<see cref="KeyGuessingLimiter"/>): past the limit, 429.
     /// </summary>
-    public async Task<(TenantContext? Caller, EnforcementRefusal? Refusal)> AuthenticateAsync(string? presented, string? model, Activity? span, CancellationToken cancellationToken)
+    public async Task<(TenantContext? Caller, EnforcementRefusal? Refusal)> AuthenticateAsync(string? presented, string? model, IPAddress? client, Activity? span, CancellationToken cancellationToken)
     {
         var started = time.GetTimestamp();
         if (presented is null)
@@ -76,10 +106,33 @@ public sealed partial class InferenceEnforcement(
                 Challenge: $"Bearer realm=\"{Realm}\""));
         }
 
-        var authentication = await directory.AuthenticateAsync(presented, cancellationToken);
+        var prefix = ApiKeys.TryParse(presented, out var parsed, out _) ? parsed : null;
+        if (guessing.Check(client, prefix) is { } throttled)
+        {
+            return (null, TooManyFailures(throttled));
+        }
+
+        KeyAuthentication authentication;
+        try
+        {
+            authentication = await directory.AuthenticateAsync(presented, cancellationToken);
+        }
+        catch (Exception ex) when (ex is Npgsql.NpgsqlException or StackExchange.Redis.RedisException or TimeoutException)
+        {
+            // A key this replica has not cached (or whose entry expired) while Postgres is away: not the client's fault,
+            // and nothing to decide on; come back shortly.
+            LogDirectoryUnavailable(logger, ex.Message);
+            return (null, new EnforcementRefusal(503, "authorization: the key directory is unavailable; retry shortly", 1000));
+        }
+
         telemetry.Phase("authenticate", time.GetElapsedTime(started));
         if (authentication.Status == KeyStatus.Unknown)
         {
+            if (await guessing.FailedAsync(client, prefix) is { } limited)
+            {
+                return (null, TooManyFailures(limited));
+            }
+
             return (null, new EnforcementRefusal(401, "authorization: the API key is not valid", Challenge: $"Bearer realm=\"{Realm}\", error=\"invalid_token\""));
         }
 
@@ -101,6 +154,16 @@ public sealed partial class InferenceEnforcement(
         }
 
         return (caller, null);
+    }
+
+    private EnforcementRefusal TooManyFailures(GuessingRefusal refusal)
+    {
+        var limits = guessingOptions.CurrentValue;
+        var what = refusal.Limit == "address"
+            ? string.Create(CultureInfo.InvariantCulture, $"too many failed API keys from this client address (limit {limits.FailuresPerAddressPerMinute} a minute)")
+            : string.Create(CultureInfo.InvariantCulture, $"too many failed attempts at this API key prefix (limit {limits.FailuresPerKeyPrefixPerMinute} a minute)");
+        var retryAfterMs = (int)Math.Max(1000, Math.Ceiling(refusal.RetryAfter.TotalMilliseconds));
+        return new EnforcementRefusal(429, string.Create(CultureInfo.InvariantCulture, $"authorization: {what}; retry after {Math.Ceiling(retryAfterMs / 1000.0):0} s"), retryAfterMs);
     }
 
     /// <summary>403 for a model the tenant may not use.</summary>
@@ -232,6 +295,9 @@ public sealed partial class InferenceEnforcement(
 
     [LoggerMessage(EventId = 42, Level = LogLevel.Error, Message = "Enforcement unavailable, inference refused with 503: {Reason}")]
     private static partial void LogEnforcementUnavailable(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 46, Level = LogLevel.Error, Message = "Key directory unavailable, request refused with 503: {Reason}")]
+    private static partial void LogDirectoryUnavailable(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 43, Level = LogLevel.Error, Message = "Usage record for tenant {Tenant}, model {Model} could not be stored; answered 503 instead: {Reason}")]
     private static partial void LogRecordFailed(ILogger logger, string tenant, string model, string reason);

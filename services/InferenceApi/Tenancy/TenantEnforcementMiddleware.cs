@@ -33,7 +33,7 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
         var allModels = path.Equals(AllStatisticsPath, StringComparison.Ordinal) || path.Equals(AllStatisticsPath + "/", StringComparison.Ordinal);
         var model = allModels ? null : ModelName(path);
         var presented = InferenceEnforcement.PresentedKey(context.Request.Headers.Authorization.ToString(), context.Request.Headers["x-api-key"].ToString());
-        var (caller, refusal) = await enforcement.AuthenticateAsync(presented, model, ServerSpan(context), context.RequestAborted);
+        var (caller, refusal) = await enforcement.AuthenticateAsync(presented, model, context.Connection.RemoteIpAddress, ServerSpan(context), context.RequestAborted);
         var authenticated = time.GetTimestamp();
         if (refusal is not null)
         {
@@ -59,8 +59,9 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
         Exception? recordFailure = null;
         var admitted = authenticated;
 
-        // Called by Kestrel right before the status line goes out, whoever writes the response (handler or us).
-        async Task RecordAsync()
+        // Called by the handler before it writes an answer (UsageRecording), and by Kestrel right before the status line
+        // goes out for any other writer.
+        async Task RecordAsync(int status)
         {
             if (recorded)
             {
@@ -71,7 +72,7 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
             var recordStarted = time.GetTimestamp();
             try
             {
-                await enforcement.RecordAsync(caller, model, usage, context.Response.StatusCode, started, ServerSpan(context));
+                await enforcement.RecordAsync(caller, model, usage, status, started, ServerSpan(context));
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -87,7 +88,8 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
             context.Response.Headers[InferenceHandler.ServerTimingHeader] = serving.Length == 0 ? timing : $"{serving}, {timing}";
         }
 
-        context.Response.OnStarting(RecordAsync);
+        context.Features.Set(new UsageRecording(RecordAsync));
+        context.Response.OnStarting(() => RecordAsync(context.Response.StatusCode));
 
         var refusal = await enforcement.AdmitAsync(caller, context.RequestAborted);
         admitted = time.GetTimestamp();
@@ -114,7 +116,7 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
         {
             // An unexpected failure still leaves a record of the attempt.
             context.Response.StatusCode = 500;
-            await RecordAsync();
+            await RecordAsync(500);
             throw;
         }
 
@@ -122,7 +124,7 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
         {
             // The client went away before any answer: still one record (status 499).
             context.Response.StatusCode = 499;
-            await RecordAsync();
+            await RecordAsync(499);
         }
     }
 
