@@ -519,19 +519,8 @@ static Dictionary<string, double> ParseServerTiming(string header)
 static async Task WaitServedAsync(Func<Task<(bool Ok, string? ServerTiming)>> send)
 {
     var deadline = DateTime.UtcNow.AddSeconds(120);
-    async Task<bool> Served()
-    {
-        try
-        {
-            return (await send()).Ok;
-        }
-        catch (HttpRequestException)
-        {
-            return false; // not listening yet
-        }
-    }
-
-    while (!await Served())
+    // A server not listening yet is a failed send (Sender counts connection errors), so this also waits for the peer to start.
+    while (!(await send()).Ok)
     {
         if (DateTime.UtcNow > deadline)
         {

@@ -214,7 +214,10 @@ public sealed partial class WorkerClient : IDisposable
         }
     }
 
-    private static bool IsRetryable(ItemError error) => HttpStatusOf((StatusCode)error.Code) is 503 or 429 or 404;
+    private static bool IsRetryable(ItemError error) => MovesToAnotherReplica(HttpStatusOf((StatusCode)error.Code));
+
+    /// <summary>Unavailable, full or not loaded here: another replica may serve what this one did not.</summary>
+    private static bool MovesToAnotherReplica(int status) => status is 503 or 429 or 404;
 
     /// <summary>
     /// Sends <paramref name="request"/> to replicas until one takes it: a replica that is unreachable, unavailable, full or
@@ -281,7 +284,7 @@ public sealed partial class WorkerClient : IDisposable
             var error = outcome.Error!;
             var reason = outcome.Unreachable ? "unreachable" : error.Status.ToString(CultureInfo.InvariantCulture);
             _attempts.Add(1, new KeyValuePair<string, object?>("outcome", reason));
-            if (!outcome.Unreachable && error.Status is not (503 or 429 or 404))
+            if (!outcome.Unreachable && !MovesToAnotherReplica(error.Status))
             {
                 return new CallOutcome(null, error, attempts);
             }
