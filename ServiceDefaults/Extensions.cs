@@ -88,7 +88,9 @@ public static class PlatformServiceDefaultsExtensions
                 .AddHttpClientInstrumentation()
                 .AddRuntimeInstrumentation()
                 .AddMeter(PlatformTelemetryPrefix, applicationName)
-                .AddPrometheusExporter())
+                // The exporter's default 300 ms response cache serves a scrape taken just before a change to the next
+                // reader; Prometheus scrapes every 15 s anyway, so every scrape reads the live counters.
+                .AddPrometheusExporter(exporter => exporter.ScrapeResponseCacheDurationMilliseconds = 0))
             .WithTracing(tracing => tracing
                 .SetSampler(new ParentBasedSampler(new OperationRootSampler()))
                 .AddSource(PlatformTelemetryPrefix, applicationName)

@@ -43,4 +43,30 @@ public sealed class PrometheusMetricsTests
         // ASP.NET Core's own request metrics come through the same reader.
         Assert.Contains("http_server_request_duration_seconds_bucket", text, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task AScrapeRightAfterAnotherSeesWhatChangedInBetween()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var host = await TestHost.StartAsync(app =>
+        {
+            var counter = app.Services.GetRequiredService<IMeterFactory>().Create("Platform.ScrapeTest")
+                .CreateCounter<long>("platform.scrape_test.refusals");
+            app.MapGet("/refuse", () =>
+            {
+                counter.Add(1);
+                return Results.Ok();
+            });
+        }, cancellationToken: ct);
+        using var client = host.CreateClient();
+        (await client.GetAsync("/refuse", ct)).EnsureSuccessStatusCode();
+        var before = await client.GetStringAsync("/metrics", ct);
+
+        (await client.GetAsync("/refuse", ct)).EnsureSuccessStatusCode();
+        var after = await client.GetStringAsync("/metrics", ct);
+
+        // A cached scrape (the exporter's default keeps one for 300 ms) would still say 1.
+        Assert.Matches("(?m)^platform_scrape_test_refusals_total(\\{[^}]*\\})? 1( |$)", before);
+        Assert.Matches("(?m)^platform_scrape_test_refusals_total(\\{[^}]*\\})? 2( |$)", after);
+    }
 }
