@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Platform.Inference.Protocol;
 using Platform.Inference.Protocol.Wire;
+using InferCoalescer = Platform.Coalescing.Coalescer<(string Model, long Version), Platform.Inference.Routing.QueuedInfer, Platform.Inference.Routing.WorkerCallResult>;
 
 namespace Platform.Inference.Routing;
 
@@ -54,7 +55,7 @@ public sealed partial class WorkerClient : IDisposable
     private readonly Counter<long> _attempts;
     private readonly Counter<long> _retries;
     private readonly ConcurrentDictionary<(string Model, long Version), ReadinessEntry> _readiness = new();
-    private readonly CallCoalescer? _coalescer;
+    private readonly InferCoalescer? _coalescer;
     private readonly Histogram<int> _coalesced;
     private readonly CallCredentials _credentials;
 
@@ -101,7 +102,8 @@ public sealed partial class WorkerClient : IDisposable
         _coalesced = meter.CreateHistogram<int>("platform.routing.coalesced_requests", unit: "{request}",
             description: "Requests that shared one worker call (calls of more than one request)");
         _coalescer = _options.CoalesceCallsInFlight > 0 && _options.CoalesceMaxItems > 1
-            ? new CallCoalescer(_options.CoalesceCallsInFlight, _options.CoalesceMaxItems, SendBatchAsync)
+            ? new InferCoalescer(_options.CoalesceCallsInFlight, _options.CoalesceMaxItems,
+                (key, batch) => SendBatchAsync(key.Model, key.Version, batch))
             : null;
         meter.CreateObservableGauge("platform.routing.outstanding", () =>
             _balancer.Snapshot().Select(s => new Measurement<int>(s.Outstanding, new KeyValuePair<string, object?>("replica", s.Address.Authority))),
@@ -132,7 +134,7 @@ public sealed partial class WorkerClient : IDisposable
         return _coalescer is null
             ? InferAloneAsync(model, version, item, deadline, [], cancellationToken)
             // A caller that leaves stops waiting; the shared call goes on for the others.
-            : _coalescer.EnqueueAsync(model, version, item, deadline).WaitAsync(cancellationToken);
+            : _coalescer.EnqueueAsync((model, version), new QueuedInfer(item, deadline)).WaitAsync(cancellationToken);
     }
 
     private async Task<WorkerCallResult> InferAloneAsync(string model, long version, InferItem item, DateTimeOffset deadline, List<Uri> tried,
@@ -151,12 +153,12 @@ public sealed partial class WorkerClient : IDisposable
     }
 
     /// <summary>Sends one shared call for the coalescer's <paramref name="batch"/> and completes each request with its own outcome.</summary>
-    private async Task SendBatchAsync(string model, long version, IReadOnlyList<CallCoalescer.Pending> batch)
+    private async Task SendBatchAsync(string model, long version, IReadOnlyList<InferCoalescer.Entry> batch)
     {
         if (batch.Count == 1)
         {
             var only = batch[0];
-            only.Completion.TrySetResult(await InferAloneAsync(model, version, only.Item, only.Deadline, [], CancellationToken.None));
+            only.Completion.TrySetResult(await InferAloneAsync(model, version, only.Item.Item, only.Item.Deadline, [], CancellationToken.None));
             return;
         }
 
@@ -164,8 +166,8 @@ public sealed partial class WorkerClient : IDisposable
         var deadline = DateTimeOffset.MinValue;
         foreach (var pending in batch)
         {
-            request.Items.Add(pending.Item);
-            deadline = pending.Deadline > deadline ? pending.Deadline : deadline;
+            request.Items.Add(pending.Item.Item);
+            deadline = pending.Item.Deadline > deadline ? pending.Item.Deadline : deadline;
         }
 
         _coalesced.Record(batch.Count);
@@ -202,11 +204,11 @@ public sealed partial class WorkerClient : IDisposable
         }
     }
 
-    private async Task RetryAloneAsync(string model, long version, CallCoalescer.Pending pending, List<Uri> tried)
+    private async Task RetryAloneAsync(string model, long version, InferCoalescer.Entry pending, List<Uri> tried)
     {
         try
         {
-            pending.Completion.TrySetResult(await InferAloneAsync(model, version, pending.Item, pending.Deadline, tried, CancellationToken.None));
+            pending.Completion.TrySetResult(await InferAloneAsync(model, version, pending.Item.Item, pending.Item.Deadline, tried, CancellationToken.None));
         }
         catch (Exception ex)
         {
@@ -491,3 +493,6 @@ public sealed partial class WorkerClient : IDisposable
 
     private sealed record ReadinessEntry(bool Any, bool Every, long ExpiresAt);
 }
+
+/// <summary>A request waiting to share a worker call: its item and its own deadline.</summary>
+internal sealed record QueuedInfer(InferItem Item, DateTimeOffset Deadline);

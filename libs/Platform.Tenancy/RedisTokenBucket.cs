@@ -15,38 +15,43 @@ public sealed record RateLimitDecision(bool Allowed, long Remaining, TimeSpan Re
 public sealed class RedisTokenBucket(IConnectionMultiplexer redis)
 {
     /// <summary>
-    /// The bucket update, shared with the enforcement script in <see cref="Enforcement.UsageLedger"/>: KEYS[1] bucket;
-    /// ARGV[1..3] capacity, refill tokens/s, cost. Leaves locals <c>allowed</c> (0/1), <c>tokens</c> and
-    /// <c>retry_us</c>. State: tokens (float) and last refill (µs, Redis clock).
+    /// The bucket update as a Lua function, shared with the enforcement scripts in <see cref="Enforcement.UsageLedger"/>:
+    /// <c>take(key, capacity, refill_per_s, cost, now_us)</c> returns <c>allowed</c> (0/1), <c>tokens</c> left and
+    /// <c>retry_us</c>. State: tokens (float) and last refill (µs, Redis clock: one clock for every replica).
     /// </summary>
     internal const string TakeTokensLua = """
-        local capacity = tonumber(ARGV[1])
-        local rate = tonumber(ARGV[2])
-        local cost = tonumber(ARGV[3])
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-        local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-        local tokens = tonumber(state[1])
-        local ts = tonumber(state[2])
-        if tokens == nil then
-          tokens = capacity
-          ts = now
+        local function take(key, capacity, rate, cost, now)
+          local state = redis.call('HMGET', key, 'tokens', 'ts')
+          local tokens = tonumber(state[1])
+          local ts = tonumber(state[2])
+          if tokens == nil then
+            tokens = capacity
+            ts = now
+          end
+          tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate / 1000000)
+          local allowed = 0
+          local retry_us = 0
+          if tokens >= cost then
+            tokens = tokens - cost
+            allowed = 1
+          else
+            retry_us = math.ceil((cost - tokens) * 1000000 / rate)
+          end
+          redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
+          redis.call('PEXPIRE', key, math.ceil(capacity / rate * 1000) + 1000)
+          return allowed, tokens, retry_us
         end
-        tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate / 1000000)
-        local allowed = 0
-        local retry_us = 0
-        if tokens >= cost then
-          tokens = tokens - cost
-          allowed = 1
-        else
-          retry_us = math.ceil((cost - tokens) * 1000000 / rate)
-        end
-        redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-        redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
+
+        local clock = redis.call('TIME')
+        local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 
         """;
 
-    private const string Script = TakeTokensLua + "return { allowed, math.floor(tokens), retry_us }";
+    // KEYS[1] bucket; ARGV capacity, refill/s, cost.
+    private const string Script = TakeTokensLua + """
+        local allowed, tokens, retry_us = take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), now)
+        return { allowed, math.floor(tokens), retry_us }
+        """;
 
     /// <summary>Takes <paramref name="cost"/> tokens from the bucket <paramref name="key"/> if it has them.</summary>
     public async Task<RateLimitDecision> TryAcquireAsync(string key, double capacity, double refillPerSecond, double cost = 1,

@@ -18,6 +18,7 @@ public static class TenancyServiceCollectionExtensions
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddOptions<TenantDirectoryOptions>().BindConfiguration(TenantDirectoryOptions.SectionName);
         builder.Services.TryAddSingleton<TenantDirectory>();
+        builder.Services.AddOptions<UsageLedgerOptions>().BindConfiguration(UsageLedgerOptions.SectionName);
         builder.Services.TryAddSingleton<UsageLedger>();
         builder.Services.TryAddSingleton<UsageBuffer>();
         return builder;

@@ -1,6 +1,9 @@
+using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text.Json;
+using Microsoft.Extensions.Options;
 using Npgsql;
+using Platform.Coalescing;
 using StackExchange.Redis;
 
 namespace Platform.Tenancy.Enforcement;
@@ -29,53 +32,117 @@ public sealed record Admission(RateLimitDecision RateLimit, BudgetState? Budget)
 /// <param name="Crossed">Budget events raised by this charge (thresholds it crossed).</param>
 public sealed record ChargeResult(BudgetState? Budget, IReadOnlyList<BudgetEvent> Crossed);
 
+/// <summary>Settings of <see cref="UsageLedger"/> (configuration section <c>Tenancy:Ledger</c>).</summary>
+public sealed class UsageLedgerOptions
+{
+    /// <summary>Configuration section.</summary>
+    public const string SectionName = "Tenancy:Ledger";
+
+    /// <summary>
+    /// Ledger scripts of each kind (admission, charge) in flight at once per replica; requests arriving while all are
+    /// busy share the next one. 0 sends one script per request.
+    /// </summary>
+    public int CallsInFlight { get; set; } = 2;
+
+    /// <summary>Requests per shared script at most.</summary>
+    public int MaxItems { get; set; } = 64;
+}
+
 /// <summary>
-/// Per-request Redis work of enforcement, one script call before dispatch and one after. Before: take a token from the
-/// key's bucket and read the tenant's spending this period. After: append the usage record to the durable buffer and add
-/// its cost to the spending counter in the same atomic call, so a record is never charged twice or not at all, and
-/// exactly one request (the one whose charge crosses it) reports each budget threshold.
+/// Per-request Redis work of enforcement, one admission before dispatch and one charge after. Admission takes a token
+/// from the key's bucket and reads the tenant's spending this period; the charge appends the usage record to the durable
+/// buffer and adds its cost to the spending counter in the same atomic script, so a record is never charged twice or not
+/// at all, and exactly one request (the one whose charge crosses it) reports each budget threshold. Concurrent requests
+/// share scripts (<see cref="UsageLedgerOptions.CallsInFlight"/>): a shared script still handles its requests one after
+/// another, atomically, so limits stay exact across replicas, and each request returns only once Redis has its part.
 /// </summary>
-public sealed class UsageLedger(IConnectionMultiplexer redis, NpgsqlDataSource db, TimeProvider time)
+public sealed class UsageLedger
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
-    // KEYS: bucket, spend counter ('' = no budget). ARGV: capacity, refill/s, cost (the token bucket's own script).
+    // KEYS: bucket and spend counter ('' = no budget) per request. ARGV: capacity, refill/s and cost per request.
+    // Returns per request: allowed, whole tokens left, retry µs, spending (nil without a budget or a counter).
     private const string AdmitScript = RedisTokenBucket.TakeTokensLua + """
-        local spent = false
-        if KEYS[2] ~= '' then
-          spent = redis.call('GET', KEYS[2])
+        local results = {}
+        for i = 1, #KEYS / 2 do
+          local allowed, tokens, retry_us = take(KEYS[2 * i - 1], tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i]), now)
+          local spent = false
+          if KEYS[2 * i] ~= '' then
+            spent = redis.call('GET', KEYS[2 * i])
+          end
+          results[i] = { allowed, math.floor(tokens), retry_us, spent }
         end
-        return { allowed, math.floor(tokens), retry_us, spent }
+        return results
         """;
 
-    // KEYS: usage pending list, spend counter ('' = not charged). ARGV: record json, cost, expire-at (unix s), limit,
-    // then the thresholds as amounts. Returns the new spending and the 1-based indexes of the amounts it crossed.
+    // KEYS[1]: usage pending list; KEYS[1 + i]: record i's spend counter ('' = not charged). ARGV per record: json, cost,
+    // expire-at (unix s), threshold count n, then the n thresholds as amounts. Returns per record the new spending ('' when
+    // not charged) followed by the 1-based indexes of the amounts it crossed.
     private const string ChargeScript = """
-        redis.call('LPUSH', KEYS[1], ARGV[1])
-        if KEYS[2] == '' then return { false } end
-        local after = tonumber(redis.call('INCRBYFLOAT', KEYS[2], ARGV[2]))
-        redis.call('EXPIREAT', KEYS[2], ARGV[3])
-        local before = after - tonumber(ARGV[2])
-        local result = { tostring(after) }
-        for i = 5, #ARGV do
-          local amount = tonumber(ARGV[i])
-          if before < amount and after >= amount then table.insert(result, i - 4) end
+        local results = {}
+        local a = 1
+        for i = 1, #KEYS - 1 do
+          redis.call('LPUSH', KEYS[1], ARGV[a])
+          local n = tonumber(ARGV[a + 3])
+          if KEYS[i + 1] == '' then
+            results[i] = { '' }
+          else
+            local cost = tonumber(ARGV[a + 1])
+            local after = tonumber(redis.call('INCRBYFLOAT', KEYS[i + 1], ARGV[a + 1]))
+            redis.call('EXPIREAT', KEYS[i + 1], ARGV[a + 2])
+            local before = after - cost
+            local result = { tostring(after) }
+            for j = 1, n do
+              local amount = tonumber(ARGV[a + 3 + j])
+              if before < amount and after >= amount then table.insert(result, j) end
+            end
+            results[i] = result
+          end
+          a = a + 4 + n
         end
-        return result
+        return results
         """;
+
+    private readonly IConnectionMultiplexer _redis;
+    private readonly NpgsqlDataSource _db;
+    private readonly TimeProvider _time;
+    private readonly Coalescer<int, AdmitCall, RedisResult[]>? _admissions;
+    private readonly Coalescer<int, ChargeCall, RedisResult[]>? _charges;
+    private readonly Histogram<int>? _shared;
+
+    /// <summary>Creates the ledger.</summary>
+    /// <param name="redis">The shared Redis (buckets, spending counters, the usage buffer).</param>
+    /// <param name="db">Postgres, to seed a period's spending from recorded usage.</param>
+    /// <param name="time">The clock for budget periods.</param>
+    /// <param name="options">How requests share scripts (defaults when null).</param>
+    /// <param name="meterFactory">For <c>platform.tenancy.ledger_shared_requests</c> (none when null).</param>
+    public UsageLedger(IConnectionMultiplexer redis, NpgsqlDataSource db, TimeProvider time, IOptions<UsageLedgerOptions>? options = null,
+        IMeterFactory? meterFactory = null)
+    {
+        _redis = redis;
+        _db = db;
+        _time = time;
+        var settings = options?.Value ?? new UsageLedgerOptions();
+        _shared = meterFactory?.Create("Platform.Tenancy").CreateHistogram<int>("platform.tenancy.ledger_shared_requests", unit: "{request}",
+            description: "Requests that shared one ledger script, by operation (admit, charge)");
+        if (settings.CallsInFlight > 0 && settings.MaxItems > 1)
+        {
+            _admissions = new(settings.CallsInFlight, settings.MaxItems, (_, batch) => SendAsync(batch, AdmitScript, BuildAdmit, "admit"));
+            _charges = new(settings.CallsInFlight, settings.MaxItems, (_, batch) => SendAsync(batch, ChargeScript, BuildCharge, "charge"));
+        }
+    }
 
     /// <summary>Takes a rate-limit token for the key and reads the tenant's budget state.</summary>
     public async Task<Admission> AdmitAsync(TenantContext caller, RateLimit limit, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(caller);
         ArgumentNullException.ThrowIfNull(limit);
-        var database = redis.GetDatabase();
-        var now = time.GetUtcNow();
+        var now = _time.GetUtcNow();
         var budget = caller.Budget;
         var (start, end) = budget is null ? default : BudgetPeriods.Bounds(budget.Period, now);
         var spendKey = budget is null ? string.Empty : TenancyChannels.SpendKey(caller.Tenant.Id, start);
-        var result = (RedisResult[])(await database.ScriptEvaluateAsync(AdmitScript,
-            [(RedisKey)$"ratelimit:{caller.KeyId:N}", (RedisKey)spendKey], [limit.Burst, limit.RequestsPerSecond, 1]))!;
+        var call = new AdmitCall($"ratelimit:{caller.KeyId:N}", spendKey, limit);
+        var result = await (_admissions?.EnqueueAsync(0, call) ?? SendOneAsync(call, AdmitScript, BuildAdmit)).WaitAsync(cancellationToken);
         var allowed = (long)result[0] == 1;
         var decision = new RateLimitDecision(allowed, (long)result[1], allowed ? TimeSpan.Zero : TimeSpan.FromTicks((long)result[2] * 10));
         if (budget is null)
@@ -87,7 +154,7 @@ public sealed class UsageLedger(IConnectionMultiplexer redis, NpgsqlDataSource d
         if (result[3].IsNull)
         {
             // First request of the period (or the counter was lost): start from what Postgres has recorded.
-            spent = await SeedAsync(database, spendKey, budget, start, end, cancellationToken);
+            spent = await SeedAsync(_redis.GetDatabase(), spendKey, budget, start, end, cancellationToken);
         }
         else
         {
@@ -104,27 +171,20 @@ public sealed class UsageLedger(IConnectionMultiplexer redis, NpgsqlDataSource d
     public async Task<ChargeResult> RecordAsync(UsageRecord record, Budget? budget, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(record);
-        var database = redis.GetDatabase();
         var json = JsonSerializer.Serialize(record, Json);
         var charged = budget is not null && record.Cost > 0 && string.Equals(record.Currency, budget.Currency, StringComparison.Ordinal);
         if (!charged)
         {
-            await database.ScriptEvaluateAsync(ChargeScript, [(RedisKey)UsageBuffer.PendingKey, (RedisKey)string.Empty], [json]);
+            var plain = new ChargeCall(json, string.Empty, string.Empty, 0, []);
+            await (_charges?.EnqueueAsync(0, plain) ?? SendOneAsync(plain, ChargeScript, BuildCharge)).WaitAsync(cancellationToken);
             return new ChargeResult(null, []);
         }
 
         var (start, end) = BudgetPeriods.Bounds(budget!.Period, record.OccurredAt);
         var thresholds = budget.SoftThresholds.Where(t => t is > 0 and < 1).Order().Append(1.0).ToArray();
-        var args = new List<RedisValue>
-        {
-            json,
-            record.Cost.ToString(CultureInfo.InvariantCulture),
-            end.AddDays(1).ToUnixTimeSeconds(),
-            budget.Limit.ToString(CultureInfo.InvariantCulture),
-        };
-        args.AddRange(thresholds.Select(t => (RedisValue)((decimal)t * budget.Limit).ToString(CultureInfo.InvariantCulture)));
-        var result = (RedisResult[])(await database.ScriptEvaluateAsync(ChargeScript,
-            [(RedisKey)UsageBuffer.PendingKey, (RedisKey)TenancyChannels.SpendKey(record.TenantId, start)], [.. args]))!;
+        var call = new ChargeCall(json, TenancyChannels.SpendKey(record.TenantId, start), record.Cost.ToString(CultureInfo.InvariantCulture),
+            end.AddDays(1).ToUnixTimeSeconds(), [.. thresholds.Select(t => ((decimal)t * budget.Limit).ToString(CultureInfo.InvariantCulture))]);
+        var result = await (_charges?.EnqueueAsync(0, call) ?? SendOneAsync(call, ChargeScript, BuildCharge)).WaitAsync(cancellationToken);
         var spent = decimal.Parse((string)result[0]!, NumberStyles.Float, CultureInfo.InvariantCulture);
         var crossed = new List<BudgetEvent>();
         for (var i = 1; i < result.Length; i++)
@@ -136,18 +196,77 @@ public sealed class UsageLedger(IConnectionMultiplexer redis, NpgsqlDataSource d
 
         if (crossed.Count > 0)
         {
-            await database.ListLeftPushAsync(TenancyChannels.PendingBudgetEvents, [.. crossed.Select(e => (RedisValue)JsonSerializer.Serialize(e, Json))]);
+            await _redis.GetDatabase().ListLeftPushAsync(TenancyChannels.PendingBudgetEvents, [.. crossed.Select(e => (RedisValue)JsonSerializer.Serialize(e, Json))]);
         }
 
         return new ChargeResult(new BudgetState(budget, spent, start, end), crossed);
     }
 
+    private static void BuildAdmit(AdmitCall call, List<RedisKey> keys, List<RedisValue> values)
+    {
+        keys.Add(call.Bucket);
+        keys.Add(call.SpendKey);
+        values.Add(call.Limit.Burst);
+        values.Add(call.Limit.RequestsPerSecond);
+        values.Add(1);
+    }
+
+    private static void BuildCharge(ChargeCall call, List<RedisKey> keys, List<RedisValue> values)
+    {
+        if (keys.Count == 0)
+        {
+            keys.Add(UsageBuffer.PendingKey);
+        }
+
+        keys.Add(call.SpendKey);
+        values.Add(call.Json);
+        values.Add(call.Cost);
+        values.Add(call.ExpireAt);
+        values.Add(call.Thresholds.Length);
+        foreach (var amount in call.Thresholds)
+        {
+            values.Add(amount);
+        }
+    }
+
+    private async Task<RedisResult[]> SendOneAsync<TCall>(TCall call, string script, Action<TCall, List<RedisKey>, List<RedisValue>> build)
+    {
+        var keys = new List<RedisKey>(3);
+        var values = new List<RedisValue>(8);
+        build(call, keys, values);
+        var results = (RedisResult[])(await _redis.GetDatabase().ScriptEvaluateAsync(script, [.. keys], [.. values]))!;
+        return (RedisResult[])results[0]!;
+    }
+
+    // One script for every queued request, each completed with its own part of the reply.
+    private async Task SendAsync<TCall>(IReadOnlyList<Coalescer<int, TCall, RedisResult[]>.Entry> batch, string script,
+        Action<TCall, List<RedisKey>, List<RedisValue>> build, string operation)
+    {
+        var keys = new List<RedisKey>(batch.Count * 2 + 1);
+        var values = new List<RedisValue>(batch.Count * 5);
+        foreach (var entry in batch)
+        {
+            build(entry.Item, keys, values);
+        }
+
+        _shared?.Record(batch.Count, new KeyValuePair<string, object?>("operation", operation));
+        var results = (RedisResult[])(await _redis.GetDatabase().ScriptEvaluateAsync(script, [.. keys], [.. values]))!;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            batch[i].Completion.TrySetResult((RedisResult[])results[i]!);
+        }
+    }
+
+    private sealed record AdmitCall(string Bucket, string SpendKey, RateLimit Limit);
+
+    private sealed record ChargeCall(string Json, string SpendKey, string Cost, long ExpireAt, string[] Thresholds);
+
     /// <summary>Spending of <paramref name="budget"/>'s tenant in the current period (seeding the counter when missing).</summary>
     public async Task<BudgetState> GetStateAsync(Budget budget, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(budget);
-        var database = redis.GetDatabase();
-        var (start, end) = BudgetPeriods.Bounds(budget.Period, time.GetUtcNow());
+        var database = _redis.GetDatabase();
+        var (start, end) = BudgetPeriods.Bounds(budget.Period, _time.GetUtcNow());
         var key = TenancyChannels.SpendKey(budget.TenantId, start);
         var value = await database.StringGetAsync(key);
         var spent = value.IsNull
@@ -158,7 +277,7 @@ public sealed class UsageLedger(IConnectionMultiplexer redis, NpgsqlDataSource d
 
     private async Task<decimal> SeedAsync(IDatabase database, string key, Budget budget, DateTimeOffset start, DateTimeOffset end, CancellationToken cancellationToken)
     {
-        await using var command = db.CreateCommand(
+        await using var command = _db.CreateCommand(
             "SELECT coalesce(sum(cost), 0) FROM usage_records WHERE tenant_id = $1 AND currency = $2 AND occurred_at >= $3 AND occurred_at < $4");
         command.Parameters.AddWithValue(budget.TenantId);
         command.Parameters.AddWithValue(budget.Currency);

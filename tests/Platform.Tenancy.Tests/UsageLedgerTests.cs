@@ -1,0 +1,132 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Platform.Tenancy.Enforcement;
+using Platform.TestSupport;
+
+namespace Platform.Tenancy.Tests;
+
+/// <summary>The ledger under concurrency: requests share scripts, and limits, records and thresholds stay exact.</summary>
+public sealed class UsageLedgerTests(InfrastructureFixture infra) : IDisposable
+{
+    private readonly ServiceProvider _metrics = new ServiceCollection().AddMetrics().BuildServiceProvider();
+
+    public void Dispose() => _metrics.Dispose();
+
+    private CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private UsageLedger Ledger(StackExchange.Redis.IConnectionMultiplexer redis, int callsInFlight = 2) => new(redis, infra.Db, TimeProvider.System,
+        Options.Create(new UsageLedgerOptions { CallsInFlight = callsInFlight }), _metrics.GetRequiredService<IMeterFactory>());
+
+    private static TenantContext Caller(Budget? budget = null)
+    {
+        var tenantId = budget?.TenantId ?? Guid.NewGuid();
+        var tenant = new Tenant(tenantId, $"ledger-{tenantId:N}", null, null, null, null, null, [Tenant.AllModels], null, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow);
+        return new TenantContext(Guid.NewGuid(), "pk_ledger", tenant, budget);
+    }
+
+    // Sizes of the shared scripts, per operation, as the ledger reports them.
+    private MeterListener ListenToSharing(List<(string Operation, int Requests)> calls)
+    {
+        var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Name == "platform.tenancy.ledger_shared_requests")
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<int>((_, value, tags, _) =>
+        {
+            lock (calls)
+            {
+                calls.Add(((string)tags[0].Value!, value));
+            }
+        });
+        listener.Start();
+        return listener;
+    }
+
+    [Fact]
+    public async Task ConcurrentAdmissionsOnTwoReplicasShareScriptsAndAdmitExactlyTheBurst()
+    {
+        await using var a = infra.NewRedisConnection();
+        await using var b = infra.NewRedisConnection();
+        var replicas = new[] { Ledger(a), Ledger(b) };
+        var caller = Caller();
+        // Burst 50, refilling so slowly (0.01/s) that the test's own duration adds no token.
+        var limit = new RateLimit(0.01, 50);
+        var calls = new List<(string Operation, int Requests)>();
+        using var listener = ListenToSharing(calls);
+
+        var admissions = await Task.WhenAll(Enumerable.Range(0, 200).Select(i => replicas[i % 2].AdmitAsync(caller, limit, Ct)));
+
+        Assert.Equal(50, admissions.Count(x => x.RateLimit.Allowed));
+        Assert.All(admissions.Where(x => !x.RateLimit.Allowed), x => Assert.InRange(x.RateLimit.RetryAfter, TimeSpan.FromSeconds(90), TimeSpan.FromSeconds(101)));
+        lock (calls)
+        {
+            Assert.Equal(200, calls.Where(c => c.Operation == "admit").Sum(c => c.Requests));
+            Assert.Contains(calls, c => c.Requests > 1);
+        }
+    }
+
+    [Fact]
+    public async Task ConcurrentChargesKeepEveryRecordAndReportEachThresholdOnce()
+    {
+        await using var redis = infra.NewRedisConnection();
+        var ledger = Ledger(redis);
+        var budget = new Budget(Guid.NewGuid(), BudgetPeriods.Monthly, 10m, "EUR", [0.5, 0.8], DateTimeOffset.UtcNow);
+        var calls = new List<(string Operation, int Requests)>();
+        using var listener = ListenToSharing(calls);
+
+        // 100 charges of 0.25: 25 in all, crossing 5, 8 and 10 once each.
+        var charges = await Task.WhenAll(Enumerable.Range(0, 100).Select(i => ledger.RecordAsync(
+            new UsageRecord(Guid.CreateVersion7(), budget.TenantId, null, "mlp", 1, 200, 1, 1, 0.25m, "EUR", null, DateTimeOffset.UtcNow, $"r{i}"), budget, Ct)));
+
+        Assert.Equal([0.5, 0.8, 1.0], charges.SelectMany(c => c.Crossed).Select(e => e.Threshold).Order());
+        Assert.Equal(25m, charges.Max(c => c.Budget!.Spent));
+        Assert.Equal(100, charges.Select(c => c.Budget!.Spent).Distinct().Count());
+        Assert.Equal(25m, (await ledger.GetStateAsync(budget, Ct)).Spent);
+        lock (calls)
+        {
+            Assert.Contains(calls, c => c.Operation == "charge" && c.Requests > 1);
+        }
+
+        // Every record reaches Postgres through the usage writer, once.
+        var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, new UsageWriterTelemetry(_metrics.GetRequiredService<IMeterFactory>()), NullLogger<UsageWriter>.Instance);
+        await Waits.UntilAsync(async () =>
+        {
+            await writer.DrainOnceAsync(Ct);
+            await using var count = infra.Db.CreateCommand("SELECT count(*) FROM usage_records WHERE tenant_id = $1");
+            count.Parameters.AddWithValue(budget.TenantId);
+            return (long)(await count.ExecuteScalarAsync(Ct))! == 100;
+        }, TimeSpan.FromSeconds(30), "all 100 records written", Ct);
+    }
+
+    [Fact]
+    public async Task WithoutRedisEveryQueuedRequestFailsAndNoneIsAdmitted()
+    {
+        // A connection that never reaches a server: every request of a shared script must see the failure (fail closed).
+        await using var away = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(new StackExchange.Redis.ConfigurationOptions
+        {
+            EndPoints = { "127.0.0.1:1" },
+            AbortOnConnectFail = false,
+            ConnectTimeout = 200,
+            SyncTimeout = 500,
+            AsyncTimeout = 500,
+        });
+        var ledger = Ledger(away);
+        var caller = Caller();
+
+        var attempts = Enumerable.Range(0, 20).Select(_ => ledger.AdmitAsync(caller, new RateLimit(100, 100), Ct)).ToArray();
+        foreach (var attempt in attempts)
+        {
+            await Assert.ThrowsAnyAsync<Exception>(() => attempt);
+        }
+
+        Assert.All(attempts, t => Assert.True(t.IsFaulted));
+    }
+}
