@@ -30,6 +30,8 @@ if (args.Contains("--help"))
           --pack-below N             InferenceApi's WorkerRouting:PackBelow (default: the AppHost's run-mode setting)
           --coalesce-calls N         InferenceApi's WorkerRouting:CoalesceCallsInFlight (default 4; 0 = one worker call per
                                      request, the behaviour before requests shared calls)
+          --ledger-calls N           InferenceApi's Tenancy:Ledger:CallsInFlight (default 2; 0 = one Redis script per request
+                                     for admission and one for the charge, the behaviour before requests shared scripts)
           --execution-provider P     auto | cuda | cpu for the raw sessions and the workers (default auto, the workers' default)
           --raw-only                 only the raw ONNX Runtime part (no platform)
           --threads                  CPU time per thread of each end-to-end configuration
@@ -51,6 +53,7 @@ var queueDelayMicros = args.SkipWhile(a => a != "--queue-delay-us").Skip(1).Sele
 // below N requests in flight; absent = the AppHost's run-mode setting).
 var packBelow = args.SkipWhile(a => a != "--pack-below").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
 var coalesceCalls = args.SkipWhile(a => a != "--coalesce-calls").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
+var ledgerCalls = args.SkipWhile(a => a != "--ledger-calls").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
 // Execution provider of the raw sessions and of the workers (ModelWorker:ExecutionProvider).
 var providerName = args.SkipWhile(a => a != "--execution-provider").Skip(1).FirstOrDefault() ?? "auto";
 if (!Enum.TryParse<ExecutionProviderPreference>(providerName, ignoreCase: true, out var provider) || !Enum.IsDefined(provider))
@@ -211,6 +214,11 @@ await using var app = await PlatformApp.StartAsync([$"--Parameters:admin-api-key
     if (coalesceCalls is not null)
     {
         builder.Project("inference-api").WithEnvironment("WorkerRouting__CoalesceCallsInFlight", coalesceCalls.Value.ToString(CultureInfo.InvariantCulture));
+    }
+
+    if (ledgerCalls is not null)
+    {
+        builder.Project("inference-api").WithEnvironment("Tenancy__Ledger__CallsInFlight", ledgerCalls.Value.ToString(CultureInfo.InvariantCulture));
     }
 });
 using var admin = app.CreateHttpClient("admin-api");
@@ -382,7 +390,7 @@ foreach (var row in rows.Where(r => r.Split is not null))
     Console.WriteLine($"{row.Setup,-22} {row.Concurrency,5} {Get("client"),7:F3} {Get("enforce"),8:F3} {Get("read"),6:F3} {Get("decode"),7:F3} {Get("hop"),6:F3} {Get("queue"),7:F3} {Get("compute"),8:F3} {Get("encode"),7:F3} {Get("batch"),6:F0}");
 }
 
-Console.WriteLine("enforce = auth (key lookup, in memory after the first request) + admit (one Redis script: rate limit + budget) + record (one Redis script: usage record + charge)");
+Console.WriteLine("enforce = auth (key lookup, in memory after the first request) + admit (Redis script: rate limit + budget) + record (Redis script: usage record + charge); concurrent requests share scripts");
 
 // CPU each process spent per inference (user + system, from /proc): what the cores pay beyond ONNX Runtime's own compute.
 Console.WriteLine();

@@ -171,7 +171,8 @@ public sealed class UsageLedger
     public async Task<ChargeResult> RecordAsync(UsageRecord record, Budget? budget, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(record);
-        var json = JsonSerializer.Serialize(record, Json);
+        // UTF-8 straight into the Redis command: a UTF-16 string in between was 2–3 % of InferenceApi's allocations.
+        var json = JsonSerializer.SerializeToUtf8Bytes(record, Json);
         var charged = budget is not null && record.Cost > 0 && string.Equals(record.Currency, budget.Currency, StringComparison.Ordinal);
         if (!charged)
         {
@@ -259,7 +260,7 @@ public sealed class UsageLedger
 
     private sealed record AdmitCall(string Bucket, string SpendKey, RateLimit Limit);
 
-    private sealed record ChargeCall(string Json, string SpendKey, string Cost, long ExpireAt, string[] Thresholds);
+    private sealed record ChargeCall(byte[] Json, string SpendKey, string Cost, long ExpireAt, string[] Thresholds);
 
     /// <summary>Spending of <paramref name="budget"/>'s tenant in the current period (seeding the counter when missing).</summary>
     public async Task<BudgetState> GetStateAsync(Budget budget, CancellationToken cancellationToken)
