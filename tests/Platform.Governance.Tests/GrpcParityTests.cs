@@ -165,6 +165,63 @@ public sealed class GrpcParityTests(GovernanceFixture fixture)
     }
 
     [Fact]
+    public async Task AnInferenceServedWhileItsAdmissionIsOnItsWayIsStillRefusedWhenTheBucketRanDry()
+    {
+        // Burst 40: after one admitted request replica 0 remembers 39 tokens, enough to serve the key's next request while
+        // its admission is on its way. Another replica then empties the bucket (here: Redis directly), so that admission
+        // refuses: the answer already computed must not go out, on either transport.
+        var tenant = await PlatformTenants.CreateAsync(fixture.Admin, $"gover-{Guid.NewGuid():N}"[..20], rateLimit: (0.001, 40), cancellationToken: Ct);
+        using var rest = fixture.Inference(0).WithApiKey(tenant.Key);
+        var client = Client(0, out var channel);
+        using var _ = channel;
+        var bucket = $"ratelimit:{tenant.KeyId:N}";
+        var refusedBefore = await OverlapsRefusedAsync();
+
+        using (var admitted = await rest.PostAsync($"/v2/models/{GovernanceFixture.Model}/infer", GovernanceFixture.InferBody("gover-rest-0"), Ct))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, admitted.StatusCode);
+        }
+
+        await DryAsync(bucket);
+        using (var refused = await rest.PostAsync($"/v2/models/{GovernanceFixture.Model}/infer", GovernanceFixture.InferBody("gover-rest-1"), Ct))
+        {
+            var body = await refused.Content.ReadAsStringAsync(Ct);
+            Assert.Equal(System.Net.HttpStatusCode.TooManyRequests, refused.StatusCode);
+            Assert.Contains("rate limit: API key", body, StringComparison.Ordinal);
+            Assert.DoesNotContain("outputs", body, StringComparison.Ordinal);
+            Assert.NotNull(refused.Headers.RetryAfter);
+        }
+
+        // A full bucket again, one admitted gRPC call (replica 0 remembers 39 tokens once more), then dry.
+        await fixture.Redis.GetDatabase().KeyDeleteAsync(bucket);
+        var allowed = await client.ModelInferAsync(GrpcInferCodec.WriteRequest(GovernanceFixture.Model, null, [Input(4)], id: "gover-grpc-0"), Bearer(tenant.Key));
+        Assert.Equal("gover-grpc-0", allowed.Id);
+        await DryAsync(bucket);
+        var refusedCall = await Assert.ThrowsAsync<RpcException>(async () =>
+            await client.ModelInferAsync(GrpcInferCodec.WriteRequest(GovernanceFixture.Model, null, [Input(5)], id: "gover-grpc-1"), Bearer(tenant.Key)));
+        Assert.Equal(StatusCode.ResourceExhausted, refusedCall.StatusCode);
+        Assert.StartsWith("rate limit: API key", refusedCall.Status.Detail, StringComparison.Ordinal);
+
+        // Both refusals were of requests served ahead of their admission, and each attempt is one usage record.
+        Assert.True(await OverlapsRefusedAsync() - refusedBefore >= 2, "two refused overlapped admissions counted");
+        var usage = await fixture.SettledUsageAsync(tenant.Id, 4, Ct);
+        Assert.Equal(4, usage.Count);
+        Assert.Equal(2, usage.Count(u => u.Status == 200));
+        Assert.Equal(2, usage.Count(u => u.Status == 429));
+    }
+
+    // No tokens, and a last refill in the far future so none comes back.
+    private Task DryAsync(string bucket) =>
+        fixture.Redis.GetDatabase().HashSetAsync(bucket, [new StackExchange.Redis.HashEntry("tokens", "0"), new StackExchange.Redis.HashEntry("ts", "99999999999999999")]);
+
+    private async Task<double> OverlapsRefusedAsync()
+    {
+        using var metrics = fixture.Inference(0);
+        var scrape = await metrics.GetStringAsync("/metrics", Ct);
+        return PrometheusText.Value(scrape, "platform_inference_api_admission_overlapped_total", ("outcome", "refused")) ?? 0;
+    }
+
+    [Fact]
     public async Task AnExhaustedBudgetIsResourceExhaustedNamingTheBudgetAndWhenItResets()
     {
         var model = GovernanceFixture.OtherModel;

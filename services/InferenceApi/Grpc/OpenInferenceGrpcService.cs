@@ -93,15 +93,28 @@ public sealed class OpenInferenceGrpcService(
             var caller = await AuthenticateAsync(context, model);
             var authenticated = time.GetTimestamp();
             var usage = new InferenceUsageFeature();
-            var refusal = await enforcement.AdmitAsync(caller, cancellationToken);
+            var timing = new RequestTiming(started) { Read = authenticated };
+            var admission = enforcement.AdmitAsync(caller, cancellationToken);
+            // Serving may start while the admission is on its way (InferenceApi:OverlapAdmission); the answer waits for it.
+            var early = !admission.IsCompleted && enforcement.MayServeBeforeAdmission(caller)
+                ? RunAsync(request, model, usage, timing, cancellationToken)
+                : null;
+            var refusal = await admission;
             var admitted = time.GetTimestamp();
+            if (early is not null)
+            {
+                enforcement.Overlapped(refusal is null);
+            }
+
             if (refusal is not null)
             {
                 status = refusal.Status;
+                // What was served for it is discarded (its failure, if any, observed here).
+                _ = early?.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                 if (refusal.Status != 503)
                 {
                     // A refused inference is recorded, like over REST; without the ledger (503) nothing can be.
-                    await RecordAsync(caller, model, usage, refusal.Status, started, span);
+                    await RecordAsync(caller, model, new InferenceUsageFeature(), refusal.Status, started, span);
                 }
 
                 throw GrpcFailures.From(refusal);
@@ -109,10 +122,14 @@ public sealed class OpenInferenceGrpcService(
 
             InferenceAnswer? answer;
             InferenceFailure? failure;
-            var timing = new RequestTiming(started) { Read = admitted };
+            if (early is null)
+            {
+                timing.Read = admitted;
+            }
+
             try
             {
-                (answer, failure) = await RunAsync(request, model, usage, timing, cancellationToken);
+                (answer, failure) = await (early ?? RunAsync(request, model, usage, timing, cancellationToken));
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {

@@ -30,6 +30,18 @@ public sealed class InferenceApiOptions
     /// </summary>
     public int MaxShadowConcurrency { get; set; } = 4;
 
+    /// <summary>
+    /// Serve an inference while its admission (rate limit + budget, a Redis round trip) is still on its way, when this
+    /// replica's last admission of the same key, at most <see cref="AdmissionHintTtl"/> ago, left at least a quarter of the
+    /// burst (and 2 tokens) and the budget below 90 %. The answer still waits for the admission: a refused request gets
+    /// its 429 and the work done for it is discarded, so limits stay exact; a key near its limit is admitted first, so
+    /// refused floods do not reach the workers.
+    /// </summary>
+    public bool OverlapAdmission { get; set; } = true;
+
+    /// <summary>How long a key's last admission counts as what its bucket holds (see <see cref="OverlapAdmission"/>).</summary>
+    public TimeSpan AdmissionHintTtl { get; set; } = TimeSpan.FromSeconds(2);
+
     /// <summary>Currency recorded on usage of a model that has no price (its cost is 0).</summary>
     public string DefaultCurrency { get; set; } = "USD";
 }

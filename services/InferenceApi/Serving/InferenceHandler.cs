@@ -152,7 +152,7 @@ public sealed class InferenceHandler(InferencePipeline pipeline, IOptions<Infere
             {
                 await usage.RecordAsync(status);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            catch (Exception ex) when (ex is not OperationCanceledException and not AdmissionRefusedException)
             {
                 // Nothing was served, so the refusal may go out without its record (it is logged by enforcement).
             }

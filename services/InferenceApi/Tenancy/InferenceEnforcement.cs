@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -45,12 +46,22 @@ public sealed class UsageRecording(Func<int, Task> record)
         {
             await record(status);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+        catch (Exception ex) when (ex is not OperationCanceledException and not AdmissionRefusedException)
         {
             Failed = true;
             throw;
         }
     }
+}
+
+/// <summary>
+/// The admission of a request served while it was on its way (<see cref="InferenceApiOptions.OverlapAdmission"/>) refused
+/// it: thrown where the answer was about to go out, so the refusal goes out instead.
+/// </summary>
+public sealed class AdmissionRefusedException(EnforcementRefusal refusal) : Exception(refusal?.Message)
+{
+    /// <summary>What to answer instead.</summary>
+    public EnforcementRefusal Refusal { get; } = refusal ?? throw new ArgumentNullException(nameof(refusal));
 }
 
 /// <summary>Why enforcement refused a request, in the terms both transports map from.</summary>
@@ -80,6 +91,10 @@ public sealed partial class InferenceEnforcement(
 {
     /// <summary>Realm of the Bearer challenge.</summary>
     public const string Realm = "inference-api";
+
+    // Per key: what this replica's last admission left (tokens, budget used) and when; decides whether serving may start
+    // before the next admission returns.
+    private readonly ConcurrentDictionary<Guid, AdmissionHint> _hints = new();
 
     /// <summary>The key a caller presents: <c>Authorization: Bearer &lt;key&gt;</c>, else <c>x-api-key</c>; null when neither.</summary>
     public static string? PresentedKey(string? authorization, string? apiKey)
@@ -188,12 +203,14 @@ public sealed partial class InferenceEnforcement(
         }
         catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException or Npgsql.NpgsqlException)
         {
+            _hints.TryRemove(caller.KeyId, out _);
             // Without the shared limiter and ledger nothing could be charged: fail closed, tell the client to come back.
             LogEnforcementUnavailable(logger, ex.Message);
             return new EnforcementRefusal(503, "rate limiter and usage ledger are unavailable; retry shortly", 1000);
         }
 
         telemetry.Phase("admit", time.GetElapsedTime(started));
+        _hints[caller.KeyId] = new AdmissionHint(admission.RateLimit.Allowed ? admission.RateLimit.Remaining : 0, admission.Budget?.UsedRatio ?? 0, time.GetTimestamp());
         if (admission.Budget is { } budget)
         {
             telemetry.BudgetUsed(caller.Tenant, budget);
@@ -220,6 +237,27 @@ public sealed partial class InferenceEnforcement(
 
         return null;
     }
+
+    /// <summary>
+    /// Whether <paramref name="caller"/>'s next inference may be served while its admission is on its way: overlap is on
+    /// and this replica's last admission of the key, recent enough, left at least a quarter of the burst (and 2 tokens)
+    /// and the budget below 90 %. The admission still decides whether the answer goes out.
+    /// </summary>
+    public bool MayServeBeforeAdmission(TenantContext caller)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        var settings = options.Value;
+        if (!settings.OverlapAdmission || !_hints.TryGetValue(caller.KeyId, out var hint) || time.GetElapsedTime(hint.At) > settings.AdmissionHintTtl)
+        {
+            return false;
+        }
+
+        var limit = caller.Tenant.RateLimit ?? directory.DefaultRateLimit;
+        return hint.Tokens >= Math.Max(2, limit.Burst / 4.0) && hint.BudgetUsed < 0.9;
+    }
+
+    /// <summary>Counts an inference served while its admission was on its way, by the admission's outcome.</summary>
+    public void Overlapped(bool admitted) => telemetry.Overlapped(admitted);
 
     /// <summary>
     /// Writes the usage record of an admitted request and charges its cost. Not the request's token: once the answer
@@ -285,6 +323,8 @@ public sealed partial class InferenceEnforcement(
             telemetry.Phase("record", time.GetElapsedTime(recordStarted));
         }
     }
+
+    private sealed record AdmissionHint(long Tokens, double BudgetUsed, long At);
 
     [LoggerMessage(EventId = 40, Level = LogLevel.Information, Message = "API key {KeyPrefix} of tenant {Tenant} refused: {State}")]
     private static partial void LogKeyRefused(ILogger logger, string keyPrefix, string tenant, string state);

@@ -26,6 +26,7 @@ public sealed class TenancyTelemetry
     private readonly Counter<long> _alerts;
     private readonly Counter<long> _refusals;
     private readonly Histogram<double> _enforcement;
+    private readonly Counter<long> _overlapped;
     private readonly ConcurrentDictionary<Guid, Measurement<double>> _budgetRatios = new();
 
     /// <summary>Creates the instruments.</summary>
@@ -42,6 +43,8 @@ public sealed class TenancyTelemetry
         _enforcement = meter.CreateHistogram<double>("platform.inference_api.enforcement.duration", unit: "s",
             description: "Time enforcement adds to a request, by phase (authenticate, admit, record)",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05] });
+        _overlapped = meter.CreateCounter<long>("platform.inference_api.admission.overlapped",
+            description: "Inferences served while their admission was on its way, by the admission's outcome (admitted, refused)");
         meter.CreateObservableGauge("platform.tenant.budget.used_ratio", () => _budgetRatios.Values,
             description: "Share of the tenant's current budget period already spent (1 = exhausted)");
     }
@@ -136,6 +139,10 @@ public sealed class TenancyTelemetry
         tags.Add("reason", reason);
         _refusals.Add(1, tags);
     }
+
+    /// <summary>An inference served while its admission was on its way, and whether the admission let it through.</summary>
+    public void Overlapped(bool admitted) =>
+        _overlapped.Add(1, new KeyValuePair<string, object?>("outcome", admitted ? "admitted" : "refused"));
 
     /// <summary>Time spent in an enforcement phase.</summary>
     public void Phase(string phase, TimeSpan duration) =>

@@ -58,6 +58,8 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
         var recorded = false;
         Exception? recordFailure = null;
         var admitted = authenticated;
+        // Set while serving runs ahead of its admission: whoever writes the answer first waits for it.
+        Task<EnforcementRefusal?>? pendingAdmission = null;
 
         // Called by the handler before it writes an answer (UsageRecording), and by Kestrel right before the status line
         // goes out for any other writer.
@@ -66,6 +68,24 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
             if (recorded)
             {
                 return;
+            }
+
+            if (pendingAdmission is { } pending)
+            {
+                pendingAdmission = null;
+                var late = await pending;
+                admitted = time.GetTimestamp();
+                enforcement.Overlapped(late is null);
+                if (late is not null)
+                {
+                    // What was served is discarded; the refusal goes out instead and is recorded like any refusal (a 503
+                    // means the ledger is away: nothing can be recorded).
+                    recorded = late.Status == 503;
+                    usage.Version = 0;
+                    usage.BatchSize = 0;
+                    usage.Cached = false;
+                    throw new AdmissionRefusedException(late);
+                }
             }
 
             recorded = true;
@@ -91,40 +111,61 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
         context.Features.Set(new UsageRecording(RecordAsync));
         context.Response.OnStarting(() => RecordAsync(context.Response.StatusCode));
 
-        var refusal = await enforcement.AdmitAsync(caller, context.RequestAborted);
-        admitted = time.GetTimestamp();
-        if (refusal is not null)
+        var admission = enforcement.AdmitAsync(caller, context.RequestAborted);
+        if (!admission.IsCompleted && enforcement.MayServeBeforeAdmission(caller))
         {
-            // A refused inference is recorded (429); without the ledger (503) nothing can be.
-            recorded = refusal.Status == 503;
-            await RefuseAsync(context, refusal);
-            return;
+            pendingAdmission = admission;
+        }
+        else
+        {
+            var refusal = await admission;
+            admitted = time.GetTimestamp();
+            if (refusal is not null)
+            {
+                // A refused inference is recorded (429); without the ledger (503) nothing can be.
+                recorded = refusal.Status == 503;
+                await RefuseAsync(context, refusal);
+                return;
+            }
         }
 
         try
         {
             await next(context);
+            if (!context.Response.HasStarted && !recorded)
+            {
+                // The client went away before any answer: still one record (status 499).
+                context.Response.StatusCode = 499;
+                await RecordAsync(499);
+            }
+        }
+        catch (AdmissionRefusedException refused) when (!context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            await RefuseAsync(context, refused.Refusal);
         }
         catch (Exception) when (recordFailure is not null && !context.Response.HasStarted)
         {
             // The answer was ready but its usage record could not be made durable: the client must not get it.
             context.Response.Clear();
             await InferenceHandler.WriteErrorAsync(context, 503, "the usage record could not be stored; the request was not charged, retry shortly", 1000);
-            return;
         }
         catch (Exception) when (!context.Response.HasStarted && !recorded)
         {
-            // An unexpected failure still leaves a record of the attempt.
+            // An unexpected failure still leaves a record of the attempt (or, refused after all, the refusal).
             context.Response.StatusCode = 500;
-            await RecordAsync(500);
-            throw;
-        }
+            try
+            {
+                await RecordAsync(500);
+            }
+            catch (AdmissionRefusedException refused)
+            {
+                context.Response.Clear();
+                await RefuseAsync(context, refused.Refusal);
+                return;
+            }
 
-        if (!context.Response.HasStarted && !recorded)
-        {
-            // The client went away before any answer: still one record (status 499).
-            context.Response.StatusCode = 499;
-            await RecordAsync(499);
+            throw;
         }
     }
 
