@@ -32,6 +32,8 @@ if (args.Contains("--help"))
                                      request, the behaviour before requests shared calls)
           --ledger-calls N           InferenceApi's Tenancy:Ledger:CallsInFlight (default 2; 0 = one Redis script per request
                                      for admission and one for the charge, the behaviour before requests shared scripts)
+          --api-setting K=V          any InferenceApi setting (repeatable), e.g. InferenceApi:OverlapAdmission=false (the
+                                     behaviour before admission overlapped serving)
           --execution-provider P     auto | cuda | cpu for the raw sessions and the workers (default auto, the workers' default)
           --raw-only                 only the raw ONNX Runtime part (no platform)
           --threads                  CPU time per thread of each end-to-end configuration
@@ -53,6 +55,8 @@ var queueDelayMicros = args.SkipWhile(a => a != "--queue-delay-us").Skip(1).Sele
 // below N requests in flight; absent = the AppHost's run-mode setting).
 var packBelow = args.SkipWhile(a => a != "--pack-below").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
 var coalesceCalls = args.SkipWhile(a => a != "--coalesce-calls").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
+// Any other InferenceApi setting, e.g. --api-setting InferenceApi:OverlapAdmission=false (repeatable).
+var apiSettings = args.Select((a, i) => (a, i)).Where(x => x.a == "--api-setting" && x.i + 1 < args.Length).Select(x => args[x.i + 1].Split('=', 2)).ToArray();
 var ledgerCalls = args.SkipWhile(a => a != "--ledger-calls").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
 // Execution provider of the raw sessions and of the workers (ModelWorker:ExecutionProvider).
 var providerName = args.SkipWhile(a => a != "--execution-provider").Skip(1).FirstOrDefault() ?? "auto";
@@ -214,6 +218,11 @@ await using var app = await PlatformApp.StartAsync([$"--Parameters:admin-api-key
     if (coalesceCalls is not null)
     {
         builder.Project("inference-api").WithEnvironment("WorkerRouting__CoalesceCallsInFlight", coalesceCalls.Value.ToString(CultureInfo.InvariantCulture));
+    }
+
+    foreach (var setting in apiSettings)
+    {
+        builder.Project("inference-api").WithEnvironment(setting[0].Replace(":", "__", StringComparison.Ordinal), setting.Length > 1 ? setting[1] : string.Empty);
     }
 
     if (ledgerCalls is not null)

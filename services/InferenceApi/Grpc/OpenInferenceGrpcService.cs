@@ -96,12 +96,20 @@ public sealed class OpenInferenceGrpcService(
             var timing = new RequestTiming(started) { Read = authenticated };
             var admission = enforcement.AdmitAsync(caller, cancellationToken);
             // Serving may start while the admission is on its way (InferenceApi:OverlapAdmission); the answer waits for it.
-            var early = !admission.IsCompleted && enforcement.MayServeBeforeAdmission(caller)
-                ? RunAsync(request, model, usage, timing, cancellationToken)
-                : null;
+            var overlap = !admission.IsCompleted && enforcement.MayServeBeforeAdmission(caller);
+            InferenceAnswer? answer = null;
+            InferenceFailure? failure = null;
+            if (overlap)
+            {
+                (answer, failure) = await ServeAsync(request, model, usage, timing, caller, started, span, cancellationToken);
+            }
+
+            var waitStarted = time.GetTimestamp();
             var refusal = await admission;
             var admitted = time.GetTimestamp();
-            if (early is not null)
+            // What the admission added to the answer: all of it, or with overlap only the wait after serving was done.
+            var admitWait = time.GetElapsedTime(overlap ? waitStarted : authenticated, admitted);
+            if (overlap)
             {
                 enforcement.Overlapped(refusal is null);
             }
@@ -109,33 +117,20 @@ public sealed class OpenInferenceGrpcService(
             if (refusal is not null)
             {
                 status = refusal.Status;
-                // What was served for it is discarded (its failure, if any, observed here).
-                _ = early?.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                 if (refusal.Status != 503)
                 {
-                    // A refused inference is recorded, like over REST; without the ledger (503) nothing can be.
+                    // A refused inference is recorded, like over REST (anything served for it is discarded); without the
+                    // ledger (503) nothing can be.
                     await RecordAsync(caller, model, new InferenceUsageFeature(), refusal.Status, started, span);
                 }
 
                 throw GrpcFailures.From(refusal);
             }
 
-            InferenceAnswer? answer;
-            InferenceFailure? failure;
-            if (early is null)
+            if (!overlap)
             {
                 timing.Read = admitted;
-            }
-
-            try
-            {
-                (answer, failure) = await (early ?? RunAsync(request, model, usage, timing, cancellationToken));
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                // The client went away before any answer: still one record (status 499).
-                await RecordAsync(caller, model, usage, 499, started, span);
-                throw;
+                (answer, failure) = await ServeAsync(request, model, usage, timing, caller, started, span, cancellationToken);
             }
 
             status = answer is null ? failure!.Status : 200;
@@ -151,7 +146,7 @@ public sealed class OpenInferenceGrpcService(
             {
                 {
                     ServerTimingHeader,
-                    string.Create(CultureInfo.InvariantCulture, $"{timing.Format(time, answer.Worker)}, auth;dur={time.GetElapsedTime(started, authenticated).TotalMilliseconds:0.###}, admit;dur={time.GetElapsedTime(authenticated, admitted).TotalMilliseconds:0.###}, record;dur={time.GetElapsedTime(recordStarted).TotalMilliseconds:0.###}")
+                    string.Create(CultureInfo.InvariantCulture, $"{timing.Format(time, answer.Worker)}, auth;dur={time.GetElapsedTime(started, authenticated).TotalMilliseconds:0.###}, admit;dur={admitWait.TotalMilliseconds:0.###}, record;dur={time.GetElapsedTime(recordStarted).TotalMilliseconds:0.###}")
                 },
             };
             if (answer.CacheHit is { } hit)
@@ -263,6 +258,21 @@ public sealed class OpenInferenceGrpcService(
         }
 
         return await pipeline.RunAsync(served, request.ModelVersion.Length > 0, decoded, usage, timing, cancellationToken);
+    }
+
+    // Runs the inference; a client that leaves meanwhile still leaves one usage record (status 499).
+    private async Task<(InferenceAnswer? Answer, InferenceFailure? Failure)> ServeAsync(ModelInferRequest request, string model, InferenceUsageFeature usage,
+        RequestTiming timing, TenantContext caller, long started, Activity? span, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await RunAsync(request, model, usage, timing, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await RecordAsync(caller, model, usage, 499, started, span);
+            throw;
+        }
     }
 
     private async Task RecordAsync(TenantContext caller, string model, InferenceUsageFeature usage, int status, long started, Activity? span)

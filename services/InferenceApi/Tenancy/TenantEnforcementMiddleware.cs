@@ -58,6 +58,7 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
         var recorded = false;
         Exception? recordFailure = null;
         var admitted = authenticated;
+        var admitWait = TimeSpan.Zero;
         // Set while serving runs ahead of its admission: whoever writes the answer first waits for it.
         Task<EnforcementRefusal?>? pendingAdmission = null;
 
@@ -73,8 +74,21 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
             if (pendingAdmission is { } pending)
             {
                 pendingAdmission = null;
-                var late = await pending;
+                var waitStarted = time.GetTimestamp();
+                EnforcementRefusal? late;
+                try
+                {
+                    late = await pending;
+                }
+                catch (OperationCanceledException)
+                {
+                    // The client left while its admission was on its way: the attempt is recorded as what it got.
+                    late = null;
+                }
+
                 admitted = time.GetTimestamp();
+                // What the admission added to the answer: only the wait after serving was done.
+                admitWait = time.GetElapsedTime(waitStarted, admitted);
                 enforcement.Overlapped(late is null);
                 if (late is not null)
                 {
@@ -103,7 +117,7 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
             var recordTime = time.GetElapsedTime(recordStarted);
             // One header line: the handler's serving phases, then enforcement's.
             var timing = string.Create(CultureInfo.InvariantCulture,
-                $"auth;dur={time.GetElapsedTime(started, authenticated).TotalMilliseconds:0.###}, admit;dur={time.GetElapsedTime(authenticated, admitted).TotalMilliseconds:0.###}, record;dur={recordTime.TotalMilliseconds:0.###}");
+                $"auth;dur={time.GetElapsedTime(started, authenticated).TotalMilliseconds:0.###}, admit;dur={admitWait.TotalMilliseconds:0.###}, record;dur={recordTime.TotalMilliseconds:0.###}");
             var serving = context.Response.Headers[InferenceHandler.ServerTimingHeader].ToString();
             context.Response.Headers[InferenceHandler.ServerTimingHeader] = serving.Length == 0 ? timing : $"{serving}, {timing}";
         }
@@ -120,6 +134,7 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
         {
             var refusal = await admission;
             admitted = time.GetTimestamp();
+            admitWait = time.GetElapsedTime(authenticated, admitted);
             if (refusal is not null)
             {
                 // A refused inference is recorded (429); without the ledger (503) nothing can be.
