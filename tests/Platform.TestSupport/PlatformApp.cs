@@ -7,6 +7,7 @@ using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Logging;
 using Platform.Hosting;
 
 namespace Platform.TestSupport;
@@ -63,6 +64,9 @@ public sealed class PlatformApp : IAsyncDisposable
         }
 
         var builder = await create(data, [$"--Platform:DataDirectory={data.FullName}", "--Platform:DurableData=false"]);
+        // As `dotnet run` of the AppHost does: a resource's health checks fail until its process listens, and the dashboard
+        // (and the waits here) show health; the testing builder's logging would print each failure with a stack trace.
+        builder.Services.AddLogging(logging => logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks.DefaultHealthCheckService", LogLevel.None));
         configure?.Invoke(builder);
         var app = await builder.BuildAsync(cancellationToken);
         var platform = new PlatformApp(app, data);
