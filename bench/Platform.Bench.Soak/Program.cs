@@ -1,6 +1,6 @@
 // Soak benchmark (issue 14): the platform under steady open-loop load at a fraction (default 0.7) of the capacity it
 // measures first, for --minutes (default 10). Halfway through one model-worker replica is restarted and the response
-// cache is flushed from Redis. Prints p50/p99 per minute, RSS per service at start and end, errors and answered vs
+// cache is flushed from Redis. Prints p50/p99 and RSS per service per minute, RSS at start and end, errors and answered vs
 // recorded usage, then the RESULT lines.
 //   dotnet run -c Release --project bench/Platform.Bench.Soak -- [--minutes 10] [--fraction 0.7]
 using System.Collections.Concurrent;
@@ -94,7 +94,8 @@ var soak = Stopwatch.StartNew();
 var inFlight = new SemaphoreSlim(256);
 var pending = new ConcurrentBag<Task>();
 var middleDone = false;
-Console.WriteLine($"{"minute",6} {"sent",8} {"answered",9} {"errors",7} {"p50 ms",8} {"p99 ms",8}");
+// RSS at each minute's end too: start and end alone cannot tell a heap settling under sustained load from a leak.
+Console.WriteLine($"{"minute",6} {"sent",8} {"answered",9} {"errors",7} {"p50 ms",8} {"p99 ms",8}  RSS MiB: " + string.Join(" ", services.Select(s => $"{s,18}")));
 for (var minute = 1; soak.Elapsed < total; minute++)
 {
     var latencies = new ConcurrentBag<double>();
@@ -152,7 +153,9 @@ for (var minute = 1; soak.Elapsed < total; minute++)
     var sorted = latencies.Order().ToArray();
     var row = (minute, sent, Interlocked.Read(ref ok), Interlocked.Read(ref failed), Percentile(sorted, 0.5), Percentile(sorted, 0.99));
     perMinute.Add(row);
-    Console.WriteLine($"{row.minute,6} {row.sent,8} {row.Item3,9} {row.Item4,7} {row.Item5,8:F2} {row.Item6,8:F2}");
+    var rss = Rss();
+    Console.WriteLine($"{row.minute,6} {row.sent,8} {row.Item3,9} {row.Item4,7} {row.Item5,8:F2} {row.Item6,8:F2}           " +
+        string.Join(" ", services.Select(s => string.Create(CultureInfo.InvariantCulture, $"{rss[s] / 1048576.0,18:F1}"))));
 }
 
 var rssEnd = Rss();
