@@ -50,12 +50,14 @@ public sealed class UsageLedgerTests(InfrastructureFixture infra) : IDisposable
         return listener;
     }
 
-    [Fact]
-    public async Task ConcurrentAdmissionsOnTwoReplicasShareScriptsAndAdmitExactlyTheBurst()
+    [Theory]
+    [InlineData(2)]
+    [InlineData(0)]
+    public async Task ConcurrentAdmissionsOnTwoReplicasShareScriptsAndAdmitExactlyTheBurst(int callsInFlight)
     {
         await using var a = infra.NewRedisConnection();
         await using var b = infra.NewRedisConnection();
-        var replicas = new[] { Ledger(a), Ledger(b) };
+        var replicas = new[] { Ledger(a, callsInFlight), Ledger(b, callsInFlight) };
         var caller = Caller();
         // Burst 50, refilling so slowly (0.01/s) that the test's own duration adds no token.
         var limit = new RateLimit(0.01, 50);
@@ -69,7 +71,15 @@ public sealed class UsageLedgerTests(InfrastructureFixture infra) : IDisposable
         lock (calls)
         {
             Assert.Equal(200, calls.Where(c => c.Operation == "admit").Sum(c => c.Requests));
-            Assert.Contains(calls, c => c.Requests > 1);
+            if (callsInFlight > 0)
+            {
+                Assert.Contains(calls, c => c.Requests > 1);
+            }
+            else
+            {
+                // Sharing off: one script per request.
+                Assert.All(calls, c => Assert.Equal(1, c.Requests));
+            }
         }
     }
 

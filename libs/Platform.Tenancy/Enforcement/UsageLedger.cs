@@ -106,8 +106,8 @@ public sealed class UsageLedger
     private readonly IConnectionMultiplexer _redis;
     private readonly NpgsqlDataSource _db;
     private readonly TimeProvider _time;
-    private readonly Coalescer<int, AdmitCall, RedisResult[]>? _admissions;
-    private readonly Coalescer<int, ChargeCall, RedisResult[]>? _charges;
+    private readonly Coalescer<int, AdmitCall, RedisResult[]> _admissions;
+    private readonly Coalescer<int, ChargeCall, RedisResult[]> _charges;
     private readonly Histogram<int>? _shared;
 
     /// <summary>Creates the ledger.</summary>
@@ -125,11 +125,10 @@ public sealed class UsageLedger
         var settings = options?.Value ?? new UsageLedgerOptions();
         _shared = meterFactory?.Create("Platform.Tenancy").CreateHistogram<int>("platform.tenancy.ledger_shared_requests", unit: "{request}",
             description: "Requests that shared one ledger script, by operation (admit, charge)");
-        if (settings.CallsInFlight > 0 && settings.MaxItems > 1)
-        {
-            _admissions = new(settings.CallsInFlight, settings.MaxItems, (_, batch) => SendAsync(batch, AdmitScript, BuildAdmit, "admit"));
-            _charges = new(settings.CallsInFlight, settings.MaxItems, (_, batch) => SendAsync(batch, ChargeScript, BuildCharge, "charge"));
-        }
+        // Sharing off: every request leaves at once, alone (no bound on calls in flight, one request per script).
+        var (callsInFlight, maxItems) = settings.CallsInFlight > 0 && settings.MaxItems > 1 ? (settings.CallsInFlight, settings.MaxItems) : (int.MaxValue, 1);
+        _admissions = new(callsInFlight, maxItems, (_, batch) => SendAsync(batch, AdmitScript, BuildAdmit, "admit"));
+        _charges = new(callsInFlight, maxItems, (_, batch) => SendAsync(batch, ChargeScript, BuildCharge, "charge"));
     }
 
     /// <summary>Takes a rate-limit token for the key and reads the tenant's budget state.</summary>
@@ -142,7 +141,7 @@ public sealed class UsageLedger
         var (start, end) = budget is null ? default : BudgetPeriods.Bounds(budget.Period, now);
         var spendKey = budget is null ? string.Empty : TenancyChannels.SpendKey(caller.Tenant.Id, start);
         var call = new AdmitCall($"ratelimit:{caller.KeyId:N}", spendKey, limit);
-        var result = await (_admissions?.EnqueueAsync(0, call) ?? SendOneAsync(call, AdmitScript, BuildAdmit)).WaitAsync(cancellationToken);
+        var result = await _admissions.EnqueueAsync(0, call).WaitAsync(cancellationToken);
         var allowed = (long)result[0] == 1;
         var decision = new RateLimitDecision(allowed, (long)result[1], allowed ? TimeSpan.Zero : TimeSpan.FromTicks((long)result[2] * 10));
         if (budget is null)
@@ -177,7 +176,7 @@ public sealed class UsageLedger
         if (!charged)
         {
             var plain = new ChargeCall(json, string.Empty, string.Empty, 0, []);
-            await (_charges?.EnqueueAsync(0, plain) ?? SendOneAsync(plain, ChargeScript, BuildCharge)).WaitAsync(cancellationToken);
+            await _charges.EnqueueAsync(0, plain).WaitAsync(cancellationToken);
             return new ChargeResult(null, []);
         }
 
@@ -185,7 +184,7 @@ public sealed class UsageLedger
         var thresholds = budget.SoftThresholds.Where(t => t is > 0 and < 1).Order().Append(1.0).ToArray();
         var call = new ChargeCall(json, TenancyChannels.SpendKey(record.TenantId, start), record.Cost.ToString(CultureInfo.InvariantCulture),
             end.AddDays(1).ToUnixTimeSeconds(), [.. thresholds.Select(t => ((decimal)t * budget.Limit).ToString(CultureInfo.InvariantCulture))]);
-        var result = await (_charges?.EnqueueAsync(0, call) ?? SendOneAsync(call, ChargeScript, BuildCharge)).WaitAsync(cancellationToken);
+        var result = await _charges.EnqueueAsync(0, call).WaitAsync(cancellationToken);
         var spent = decimal.Parse((string)result[0]!, NumberStyles.Float, CultureInfo.InvariantCulture);
         var crossed = new List<BudgetEvent>();
         for (var i = 1; i < result.Length; i++)
@@ -228,15 +227,6 @@ public sealed class UsageLedger
         {
             values.Add(amount);
         }
-    }
-
-    private async Task<RedisResult[]> SendOneAsync<TCall>(TCall call, string script, Action<TCall, List<RedisKey>, List<RedisValue>> build)
-    {
-        var keys = new List<RedisKey>(3);
-        var values = new List<RedisValue>(8);
-        build(call, keys, values);
-        var results = (RedisResult[])(await _redis.GetDatabase().ScriptEvaluateAsync(script, [.. keys], [.. values]))!;
-        return (RedisResult[])results[0]!;
     }
 
     // One script for every queued request, each completed with its own part of the reply.

@@ -57,7 +57,6 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
         context.Features.Set(usage);
         var recorded = false;
         Exception? recordFailure = null;
-        var admitted = authenticated;
         var admitWait = TimeSpan.Zero;
         // Set while serving runs ahead of its admission: whoever writes the answer first waits for it.
         Task<EnforcementRefusal?>? pendingAdmission = null;
@@ -86,9 +85,8 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
                     late = null;
                 }
 
-                admitted = time.GetTimestamp();
                 // What the admission added to the answer: only the wait after serving was done.
-                admitWait = time.GetElapsedTime(waitStarted, admitted);
+                admitWait = time.GetElapsedTime(waitStarted);
                 enforcement.Overlapped(late is null);
                 if (late is not null)
                 {
@@ -133,8 +131,7 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
         else
         {
             var refusal = await admission;
-            admitted = time.GetTimestamp();
-            admitWait = time.GetElapsedTime(authenticated, admitted);
+            admitWait = time.GetElapsedTime(authenticated);
             if (refusal is not null)
             {
                 // A refused inference is recorded (429); without the ledger (503) nothing can be.
