@@ -92,7 +92,7 @@ public static class PlatformServiceDefaultsExtensions
                 // reader; Prometheus scrapes every 15 s anyway, so every scrape reads the live counters.
                 .AddPrometheusExporter(exporter => exporter.ScrapeResponseCacheDurationMilliseconds = 0))
             .WithTracing(tracing => tracing
-                .SetSampler(new ParentBasedSampler(new OperationRootSampler()))
+                .SetSampler(OperationRootSampler.FromConfiguration(builder.Configuration))
                 .AddSource(PlatformTelemetryPrefix, applicationName)
                 // Probes and scrapes every few seconds would drown the traces that matter.
                 .AddAspNetCoreInstrumentation(aspnet => aspnet.Filter = context => !IsProbe(context.Request.Path))

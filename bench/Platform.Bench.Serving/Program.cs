@@ -34,6 +34,7 @@ if (args.Contains("--help"))
                                      for admission and one for the charge, the behaviour before requests shared scripts)
           --api-setting K=V          any InferenceApi setting (repeatable), e.g. InferenceApi:OverlapAdmission=false (the
                                      behaviour before admission overlapped serving)
+          --service-env K=V          an environment variable of every service (repeatable), e.g. OTEL_TRACES_SAMPLER_ARG=0.1
           --execution-provider P     auto | cuda | cpu for the raw sessions and the workers (default auto, the workers' default)
           --raw-only                 only the raw ONNX Runtime part (no platform)
           --threads                  CPU time per thread of each end-to-end configuration
@@ -57,6 +58,8 @@ var packBelow = args.SkipWhile(a => a != "--pack-below").Skip(1).Select(a => (in
 var coalesceCalls = args.SkipWhile(a => a != "--coalesce-calls").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
 // Any other InferenceApi setting, e.g. --api-setting InferenceApi:OverlapAdmission=false (repeatable).
 var apiSettings = args.Select((a, i) => (a, i)).Where(x => x.a == "--api-setting" && x.i + 1 < args.Length).Select(x => args[x.i + 1].Split('=', 2)).ToArray();
+// Environment of every service, e.g. --service-env OTEL_TRACES_SAMPLER=parentbased_traceidratio (repeatable).
+var serviceEnvironment = args.Select((a, i) => (a, i)).Where(x => x.a == "--service-env" && x.i + 1 < args.Length).Select(x => args[x.i + 1].Split('=', 2)).ToArray();
 var ledgerCalls = args.SkipWhile(a => a != "--ledger-calls").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
 // Execution provider of the raw sessions and of the workers (ModelWorker:ExecutionProvider).
 var providerName = args.SkipWhile(a => a != "--execution-provider").Skip(1).FirstOrDefault() ?? "auto";
@@ -225,6 +228,14 @@ await using var app = await PlatformApp.StartAsync([$"--Parameters:admin-api-key
         builder.Project("inference-api").WithEnvironment(setting[0].Replace(":", "__", StringComparison.Ordinal), setting.Length > 1 ? setting[1] : string.Empty);
     }
 
+    foreach (var variable in serviceEnvironment)
+    {
+        foreach (var service in new[] { "inference-api", "model-worker", "admin-api", "context-enrichment" })
+        {
+            builder.Project(service).WithEnvironment(variable[0], variable.Length > 1 ? variable[1] : string.Empty);
+        }
+    }
+
     if (ledgerCalls is not null)
     {
         builder.Project("inference-api").WithEnvironment("Tenancy__Ledger__CallsInFlight", ledgerCalls.Value.ToString(CultureInfo.InvariantCulture));
@@ -250,7 +261,10 @@ var tenant = await Platform.TestSupport.PlatformTenants.CreateAsync(admin, "benc
 http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tenant.Key);
 var benchRow = RandomRows(new Random(2), 1);
 var request = BuildRequest(benchRow, Features, TensorEncoding.Binary);
-var restBinary = Sender(http, "/v2/models/bench/infer", request);
+// The lean load generator (LeanHttpConnection: one keep-alive HTTP/1.1 connection per caller, the request encoded once)
+// drives every REST step; the HttpClient sender is measured beside it once, so the table shows what the client costs.
+var restBinary = LeanHttpConnection.Factory(inferenceUri, LeanHttpConnection.Encode(inferenceUri, "/v2/models/bench/infer", tenant.Key, request));
+var restBinaryHttpClient = Shared(Sender(http, "/v2/models/bench/infer", request));
 await WaitServedAsync(restBinary);
 
 // Every process on the path JIT-compiles its hot code to tier 1 only after enough calls: without this the first
@@ -284,6 +298,12 @@ foreach (var batching in new[] { false, true })
         results[(batching, concurrency)] = result;
         rows.Add(result);
     }
+
+    if (batching)
+    {
+        var (measured, _, _) = await MeasureAsync(app, restBinaryHttpClient, 64, measure);
+        rows.Add(measured with { Setup = "e2e on, HttpClient" });
+    }
 }
 
 // The client transports side by side, batching on: REST with JSON tensors both ways, REST with the binary tensor
@@ -295,11 +315,11 @@ using var grpcChannel = GrpcChannel.ForAddress(app.ReplicaAddress("inference-api
 var grpcClient = new GRPCInferenceService.GRPCInferenceServiceClient(grpcChannel);
 var grpcRequest = GrpcInferCodec.WriteRequest("bench", null, [new InferTensor("input", DataType.Fp32, [1, Features], MemoryMarshal.AsBytes(benchRow.AsSpan()).ToArray())]);
 var grpcHeaders = new Metadata { { "authorization", $"Bearer {tenant.Key}" } };
-var transports = new (string Name, Func<Task<(bool Ok, string? ServerTiming)>> Send)[]
+var transports = new (string Name, Func<ISender> Send)[]
 {
-    ("REST JSON", Sender(http, "/v2/models/bench/infer", BuildRequest(benchRow, Features, TensorEncoding.JsonFlat))),
+    ("REST JSON", LeanHttpConnection.Factory(inferenceUri, LeanHttpConnection.Encode(inferenceUri, "/v2/models/bench/infer", tenant.Key, BuildRequest(benchRow, Features, TensorEncoding.JsonFlat)))),
     ("REST binary", restBinary),
-    ("gRPC", async () =>
+    ("gRPC (Grpc.Net.Client)", Shared(async () =>
     {
         using var call = grpcClient.ModelInferAsync(grpcRequest, new CallOptions(grpcHeaders));
         try
@@ -311,7 +331,7 @@ var transports = new (string Name, Func<Task<(bool Ok, string? ServerTiming)>> S
         {
             return (false, null);
         }
-    }),
+    })),
 };
 var transportRows = new Dictionary<(string Transport, int Concurrency), Row>();
 foreach (var concurrency in new[] { 1, 32 })
@@ -336,7 +356,7 @@ using (var content = new ByteArrayContent(tiny.Bytes))
 
 (await admin.PutAsJsonAsync("/api/models/tiny/settings", new { maxBatchSize = 64, maxQueueDelayMicros = queueDelayMicros, queueCapacity = 4096, cacheEnabled = false, cacheTtlSeconds = 300 })).EnsureSuccessStatusCode();
 var tinyRequest = BuildRequest(RandomRows(new Random(4), 1, TinyFeatures), TinyFeatures, TensorEncoding.Binary);
-var tinyPlatform = Sender(http, "/v2/models/tiny/infer", tinyRequest);
+var tinyPlatform = LeanHttpConnection.Factory(inferenceUri, LeanHttpConnection.Encode(inferenceUri, "/v2/models/tiny/infer", tenant.Key, tinyRequest));
 await WaitServedAsync(tinyPlatform);
 var tinyPath = Path.Combine(Path.GetTempPath(), $"platform-bench-tiny-{Environment.ProcessId}.onnx");
 await File.WriteAllBytesAsync(tinyPath, tiny.Bytes);
@@ -345,30 +365,33 @@ using var peerHttp = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerSe
 {
     BaseAddress = peer.Address,
 };
-var tinyPeer = Sender(peerHttp, "/v2/models/tiny/infer", tinyRequest);
+var tinyPeer = LeanHttpConnection.Factory(peer.Address, LeanHttpConnection.Encode(peer.Address, "/v2/models/tiny/infer", null, tinyRequest));
 await WaitServedAsync(tinyPeer);
 var tinyRows = new Dictionary<(string Server, int Concurrency), Row>();
-foreach (var concurrency in new[] { 1, 64 })
+var tinySteps = new[]
 {
-    foreach (var (name, send) in new[] { ("Platform", tinyPlatform), ("peer", tinyPeer) })
-    {
-        await LoadAsync(send, concurrency, TimeSpan.FromSeconds(2)); // warm-up (JIT tiers in every process on the path)
-        var peerCpuBefore = peer.CpuSeconds();
-        var (measured, _, _) = await MeasureAsync(app, send, concurrency, measure);
-        var served = Math.Max(1, measured.Throughput * measure.TotalSeconds);
-        var cpu = new Dictionary<string, double>(measured.CpuMsPerInference!) { ["peer"] = (peer.CpuSeconds() - peerCpuBefore) * 1000 / served };
-        tinyRows[(name, concurrency)] = measured with { Setup = $"tiny {name}", CpuMsPerInference = cpu };
-    }
+    (1, "Platform", tinyPlatform), (1, "peer", tinyPeer), (64, "Platform", tinyPlatform), (64, "peer", tinyPeer),
+    (64, "Platform, HttpClient", Shared(Sender(http, "/v2/models/tiny/infer", tinyRequest))),
+    (64, "peer, HttpClient", Shared(Sender(peerHttp, "/v2/models/tiny/infer", tinyRequest))),
+};
+foreach (var (concurrency, name, send) in tinySteps)
+{
+    await LoadAsync(send, concurrency, TimeSpan.FromSeconds(2)); // warm-up (JIT tiers in every process on the path)
+    var peerCpuBefore = peer.CpuSeconds();
+    var (measured, _, _) = await MeasureAsync(app, send, concurrency, measure);
+    var served = Math.Max(1, measured.Throughput * measure.TotalSeconds);
+    var cpu = new Dictionary<string, double>(measured.CpuMsPerInference!) { ["peer"] = (peer.CpuSeconds() - peerCpuBefore) * 1000 / served };
+    tinyRows[(name, concurrency)] = measured with { Setup = $"tiny {name}", CpuMsPerInference = cpu };
 }
 
 File.Delete(tinyPath);
 
 Console.WriteLine();
 Console.WriteLine($"{"tiny 12->24->5 MLP",-24} {"conc",5} {"inf/s",8} {"p50 ms",8} {"p99 ms",8} {"errors",7} {"client",7} {"server",7}  (CPU ms per inference; server = api + workers, or the peer)");
-foreach (var ((name, concurrency), row2) in tinyRows.OrderBy(r => r.Key.Concurrency))
+foreach (var ((name, concurrency), row2) in tinyRows)
 {
     var cpu = row2.CpuMsPerInference!;
-    var server = name == "peer" ? cpu["peer"] : cpu.GetValueOrDefault("inference-api") + cpu.GetValueOrDefault("model-worker");
+    var server = name.StartsWith("peer", StringComparison.Ordinal) ? cpu["peer"] : cpu.GetValueOrDefault("inference-api") + cpu.GetValueOrDefault("model-worker");
     Console.WriteLine($"{name,-24} {concurrency,5} {row2.Throughput,8:F0} {row2.P50Ms,8:F3} {row2.P99Ms,8:F3} {row2.Errors,7} {cpu.GetValueOrDefault("client"),7:F3} {server,7:F3}");
 }
 
@@ -438,9 +461,9 @@ Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT added_p50
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT tiny_over_peer_c64={tinyRows[("Platform", 64)].Throughput / tinyRows[("peer", 64)].Throughput:F3}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT tiny_added_p50_ms_c1={tinyRows[("Platform", 1)].P50Ms - tinyRows[("peer", 1)].P50Ms:F3}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT batching_gain_c32={batchingGain:F3}"));
-Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT grpc_over_rest_binary_c32={transportRows[("gRPC", 32)].Throughput / transportRows[("REST binary", 32)].Throughput:F3}"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT grpc_over_rest_binary_c32={transportRows[("gRPC (Grpc.Net.Client)", 32)].Throughput / transportRows[("REST binary", 32)].Throughput:F3}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT rest_json_over_rest_binary_c32={transportRows[("REST JSON", 32)].Throughput / transportRows[("REST binary", 32)].Throughput:F3}"));
-Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT grpc_added_p50_ms_c1={transportRows[("gRPC", 1)].P50Ms - rawSingleP50Ms:F3}"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT grpc_added_p50_ms_c1={transportRows[("gRPC (Grpc.Net.Client)", 1)].P50Ms - rawSingleP50Ms:F3}"));
 PrintRawResults(rows, rawBest, rawCpuMsPerInference);
 return 0;
 
@@ -456,7 +479,7 @@ static void PrintRawResults(List<Row> rows, double rawBest, Dictionary<int, doub
 
 // One measured step: load for `duration` with CPU (per process) and thread CPU read before and after.
 static async Task<(Row Row, Dictionary<string, double> ThreadsBefore, Dictionary<string, double> ThreadsAfter)> MeasureAsync(
-    PlatformApp app, Func<Task<(bool Ok, string? ServerTiming)>> send, int concurrency, TimeSpan duration)
+    PlatformApp app, Func<ISender> send, int concurrency, TimeSpan duration)
 {
     var allocatedBefore = await AllocatedBytesAsync(app);
     var cpuBefore = CpuSeconds(app);
@@ -491,6 +514,8 @@ static (byte[] Body, int? JsonLength) BuildRequest(float[] row, int features, Te
     var jsonLength = InferClientCodec.WriteRequest(buffer, [tensor], encoding, parameters: new InferRequestParameters { BinaryDataOutput = binary });
     return (buffer.WrittenSpan.ToArray(), binary ? jsonLength : null);
 }
+
+static Func<ISender> Shared(Func<Task<(bool Ok, string? ServerTiming)>> send) => () => new SharedSender(send);
 
 static Func<Task<(bool Ok, string? ServerTiming)>> Sender(HttpClient http, string path, (byte[] Body, int? JsonLength) request) => async () =>
 {
@@ -533,11 +558,12 @@ static Dictionary<string, double> ParseServerTiming(string header)
     return phases;
 }
 
-static async Task WaitServedAsync(Func<Task<(bool Ok, string? ServerTiming)>> send)
+static async Task WaitServedAsync(Func<ISender> connect)
 {
     var deadline = DateTime.UtcNow.AddSeconds(120);
-    // A server not listening yet is a failed send (Sender counts connection errors), so this also waits for the peer to start.
-    while (!(await send()).Ok)
+    using var send = connect();
+    // A server not listening yet is a failed send (senders count connection errors), so this also waits for the peer to start.
+    while (!(await send.SendAsync(timing: false)).Ok)
     {
         if (DateTime.UtcNow > deadline)
         {
@@ -548,7 +574,7 @@ static async Task WaitServedAsync(Func<Task<(bool Ok, string? ServerTiming)>> se
     }
 }
 
-static async Task<Row> LoadAsync(Func<Task<(bool Ok, string? ServerTiming)>> send, int concurrency, TimeSpan duration)
+static async Task<Row> LoadAsync(Func<ISender> connect, int concurrency, TimeSpan duration)
 {
     var latencies = new List<double>[concurrency];
     var timings = new List<(double ClientMs, string Header)>[concurrency];
@@ -556,12 +582,15 @@ static async Task<Row> LoadAsync(Func<Task<(bool Ok, string? ServerTiming)>> sen
     var sw = Stopwatch.StartNew();
     await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async i =>
     {
-        var mine = latencies[i] = new List<double>(4096);
+        var mine = latencies[i] = new List<double>(16384);
         var myTimings = timings[i] = new List<(double, string)>(4096);
-        while (sw.Elapsed < duration)
+        using var send = connect();
+        for (var n = 0; sw.Elapsed < duration; n++)
         {
             var t = Stopwatch.GetTimestamp();
-            var (ok, serverTiming) = await send();
+            // Server-Timing of every 8th request is enough for the medians of the time split, and keeps the lean client
+            // from allocating a string per request.
+            var (ok, serverTiming) = await send.SendAsync(timing: n % 8 == 0);
             var ms = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
             mine.Add(ms);
             if (serverTiming is not null)
