@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Platform needs on a Debian 12 machine, and nothing it already has.
 # Idempotent: a second run takes about a second.
-#   apt : postgresql (15), redis-server, nodejs + npm (only if node is absent), chromium (browser tests)
+#   apt : postgresql (15), redis-server, nodejs + npm (only if node is absent), wrk (serving benchmark), chromium (browser tests)
 #   dotnet tools: the aspire CLI (.config/dotnet-tools.json)
 #   npm : s3rver 3.7.1 (local object store), pinned by eng/tools/package-lock.json and installed without
 #         lifecycle scripts; the manifest tests' Kubernetes schema validators (tests/Platform.Manifests.Tests/validator) and the
@@ -15,6 +15,8 @@ need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
+# The serving benchmark's independent load generator (bench/Platform.Bench.Serving checks its own client against it).
+command -v wrk >/dev/null || need_apt+=(wrk)
 if [[ "${PLATFORM_INSTALL_BROWSER:-0}" == "1" ]]; then
   command -v chromium >/dev/null || need_apt+=(chromium)
 fi

@@ -384,6 +384,17 @@ foreach (var (concurrency, name, send) in tinySteps)
     tinyRows[(name, concurrency)] = measured with { Setup = $"tiny {name}", CpuMsPerInference = cpu };
 }
 
+// An independent check of the lean client: wrk (Debian's package, eng/install.sh), one thread, the same request bytes.
+var wrkRows = new List<(string Server, int Concurrency, WrkResult Result)>();
+if (Wrk.Find() is { } wrk)
+{
+    foreach (var concurrency in new[] { 1, 64 })
+    {
+        wrkRows.Add(("Platform", concurrency, await Wrk.RunAsync(wrk, inferenceUri, "/v2/models/tiny/infer", tenant.Key, tinyRequest, concurrency, measure)));
+        wrkRows.Add(("peer", concurrency, await Wrk.RunAsync(wrk, peer.Address, "/v2/models/tiny/infer", null, tinyRequest, concurrency, measure)));
+    }
+}
+
 File.Delete(tinyPath);
 
 Console.WriteLine();
@@ -393,6 +404,20 @@ foreach (var ((name, concurrency), row2) in tinyRows)
     var cpu = row2.CpuMsPerInference!;
     var server = name.StartsWith("peer", StringComparison.Ordinal) ? cpu["peer"] : cpu.GetValueOrDefault("inference-api") + cpu.GetValueOrDefault("model-worker");
     Console.WriteLine($"{name,-24} {concurrency,5} {row2.Throughput,8:F0} {row2.P50Ms,8:F3} {row2.P99Ms,8:F3} {row2.Errors,7} {cpu.GetValueOrDefault("client"),7:F3} {server,7:F3}");
+}
+
+if (wrkRows.Count > 0)
+{
+    Console.WriteLine();
+    Console.WriteLine($"{"tiny, wrk -t1",-24} {"conc",5} {"inf/s",8} {"p50 ms",8} {"p99 ms",8} {"errors",7}");
+    foreach (var (server, concurrency, result) in wrkRows)
+    {
+        Console.WriteLine($"{server,-24} {concurrency,5} {result.Throughput,8:F0} {result.P50Ms,8:F3} {result.P99Ms,8:F3} {result.Errors,7}");
+    }
+}
+else
+{
+    Console.WriteLine("wrk not on PATH (eng/install.sh installs it): no independent check of the load generator");
 }
 
 Console.WriteLine();

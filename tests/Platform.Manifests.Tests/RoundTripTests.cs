@@ -205,7 +205,7 @@ public sealed partial class RoundTripTests(PublishFixture fixture)
     }
 
     [Fact]
-    public void Every_project_names_itself_and_announces_its_pod_IP()
+    public void Every_project_names_itself_announces_its_pod_IP_and_samples_its_traces()
     {
         var f = new List<string>();
         foreach (var (name, _) in Workloads.Where(w => IsProject(w.Resource)))
@@ -214,6 +214,9 @@ public sealed partial class RoundTripTests(PublishFixture fixture)
             if ((string?)_output.Env(name, "POD_NAME")?["valueFrom"]?["fieldRef"]?["fieldPath"] != "metadata.name") f.Add($"Deployment/{name}: env POD_NAME must be the downward API's metadata.name");
             if ((string?)_output.Env(name, "OTEL_RESOURCE_ATTRIBUTES")?["value"] != "service.instance.id=$(POD_NAME)") f.Add($"Deployment/{name}: env OTEL_RESOURCE_ATTRIBUTES must name the pod");
             if (_output.ConfigMap(name).GetValueOrDefault("OTEL_SERVICE_NAME") != name) f.Add($"{name}: ConfigMap {name}-env must set OTEL_SERVICE_NAME={name}");
+            // Production keeps a share of the traces, decided at the root (ServiceDefaults' OperationRootSampler reads these).
+            if (_output.ConfigMap(name).GetValueOrDefault("OTEL_TRACES_SAMPLER") != "parentbased_traceidratio") f.Add($"{name}: ConfigMap {name}-env must set OTEL_TRACES_SAMPLER=parentbased_traceidratio");
+            if (!double.TryParse(_output.ConfigMap(name).GetValueOrDefault("OTEL_TRACES_SAMPLER_ARG"), System.Globalization.CultureInfo.InvariantCulture, out var ratio) || ratio is <= 0 or > 1) f.Add($"{name}: ConfigMap {name}-env must set OTEL_TRACES_SAMPLER_ARG to a ratio in (0, 1]");
             var c = _output.Container(name);
             if ((string?)c["readinessProbe"]?["httpGet"]?["path"] != "/health") f.Add($"Deployment/{name}: readinessProbe must GET /health");
             if ((string?)c["livenessProbe"]?["httpGet"]?["path"] != "/alive") f.Add($"Deployment/{name}: livenessProbe must GET /alive");
