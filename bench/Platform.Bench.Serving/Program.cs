@@ -37,6 +37,7 @@ if (args.Contains("--help"))
           --service-env K=V          an environment variable of every service (repeatable), e.g. OTEL_TRACES_SAMPLER_ARG=0.1
           --execution-provider P     auto | cuda | cpu for the raw sessions and the workers (default auto, the workers' default)
           --raw-only                 only the raw ONNX Runtime part (no platform)
+          --hold-seconds N           keep the platform up N s at the end (prints the pids and a wrk command for the tiny model)
           --threads                  CPU time per thread of each end-to-end configuration
         Prints tables and RESULT lines: e2e_over_raw, server_cpu_over_raw_c64, batching_efficiency_c32, added_p50_ms_c1,
         tiny_over_peer_c64, tiny_added_p50_ms_c1 (Platform vs the hand-rolled peer, bench/Platform.Bench.Peer, on a
@@ -398,12 +399,14 @@ if (Wrk.Find() is { } wrk)
 File.Delete(tinyPath);
 
 Console.WriteLine();
-Console.WriteLine($"{"tiny 12->24->5 MLP",-24} {"conc",5} {"inf/s",8} {"p50 ms",8} {"p99 ms",8} {"errors",7} {"client",7} {"server",7}  (CPU ms per inference; server = api + workers, or the peer)");
+Console.WriteLine($"{"tiny 12->24->5 MLP",-24} {"conc",5} {"inf/s",8} {"p50 ms",8} {"p99 ms",8} {"errors",7} {"client",7} {"server",7} {"api",7} {"workers",8}  (CPU ms per inference; server = api + workers, or the peer)");
 foreach (var ((name, concurrency), row2) in tinyRows)
 {
     var cpu = row2.CpuMsPerInference!;
     var server = name.StartsWith("peer", StringComparison.Ordinal) ? cpu["peer"] : cpu.GetValueOrDefault("inference-api") + cpu.GetValueOrDefault("model-worker");
-    Console.WriteLine($"{name,-24} {concurrency,5} {row2.Throughput,8:F0} {row2.P50Ms,8:F3} {row2.P99Ms,8:F3} {row2.Errors,7} {cpu.GetValueOrDefault("client"),7:F3} {server,7:F3}");
+    var parts = name.StartsWith("peer", StringComparison.Ordinal) ? string.Empty
+        : string.Create(CultureInfo.InvariantCulture, $" {cpu.GetValueOrDefault("inference-api"),7:F3} {cpu.GetValueOrDefault("model-worker"),8:F3}");
+    Console.WriteLine($"{name,-24} {concurrency,5} {row2.Throughput,8:F0} {row2.P50Ms,8:F3} {row2.P99Ms,8:F3} {row2.Errors,7} {cpu.GetValueOrDefault("client"),7:F3} {server,7:F3}{parts}");
 }
 
 if (wrkRows.Count > 0)
@@ -490,6 +493,16 @@ Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT grpc_over
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT rest_json_over_rest_binary_c32={transportRows[("REST JSON", 32)].Throughput / transportRows[("REST binary", 32)].Throughput:F3}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT grpc_added_p50_ms_c1={transportRows[("gRPC (Grpc.Net.Client)", 1)].P50Ms - rawSingleP50Ms:F3}"));
 PrintRawResults(rows, rawBest, rawCpuMsPerInference);
+if (args.SkipWhile(a => a != "--hold-seconds").Skip(1).Select(double.Parse).FirstOrDefault() is > 0 and var hold)
+{
+    // The platform stays up (tiny model active) for outside tools: a profiler on the pids, wrk with the script below.
+    var directory = Directory.CreateTempSubdirectory("platform-bench-hold-");
+    var script = await Wrk.WriteScriptAsync(directory, tenant.Key, tinyRequest);
+    Console.WriteLine($"HOLD {hold} s: inference-api pid {string.Join(' ', app.ProcessIds("inference-api"))}, model-worker pids {string.Join(' ', app.ProcessIds("model-worker"))}");
+    Console.WriteLine($"HOLD wrk -t1 -c64 -d30s -s {script} {new Uri(inferenceUri, "/v2/models/tiny/infer")}");
+    await Task.Delay(TimeSpan.FromSeconds(hold));
+}
+
 return 0;
 
 static void PrintRawResults(List<Row> rows, double rawBest, Dictionary<int, double> cpuMsPerInference)

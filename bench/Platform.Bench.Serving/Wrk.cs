@@ -23,27 +23,7 @@ internal static partial class Wrk
         var directory = Directory.CreateTempSubdirectory("platform-bench-wrk-");
         try
         {
-            var body = Path.Combine(directory.FullName, "body.bin");
-            await File.WriteAllBytesAsync(body, request.Body);
-            var headers = new List<string> { $"wrk.headers[\"Content-Type\"] = \"{(request.JsonLength is null ? "application/json" : "application/octet-stream")}\"" };
-            if (bearer is not null)
-            {
-                headers.Add($"wrk.headers[\"Authorization\"] = \"Bearer {bearer}\"");
-            }
-
-            if (request.JsonLength is { } length)
-            {
-                headers.Add($"wrk.headers[\"{Platform.Inference.OpenInference.InferRequestReader.HeaderContentLengthHeader}\"] = \"{length}\"");
-            }
-
-            var script = Path.Combine(directory.FullName, "request.lua");
-            await File.WriteAllTextAsync(script, $"""
-                wrk.method = "POST"
-                local file = io.open("{body}", "rb")
-                wrk.body = file:read("*a")
-                file:close()
-                {string.Join("\n", headers)}
-                """);
+            var script = await WriteScriptAsync(directory, bearer, request);
             var start = new ProcessStartInfo(wrk) { RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var argument in new[] { "-t1", $"-c{concurrency}", $"-d{(int)Math.Ceiling(duration.TotalSeconds)}s", "--latency", "-s", script, new Uri(server, path).ToString() })
             {
@@ -69,6 +49,35 @@ internal static partial class Wrk
         finally
         {
             directory.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>Writes the request body and the Lua script that sends it into <paramref name="directory"/>; returns the script's path.</summary>
+    public static async Task<string> WriteScriptAsync(DirectoryInfo directory, string? bearer, (byte[] Body, int? JsonLength) request)
+    {
+        {
+            var body = Path.Combine(directory.FullName, "body.bin");
+            await File.WriteAllBytesAsync(body, request.Body);
+            var headers = new List<string> { $"wrk.headers[\"Content-Type\"] = \"{(request.JsonLength is null ? "application/json" : "application/octet-stream")}\"" };
+            if (bearer is not null)
+            {
+                headers.Add($"wrk.headers[\"Authorization\"] = \"Bearer {bearer}\"");
+            }
+
+            if (request.JsonLength is { } length)
+            {
+                headers.Add($"wrk.headers[\"{Platform.Inference.OpenInference.InferRequestReader.HeaderContentLengthHeader}\"] = \"{length}\"");
+            }
+
+            var script = Path.Combine(directory.FullName, "request.lua");
+            await File.WriteAllTextAsync(script, $"""
+                wrk.method = "POST"
+                local file = io.open("{body}", "rb")
+                wrk.body = file:read("*a")
+                file:close()
+                {string.Join("\n", headers)}
+                """);
+            return script;
         }
     }
 
