@@ -25,7 +25,7 @@ if (args.Contains("--help"))
         Platform.Bench.Serving: raw ONNX Runtime in-process vs the whole platform end to end, in one run.
           --seconds N                measurement time per configuration (default 5)
           --worker-threads N         ModelWorker:IntraOpNumThreads, the workers' global ORT pool (default: the AppHost's
-                                     run-mode setting, cores / replicas; 0 = ORT's default)
+                                     run-mode setting, a thread per core; 0 = ORT's default)
           --queue-delay-us N         batching-on max queue delay (default 2000)
           --pack-below N             InferenceApi's WorkerRouting:PackBelow (default: the AppHost's run-mode setting)
           --coalesce-calls N         InferenceApi's WorkerRouting:CoalesceCallsInFlight (default 4; 0 = one worker call per
@@ -432,7 +432,7 @@ foreach (var ((name, concurrency), row2) in transportRows.OrderBy(r => r.Key.Con
 }
 
 Console.WriteLine();
-Console.WriteLine($"worker intra-op threads {workerThreads switch { null => "AppHost run mode (cores / replicas)", 0 => "ORT default", var n => n.Value.ToString(CultureInfo.InvariantCulture) }}, routing {packBelow switch { null => "AppHost run mode (pack below 16)", 0 => "spread", var n => $"pack below {n}" }}, batching-on max queue delay {queueDelayMicros} µs (idle dispatch: only reached when a batch runs that long)");
+Console.WriteLine($"worker intra-op threads {workerThreads switch { null => "AppHost run mode (a thread per core)", 0 => "ORT default", var n => n.Value.ToString(CultureInfo.InvariantCulture) }}, routing {packBelow switch { null => "AppHost run mode (pack below 64)", 0 => "spread", var n => $"pack below {n}" }}, batching-on max queue delay {queueDelayMicros} µs (idle dispatch: only reached when a batch runs that long)");
 Console.WriteLine($"{"setup",-22} {"load",-10} {"conc",5} {"inf/s",10} {"p50 ms",9} {"p99 ms",9} {"errors",7}");
 foreach (var row in rows)
 {

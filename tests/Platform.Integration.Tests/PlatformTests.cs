@@ -101,14 +101,14 @@ public sealed class PlatformTests(PlatformFixture fixture)
     }
 
     [Fact]
-    public void RunModeSharesTheMachinesCoresAmongWorkerReplicasAndPacksRequests()
+    public void RunModePacksRequestsOntoOneWorkerReplicaThatHasEveryCore()
     {
-        // Every replica runs on this machine: each gets its share of the cores for ONNX Runtime, and InferenceApi packs
-        // requests onto one replica before spreading (the manifest tests check that publishing leaves both out).
-        var expectedThreads = Math.Max(1, System.Environment.ProcessorCount / 2).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        // Every replica runs on this machine: InferenceApi packs requests onto one replica until a full batch is in flight
+        // and that replica's ONNX Runtime pool has a thread per core (the manifest tests check that publishing leaves both out).
+        var expectedThreads = System.Environment.ProcessorCount.ToString(System.Globalization.CultureInfo.InvariantCulture);
         Assert.Equal(2, fixture.App.Instances("model-worker").Count);
         Assert.Equal(expectedThreads, fixture.App.Environment("model-worker")["ModelWorker__IntraOpNumThreads"]);
-        Assert.Equal("16", fixture.App.Environment("inference-api")["WorkerRouting__PackBelow"]);
+        Assert.Equal("64", fixture.App.Environment("inference-api")["WorkerRouting__PackBelow"]);
     }
 
     [Theory]
