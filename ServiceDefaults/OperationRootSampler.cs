@@ -11,7 +11,8 @@ namespace Platform.ServiceDefaults;
 /// polls) issue several such calls a second per service; recorded, each would be a one-span trace that buries the
 /// requests' traces in the dashboard and in the production backend. Background work worth tracing opens an activity of
 /// its own (Platform.* sources), and its calls are then recorded under it. The operations that do start a trace are
-/// sampled by <paramref name="operations"/> (every one by default).
+/// sampled by <paramref name="operations"/> (every one by default), and so is every span with a parent when this sampler is
+/// not wrapped in a parent-based one (Aspire's run mode sets <c>always_on</c>).
 /// </summary>
 /// <param name="operations">Decides for a root span that is not a client call.</param>
 public sealed class OperationRootSampler(Sampler operations) : Sampler
@@ -32,7 +33,11 @@ public sealed class OperationRootSampler(Sampler operations) : Sampler
 
     /// <inheritdoc />
     public override SamplingResult ShouldSample(in SamplingParameters samplingParameters) =>
-        samplingParameters.Kind == ActivityKind.Client ? Drop : operations.ShouldSample(samplingParameters);
+        // Only a root client call is background noise: under a parent it is part of an operation (and without a
+        // parent-based wrapper, e.g. Aspire's run-mode always_on, it still reaches this sampler).
+        samplingParameters.Kind == ActivityKind.Client && samplingParameters.ParentContext.TraceId == default
+            ? Drop
+            : operations.ShouldSample(samplingParameters);
 
     /// <summary>
     /// The sampler OpenTelemetry's environment variables ask for, with root client calls always left out:

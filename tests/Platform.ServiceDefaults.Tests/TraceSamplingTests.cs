@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry;
@@ -72,6 +73,36 @@ public sealed class TraceSamplingTests
         Assert.Equal(5, Spans(exported, "/all").Count());
     }
 
+    [Fact]
+    public async Task WithAspiresAlwaysOn_ARequestsClientCallsAreRecorded_ButRootClientCallsAreNot()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var exported = new ConcurrentQueue<Activity>();
+        await using var host = await TestHost.StartAsync(
+            app =>
+            {
+                app.MapGet("/leaf", () => "leaf");
+                app.MapGet("/outbound", async (HttpContext context, IHttpClientFactory clients) =>
+                {
+                    using var client = clients.CreateClient();
+                    return await client.GetStringAsync(new Uri($"{context.Request.Scheme}://{context.Request.Host}/leaf"), context.RequestAborted);
+                });
+            },
+            new Dictionary<string, string?> { [OperationRootSampler.SamplerKey] = "always_on" },
+            b => b.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddProcessor(new SimpleActivityExportProcessor(new QueueExporter(exported)))),
+            cancellationToken: ct);
+        using var client = host.CreateClient();
+
+        Assert.Equal("leaf", await client.GetStringAsync("/outbound", ct));
+
+        await Waits.UntilAsync(() => Spans(exported, "/outbound").Any() && Spans(exported, "/leaf").Any(), TimeSpan.FromSeconds(10), "both server spans", ct);
+        var outbound = Assert.Single(Spans(exported, "/outbound"));
+        var call = Assert.Single(exported, a => a.Kind == ActivityKind.Client && a.ParentSpanId == outbound.SpanId);
+        Assert.Equal(call.SpanId, Assert.Single(Spans(exported, "/leaf")).ParentSpanId);
+        // The test's own call to /outbound was a client call outside any operation: not recorded.
+        Assert.DoesNotContain(exported, a => a.Kind == ActivityKind.Client && a.ParentSpanId == default);
+    }
+
     [Theory]
     [InlineData(null, null, 1000)]
     [InlineData("parentbased_always_on", null, 1000)]
@@ -115,8 +146,12 @@ public sealed class TraceSamplingTests
         Assert.Equal(SamplingDecision.RecordAndSample, Decide(parentBased, ActivityKind.Client, sampledParent));
         Assert.Equal(SamplingDecision.Drop, Decide(parentBased, ActivityKind.Server, droppedParent));
 
+        // always_on (what Aspire's run mode sets): every span of an operation, a client call under a parent included.
         var alone = OperationRootSampler.FromConfiguration(Configuration("always_on", null));
         Assert.Equal(SamplingDecision.RecordAndSample, Decide(alone, ActivityKind.Server, droppedParent));
+        Assert.Equal(SamplingDecision.RecordAndSample, Decide(alone, ActivityKind.Client, sampledParent));
+        Assert.Equal(SamplingDecision.RecordAndSample, Decide(alone, ActivityKind.Client, droppedParent));
+        Assert.Equal(SamplingDecision.Drop, Decide(alone, ActivityKind.Client, default));
     }
 
     [Theory]
