@@ -79,9 +79,9 @@ if (builder.ExecutionContext.IsRunMode)
 else
 {
     // Production keeps one trace in ten, decided where a trace starts (a kept trace is whole across services): each
-    // recorded request costs every service on its path spans, the Redis profiler and export, measured at ~7 % of
-    // InferenceApi's and ~14 % of the workers' CPU per inference (docs/inference-api.md). The dashboard in run mode
-    // shows every request. Change OTEL_TRACES_SAMPLER_ARG in the generated ConfigMaps to keep more or fewer.
+    // recorded request costs every service on its path spans, the Redis profiler and the export to the collector, and
+    // the tracing backend its storage. The dashboard in run mode shows every request (Aspire sets always_on there).
+    // Change OTEL_TRACES_SAMPLER_ARG in the generated ConfigMaps to keep more or fewer.
     foreach (var service in new[] { adminApi, modelWorker, contextEnrichment, inferenceApi })
     {
         service.WithEnvironment("OTEL_TRACES_SAMPLER", "parentbased_traceidratio").WithEnvironment("OTEL_TRACES_SAMPLER_ARG", "0.1");
