@@ -11,19 +11,13 @@ namespace Platform.ServiceDefaults;
 /// polls) issue several such calls a second per service; recorded, each would be a one-span trace that buries the
 /// requests' traces in the dashboard and in the production backend. Background work worth tracing opens an activity of
 /// its own (Platform.* sources), and its calls are then recorded under it. The operations that do start a trace are
-/// sampled by <paramref name="operations"/> (every one by default), and so is every span with a parent when this sampler is
+/// sampled by <paramref name="operations"/>, and so is every span with a parent when this sampler is
 /// not wrapped in a parent-based one (Aspire's run mode sets <c>always_on</c>).
 /// </summary>
 /// <param name="operations">Decides for a root span that is not a client call.</param>
 public sealed class OperationRootSampler(Sampler operations) : Sampler
 {
     private static readonly SamplingResult Drop = new(SamplingDecision.Drop);
-
-    /// <summary>Records every operation's trace.</summary>
-    public OperationRootSampler()
-        : this(new AlwaysOnSampler())
-    {
-    }
 
     /// <summary>Environment variable naming the sampler (OpenTelemetry's SDK configuration).</summary>
     public const string SamplerKey = "OTEL_TRACES_SAMPLER";

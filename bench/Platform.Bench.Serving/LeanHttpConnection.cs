@@ -24,33 +24,42 @@ internal sealed class LeanHttpConnection : IDisposable
         _request = request;
     }
 
-    /// <summary>The request bytes for <paramref name="path"/> on <paramref name="server"/>, once for every connection.</summary>
-    public static byte[] Encode(Uri server, string path, string? bearer, (byte[] Body, int? JsonLength) request)
+    /// <summary>
+    /// The headers of the benchmark's request besides Host and Content-Length: its content type, the tenant key and, for
+    /// the binary tensor extension, the JSON part's length. The lean client and wrk's script send the same set.
+    /// </summary>
+    public static IEnumerable<(string Name, string Value)> Headers(string? bearer, (byte[] Body, int? JsonLength) request)
     {
-        var head = new StringBuilder()
-            .Append("POST ").Append(path).Append(" HTTP/1.1\r\n")
-            .Append("Host: ").Append(server.Authority).Append("\r\n")
-            .Append("Content-Type: ").Append(request.JsonLength is null ? "application/json" : "application/octet-stream").Append("\r\n")
-            .Append("Content-Length: ").Append(request.Body.Length).Append("\r\n");
+        yield return ("Content-Type", request.JsonLength is null ? "application/json" : "application/octet-stream");
         if (bearer is not null)
         {
-            head.Append("Authorization: Bearer ").Append(bearer).Append("\r\n");
+            yield return ("Authorization", $"Bearer {bearer}");
         }
 
         if (request.JsonLength is { } jsonLength)
         {
-            head.Append(Platform.Inference.OpenInference.InferRequestReader.HeaderContentLengthHeader).Append(": ").Append(jsonLength).Append("\r\n");
+            yield return (Platform.Inference.OpenInference.InferRequestReader.HeaderContentLengthHeader, jsonLength.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
-
-        head.Append("\r\n");
-        return [.. Encoding.ASCII.GetBytes(head.ToString()), .. request.Body];
     }
 
-    /// <summary>A sender factory: each concurrent caller of the load loop gets its own connection.</summary>
-    public static Func<ISender> Factory(Uri server, byte[] request)
+    /// <summary>
+    /// A sender factory for <paramref name="path"/> on <paramref name="server"/>: the request is encoded once, and each
+    /// concurrent caller of the load loop gets its own connection.
+    /// </summary>
+    public static Func<ISender> Factory(Uri server, string path, string? bearer, (byte[] Body, int? JsonLength) request)
     {
+        var head = new StringBuilder()
+            .Append("POST ").Append(path).Append(" HTTP/1.1\r\n")
+            .Append("Host: ").Append(server.Authority).Append("\r\n")
+            .Append("Content-Length: ").Append(request.Body.Length).Append("\r\n");
+        foreach (var (name, value) in Headers(bearer, request))
+        {
+            head.Append(name).Append(": ").Append(value).Append("\r\n");
+        }
+
+        byte[] encoded = [.. Encoding.ASCII.GetBytes(head.Append("\r\n").ToString()), .. request.Body];
         EndPoint endpoint = IPAddress.TryParse(server.Host, out var address) ? new IPEndPoint(address, server.Port) : new DnsEndPoint(server.Host, server.Port);
-        return () => new Sender(new LeanHttpConnection(endpoint, request));
+        return () => new Sender(new LeanHttpConnection(endpoint, encoded));
     }
 
     /// <summary>Sends the request and reads the whole response: (status 200, Server-Timing when <paramref name="timing"/>).</summary>

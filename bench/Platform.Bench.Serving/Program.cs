@@ -264,7 +264,7 @@ var benchRow = RandomRows(new Random(2), 1);
 var request = BuildRequest(benchRow, Features, TensorEncoding.Binary);
 // The lean load generator (LeanHttpConnection: one keep-alive HTTP/1.1 connection per caller, the request encoded once)
 // drives every REST step; the HttpClient sender is measured beside it once, so the table shows what the client costs.
-var restBinary = LeanHttpConnection.Factory(inferenceUri, LeanHttpConnection.Encode(inferenceUri, "/v2/models/bench/infer", tenant.Key, request));
+var restBinary = LeanHttpConnection.Factory(inferenceUri, "/v2/models/bench/infer", tenant.Key, request);
 var restBinaryHttpClient = Shared(Sender(http, "/v2/models/bench/infer", request));
 await WaitServedAsync(restBinary);
 
@@ -318,7 +318,7 @@ var grpcRequest = GrpcInferCodec.WriteRequest("bench", null, [new InferTensor("i
 var grpcHeaders = new Metadata { { "authorization", $"Bearer {tenant.Key}" } };
 var transports = new (string Name, Func<ISender> Send)[]
 {
-    ("REST JSON", LeanHttpConnection.Factory(inferenceUri, LeanHttpConnection.Encode(inferenceUri, "/v2/models/bench/infer", tenant.Key, BuildRequest(benchRow, Features, TensorEncoding.JsonFlat)))),
+    ("REST JSON", LeanHttpConnection.Factory(inferenceUri, "/v2/models/bench/infer", tenant.Key, BuildRequest(benchRow, Features, TensorEncoding.JsonFlat))),
     ("REST binary", restBinary),
     ("gRPC (Grpc.Net.Client)", Shared(async () =>
     {
@@ -357,7 +357,7 @@ using (var content = new ByteArrayContent(tiny.Bytes))
 
 (await admin.PutAsJsonAsync("/api/models/tiny/settings", new { maxBatchSize = 64, maxQueueDelayMicros = queueDelayMicros, queueCapacity = 4096, cacheEnabled = false, cacheTtlSeconds = 300 })).EnsureSuccessStatusCode();
 var tinyRequest = BuildRequest(RandomRows(new Random(4), 1, TinyFeatures), TinyFeatures, TensorEncoding.Binary);
-var tinyPlatform = LeanHttpConnection.Factory(inferenceUri, LeanHttpConnection.Encode(inferenceUri, "/v2/models/tiny/infer", tenant.Key, tinyRequest));
+var tinyPlatform = LeanHttpConnection.Factory(inferenceUri, "/v2/models/tiny/infer", tenant.Key, tinyRequest);
 await WaitServedAsync(tinyPlatform);
 var tinyPath = Path.Combine(Path.GetTempPath(), $"platform-bench-tiny-{Environment.ProcessId}.onnx");
 await File.WriteAllBytesAsync(tinyPath, tiny.Bytes);
@@ -366,7 +366,7 @@ using var peerHttp = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerSe
 {
     BaseAddress = peer.Address,
 };
-var tinyPeer = LeanHttpConnection.Factory(peer.Address, LeanHttpConnection.Encode(peer.Address, "/v2/models/tiny/infer", null, tinyRequest));
+var tinyPeer = LeanHttpConnection.Factory(peer.Address, "/v2/models/tiny/infer", null, tinyRequest);
 await WaitServedAsync(tinyPeer);
 var tinyRows = new Dictionary<(string Server, int Concurrency), Row>();
 var tinySteps = new[]
@@ -403,8 +403,9 @@ Console.WriteLine($"{"tiny 12->24->5 MLP",-24} {"conc",5} {"inf/s",8} {"p50 ms",
 foreach (var ((name, concurrency), row2) in tinyRows)
 {
     var cpu = row2.CpuMsPerInference!;
-    var server = name.StartsWith("peer", StringComparison.Ordinal) ? cpu["peer"] : cpu.GetValueOrDefault("inference-api") + cpu.GetValueOrDefault("model-worker");
-    var parts = name.StartsWith("peer", StringComparison.Ordinal) ? string.Empty
+    var isPeer = name.StartsWith("peer", StringComparison.Ordinal);
+    var server = isPeer ? cpu["peer"] : cpu.GetValueOrDefault("inference-api") + cpu.GetValueOrDefault("model-worker");
+    var parts = isPeer ? string.Empty
         : string.Create(CultureInfo.InvariantCulture, $" {cpu.GetValueOrDefault("inference-api"),7:F3} {cpu.GetValueOrDefault("model-worker"),8:F3}");
     Console.WriteLine($"{name,-24} {concurrency,5} {row2.Throughput,8:F0} {row2.P50Ms,8:F3} {row2.P99Ms,8:F3} {row2.Errors,7} {cpu.GetValueOrDefault("client"),7:F3} {server,7:F3}{parts}");
 }
@@ -497,10 +498,17 @@ if (args.SkipWhile(a => a != "--hold-seconds").Skip(1).Select(double.Parse).Firs
 {
     // The platform stays up (tiny model active) for outside tools: a profiler on the pids, wrk with the script below.
     var directory = Directory.CreateTempSubdirectory("platform-bench-hold-");
-    var script = await Wrk.WriteScriptAsync(directory, tenant.Key, tinyRequest);
-    Console.WriteLine($"HOLD {hold} s: inference-api pid {string.Join(' ', app.ProcessIds("inference-api"))}, model-worker pids {string.Join(' ', app.ProcessIds("model-worker"))}");
-    Console.WriteLine($"HOLD wrk -t1 -c64 -d30s -s {script} {new Uri(inferenceUri, "/v2/models/tiny/infer")}");
-    await Task.Delay(TimeSpan.FromSeconds(hold));
+    try
+    {
+        var script = await Wrk.WriteScriptAsync(directory, tenant.Key, tinyRequest);
+        Console.WriteLine($"HOLD {hold} s: inference-api pid {string.Join(' ', app.ProcessIds("inference-api"))}, model-worker pids {string.Join(' ', app.ProcessIds("model-worker"))}");
+        Console.WriteLine($"HOLD wrk -t1 -c64 -d30s -s {script} {new Uri(inferenceUri, "/v2/models/tiny/infer")}");
+        await Task.Delay(TimeSpan.FromSeconds(hold));
+    }
+    finally
+    {
+        directory.Delete(recursive: true);
+    }
 }
 
 return 0;

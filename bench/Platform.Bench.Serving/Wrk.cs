@@ -55,30 +55,18 @@ internal static partial class Wrk
     /// <summary>Writes the request body and the Lua script that sends it into <paramref name="directory"/>; returns the script's path.</summary>
     public static async Task<string> WriteScriptAsync(DirectoryInfo directory, string? bearer, (byte[] Body, int? JsonLength) request)
     {
-        {
-            var body = Path.Combine(directory.FullName, "body.bin");
-            await File.WriteAllBytesAsync(body, request.Body);
-            var headers = new List<string> { $"wrk.headers[\"Content-Type\"] = \"{(request.JsonLength is null ? "application/json" : "application/octet-stream")}\"" };
-            if (bearer is not null)
-            {
-                headers.Add($"wrk.headers[\"Authorization\"] = \"Bearer {bearer}\"");
-            }
-
-            if (request.JsonLength is { } length)
-            {
-                headers.Add($"wrk.headers[\"{Platform.Inference.OpenInference.InferRequestReader.HeaderContentLengthHeader}\"] = \"{length}\"");
-            }
-
-            var script = Path.Combine(directory.FullName, "request.lua");
-            await File.WriteAllTextAsync(script, $"""
-                wrk.method = "POST"
-                local file = io.open("{body}", "rb")
-                wrk.body = file:read("*a")
-                file:close()
-                {string.Join("\n", headers)}
-                """);
-            return script;
-        }
+        var body = Path.Combine(directory.FullName, "body.bin");
+        await File.WriteAllBytesAsync(body, request.Body);
+        var headers = LeanHttpConnection.Headers(bearer, request).Select(h => $"wrk.headers[\"{h.Name}\"] = \"{h.Value}\"");
+        var script = Path.Combine(directory.FullName, "request.lua");
+        await File.WriteAllTextAsync(script, $"""
+            wrk.method = "POST"
+            local file = io.open("{body}", "rb")
+            wrk.body = file:read("*a")
+            file:close()
+            {string.Join("\n", headers)}
+            """);
+        return script;
     }
 
     // "    50%  123.00us" / "1.23ms" / "1.01s" in the latency distribution, in milliseconds.

@@ -30,7 +30,7 @@ public sealed class TraceSamplingTests
                 [OperationRootSampler.SamplerKey] = "parentbased_traceidratio",
                 [OperationRootSampler.SamplerArgumentKey] = "0",
             },
-            b => b.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddProcessor(new SimpleActivityExportProcessor(new QueueExporter(exported)))),
+            ExportTo(exported),
             cancellationToken: ct);
         using var client = host.CreateClient();
 
@@ -60,7 +60,7 @@ public sealed class TraceSamplingTests
         var exported = new ConcurrentQueue<Activity>();
         await using var host = await TestHost.StartAsync(
             app => app.MapGet("/all", () => "ok"),
-            configureBuilder: b => b.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddProcessor(new SimpleActivityExportProcessor(new QueueExporter(exported)))),
+            configureBuilder: ExportTo(exported),
             cancellationToken: ct);
         using var client = host.CreateClient();
 
@@ -89,7 +89,7 @@ public sealed class TraceSamplingTests
                 });
             },
             new Dictionary<string, string?> { [OperationRootSampler.SamplerKey] = "always_on" },
-            b => b.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddProcessor(new SimpleActivityExportProcessor(new QueueExporter(exported)))),
+            ExportTo(exported),
             cancellationToken: ct);
         using var client = host.CreateClient();
 
@@ -165,6 +165,10 @@ public sealed class TraceSamplingTests
 
         Assert.StartsWith(variable + "=", error.Message, StringComparison.Ordinal);
     }
+
+    // Every span the host's tracer provider records, as it ends.
+    private static Action<WebApplicationBuilder> ExportTo(ConcurrentQueue<Activity> exported) =>
+        b => b.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddProcessor(new SimpleActivityExportProcessor(new QueueExporter(exported))));
 
     private static IEnumerable<Activity> Spans(ConcurrentQueue<Activity> exported, string path) =>
         exported.Where(a => a.Kind == ActivityKind.Server && a.GetTagItem("url.path") as string == path);
