@@ -56,8 +56,8 @@ public sealed class BatcherStatistics(TimeProvider timeProvider)
     private Counter _computeInfer;
     private Counter _computeOutput;
 
-    /// <summary>A request that failed after <paramref name="elapsed"/> (at the edge of the batcher or in it).</summary>
-    public void RecordFailure(TimeSpan elapsed) => _fail.Add(elapsed);
+    /// <summary><paramref name="requests"/> requests that failed after <paramref name="elapsed"/> (at the edge of the batcher or in it).</summary>
+    public void RecordFailure(TimeSpan elapsed, int requests = 1) => _fail.Add(elapsed, requests);
 
     /// <summary>A consistent-enough copy of the totals (each counter is read atomically, not all at one instant).</summary>
     public BatcherStatisticsSnapshot Snapshot() => new(
@@ -72,8 +72,8 @@ public sealed class BatcherStatistics(TimeProvider timeProvider)
         _computeOutput.Read(),
         [.. _batches.OrderBy(b => b.Key).Select(b => new BatchSizeTotals(b.Key, b.Value.Input.Read(), b.Value.Infer.Read(), b.Value.Output.Read()))]);
 
-    /// <summary>A request left the queue for a batch after waiting <paramref name="waited"/>.</summary>
-    internal void RecordQueued(TimeSpan waited) => _queue.Add(waited);
+    /// <summary><paramref name="requests"/> requests left the queue for a batch after waiting <paramref name="waited"/>.</summary>
+    internal void RecordQueued(TimeSpan waited, int requests) => _queue.Add(waited, requests);
 
     /// <summary>A batch of <paramref name="rows"/> rows serving <paramref name="requests"/> requests ran successfully.</summary>
     internal void RecordBatch(int rows, int requests, TimeSpan input, TimeSpan infer, TimeSpan output)
@@ -90,8 +90,8 @@ public sealed class BatcherStatistics(TimeProvider timeProvider)
         Interlocked.Exchange(ref _lastInference, timeProvider.GetUtcNow().ToUnixTimeMilliseconds());
     }
 
-    /// <summary>A request got its result <paramref name="elapsed"/> after it arrived.</summary>
-    internal void RecordSuccess(TimeSpan elapsed) => _success.Add(elapsed);
+    /// <summary><paramref name="requests"/> requests got their results <paramref name="elapsed"/> after they arrived.</summary>
+    internal void RecordSuccess(TimeSpan elapsed, int requests) => _success.Add(elapsed, requests);
 
     private struct Counter
     {

@@ -41,7 +41,11 @@ public sealed record BatchOutput(string Name, TensorElementType ElementType, lon
 /// <param name="Inputs">Every model input once.</param>
 /// <param name="Outputs">Outputs wanted; null or empty for all, in model order.</param>
 /// <param name="Deadline">The request is dropped instead of run once this passes; null for none.</param>
-public sealed record InferenceWork(IReadOnlyList<BatchInput> Inputs, IReadOnlyList<string>? Outputs = null, DateTimeOffset? Deadline = null);
+/// <param name="Requests">
+/// Client requests whose rows the caller has already concatenated into this one (a worker call carrying several):
+/// they queue and run as one, and statistics and metrics count each of them.
+/// </param>
+public sealed record InferenceWork(IReadOnlyList<BatchInput> Inputs, IReadOnlyList<string>? Outputs = null, DateTimeOffset? Deadline = null, int Requests = 1);
 
 /// <summary>The result of one request.</summary>
 /// <param name="Outputs">Requested outputs in the requested order (model order when all).</param>

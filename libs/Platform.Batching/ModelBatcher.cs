@@ -84,7 +84,7 @@ public sealed partial class ModelBatcher : IAsyncDisposable
         }
     }
 
-    /// <summary>Requests waiting.</summary>
+    /// <summary>Requests waiting (each request of a merged <see cref="InferenceWork"/> counts).</summary>
     public int QueueDepth => Volatile.Read(ref _depth);
 
     /// <summary>Cumulative statistics (Triton's statistics extension) of this model version on this worker.</summary>
@@ -103,34 +103,36 @@ public sealed partial class ModelBatcher : IAsyncDisposable
     public Task<InferenceOutcome> InferAsync(InferenceWork work, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(work);
+        ArgumentOutOfRangeException.ThrowIfLessThan(work.Requests, 1);
         var inputs = InModelOrder(work.Inputs);
+        var requests = work.Requests;
         cancellationToken.ThrowIfCancellationRequested();
         var now = _time.GetUtcNow();
         if (work.Deadline is { } deadline && deadline <= now)
         {
-            _telemetry.Rejections.Add(1, WithReason("deadline"));
-            Statistics.RecordFailure(TimeSpan.Zero);
+            _telemetry.Rejections.Add(requests, WithReason("deadline"));
+            Statistics.RecordFailure(TimeSpan.Zero, requests);
             throw new DeadlineExceededException($"the deadline {deadline:O} passed before the request was queued");
         }
 
         var outputs = work.Outputs is { Count: > 0 } wanted ? wanted : null;
         var rows = RowsOf(inputs);
         var key = rows > 0 ? GroupKey(inputs, outputs) : $"solo:{Interlocked.Increment(ref _soloSequence)}";
-        var pending = new Pending(inputs, outputs, Math.Max(rows, 1), key, rows == 0, work.Deadline, _time.GetTimestamp(), Activity.Current?.Context);
+        var pending = new Pending(inputs, outputs, Math.Max(rows, 1), requests, key, rows == 0, work.Deadline, _time.GetTimestamp(), Activity.Current?.Context);
 
         lock (_gate)
         {
             if (_stopped)
             {
-                _telemetry.Rejections.Add(1, WithReason("stopped"));
-                Statistics.RecordFailure(TimeSpan.Zero);
+                _telemetry.Rejections.Add(requests, WithReason("stopped"));
+                Statistics.RecordFailure(TimeSpan.Zero, requests);
                 throw new BatcherStoppedException($"model '{Model}' version {Version} is unloading");
             }
             var options = _options;
             if (_depth >= options.QueueCapacity)
             {
-                _telemetry.Rejections.Add(1, WithReason("queue_full"));
-                Statistics.RecordFailure(TimeSpan.Zero);
+                _telemetry.Rejections.Add(requests, WithReason("queue_full"));
+                Statistics.RecordFailure(TimeSpan.Zero, requests);
                 throw new QueueFullException(Model, Version, options.QueueCapacity, EstimateRetryAfter(options));
             }
             if (!_groups.TryGetValue(key, out var queue))
@@ -138,9 +140,9 @@ public sealed partial class ModelBatcher : IAsyncDisposable
                 _groups[key] = queue = new Queue<Pending>();
             }
             queue.Enqueue(pending);
-            _depth++;
+            _depth += requests;
         }
-        _telemetry.QueueDepth.Add(1, _tags);
+        _telemetry.QueueDepth.Add(requests, _tags);
 
         if (cancellationToken.CanBeCanceled)
         {
@@ -149,7 +151,7 @@ public sealed partial class ModelBatcher : IAsyncDisposable
                 var (batcher, item, token) = ((ModelBatcher, Pending, CancellationToken))state!;
                 if (batcher.TryDrop(item))
                 {
-                    batcher._telemetry.Rejections.Add(1, batcher.WithReason("cancelled"));
+                    batcher._telemetry.Rejections.Add(item.Requests, batcher.WithReason("cancelled"));
                     item.Completion.TrySetCanceled(token);
                 }
             }, (this, pending, cancellationToken));
@@ -317,14 +319,14 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             {
                 continue;
             }
-            _depth--;
-            _telemetry.QueueDepth.Add(-1, _tags);
+            _depth -= next.Requests;
+            _telemetry.QueueDepth.Add(-next.Requests, _tags);
             // Unregister, not Dispose: Dispose would wait for a running cancel callback, which needs this lock.
             next.Registration.Unregister();
             if (next.Deadline is { } deadline && deadline <= now)
             {
-                _telemetry.Rejections.Add(1, WithReason("deadline"));
-                Statistics.RecordFailure(_time.GetElapsedTime(next.EnqueuedTimestamp));
+                _telemetry.Rejections.Add(next.Requests, WithReason("deadline"));
+                Statistics.RecordFailure(_time.GetElapsedTime(next.EnqueuedTimestamp), next.Requests);
                 next.Completion.TrySetException(new DeadlineExceededException(
                     $"the deadline {deadline:O} passed after {_time.GetElapsedTime(next.EnqueuedTimestamp).TotalMilliseconds:0.###} ms in the queue; the request was not run"));
                 continue;
@@ -343,9 +345,9 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             {
                 return false;
             }
-            _depth--;
+            _depth -= item.Requests;
         }
-        _telemetry.QueueDepth.Add(-1, _tags);
+        _telemetry.QueueDepth.Add(-item.Requests, _tags);
         Wake();
         return true;
     }
@@ -353,9 +355,15 @@ public sealed partial class ModelBatcher : IAsyncDisposable
     private void Execute(List<Pending> batch)
     {
         var started = _time.GetTimestamp();
-        var totalRows = batch.Sum(p => p.Rows);
+        var totalRows = 0;
+        var requests = 0;
+        foreach (var item in batch)
+        {
+            totalRows += item.Rows;
+            requests += item.Requests;
+        }
         var first = batch[0];
-        using var activity = StartActivity(batch, totalRows);
+        using var activity = StartActivity(batch, totalRows, requests);
         var rented = new List<byte[]>();
         try
         {
@@ -373,29 +381,32 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             var splitStart = _time.GetTimestamp();
             var split = Split(batch, result, totalRows);
             var finished = _time.GetTimestamp();
-            Statistics.RecordBatch(totalRows, batch.Count, _time.GetElapsedTime(started, computeStart), compute, _time.GetElapsedTime(splitStart, finished));
+            Statistics.RecordBatch(totalRows, requests, _time.GetElapsedTime(started, computeStart), compute, _time.GetElapsedTime(splitStart, finished));
             _telemetry.BatchSize.Record(totalRows, _tags);
-            _telemetry.BatchRequests.Record(batch.Count, _tags);
+            _telemetry.BatchRequests.Record(requests, _tags);
             _telemetry.ComputeTime.Record(compute.TotalSeconds, _tags);
             _telemetry.Inferences.Add(totalRows, _tags);
             activity?.SetTag("batch.compute_ms", compute.TotalMilliseconds);
             for (var r = 0; r < batch.Count; r++)
             {
                 var queueTime = _time.GetElapsedTime(batch[r].EnqueuedTimestamp, started);
-                _telemetry.QueueTime.Record(queueTime.TotalSeconds, _tags);
-                Statistics.RecordQueued(queueTime);
-                Statistics.RecordSuccess(_time.GetElapsedTime(batch[r].EnqueuedTimestamp, finished));
-                batch[r].Completion.TrySetResult(new InferenceOutcome(split[r], totalRows, batch.Count, queueTime, compute));
+                for (var q = 0; q < batch[r].Requests; q++)
+                {
+                    _telemetry.QueueTime.Record(queueTime.TotalSeconds, _tags);
+                }
+                Statistics.RecordQueued(queueTime, batch[r].Requests);
+                Statistics.RecordSuccess(_time.GetElapsedTime(batch[r].EnqueuedTimestamp, finished), batch[r].Requests);
+                batch[r].Completion.TrySetResult(new InferenceOutcome(split[r], totalRows, requests, queueTime, compute));
             }
         }
         catch (Exception ex)
         {
             activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
-            LogBatchFailed(_logger, Model, Version, batch.Count, totalRows, ex);
-            _telemetry.Rejections.Add(batch.Count, WithReason("error"));
+            LogBatchFailed(_logger, Model, Version, requests, totalRows, ex);
+            _telemetry.Rejections.Add(requests, WithReason("error"));
             foreach (var item in batch)
             {
-                Statistics.RecordFailure(_time.GetElapsedTime(item.EnqueuedTimestamp));
+                Statistics.RecordFailure(_time.GetElapsedTime(item.EnqueuedTimestamp), item.Requests);
                 item.Completion.TrySetException(ex);
             }
         }
@@ -408,7 +419,7 @@ public sealed partial class ModelBatcher : IAsyncDisposable
         }
     }
 
-    private Activity? StartActivity(List<Pending> batch, int totalRows)
+    private Activity? StartActivity(List<Pending> batch, int totalRows, int requests)
     {
         if (!_telemetry.ActivitySource.HasListeners())
         {
@@ -427,7 +438,7 @@ public sealed partial class ModelBatcher : IAsyncDisposable
         activity?.SetTag("model", Model);
         activity?.SetTag("model.version", Version);
         activity?.SetTag("batch.rows", totalRows);
-        activity?.SetTag("batch.requests", batch.Count);
+        activity?.SetTag("batch.requests", requests);
         return activity;
     }
 
@@ -622,7 +633,7 @@ public sealed partial class ModelBatcher : IAsyncDisposable
     [LoggerMessage(EventId = 1, Level = LogLevel.Error, Message = "Batch of {Model} version {Version} failed ({Requests} requests, {Rows} rows)")]
     private static partial void LogBatchFailed(ILogger logger, string model, long version, int requests, int rows, Exception exception);
 
-    private sealed class Pending(BatchInput[] inputs, IReadOnlyList<string>? outputs, int rows, string key, bool solo, DateTimeOffset? deadline,
+    private sealed class Pending(BatchInput[] inputs, IReadOnlyList<string>? outputs, int rows, int requests, string key, bool solo, DateTimeOffset? deadline,
         long enqueuedTimestamp, ActivityContext? activityContext)
     {
         public const int Waiting = 0;
@@ -636,6 +647,8 @@ public sealed partial class ModelBatcher : IAsyncDisposable
         public IReadOnlyList<string>? Outputs { get; } = outputs;
 
         public int Rows { get; } = rows;
+
+        public int Requests { get; } = requests;
 
         public string Key { get; } = key;
 

@@ -66,10 +66,210 @@ internal sealed partial class WorkerGrpcService(
         }
         else
         {
-            response.Results.AddRange(await Task.WhenAll(request.Items.Select(item =>
-                RunAsync(model, batcher, signature, item, callDeadline, context.CancellationToken))));
+            response.Results.AddRange(await RunManyAsync(model, batcher, signature, request.Items, callDeadline, context.CancellationToken));
         }
         return response;
+    }
+
+    /// <summary>
+    /// A call's items that agree on everything but their rows (inputs, datatypes, trailing dimensions, outputs) are
+    /// concatenated here and queued as one batcher request carrying them all, then each gets its own rows of the
+    /// outputs back: one queue entry, one completion and one output split per call instead of per item. Items that
+    /// differ, carry BYTES, or whose deadline has passed go through the batcher on their own, as do all items of a model
+    /// without a batch dimension; an item that fails validation fails alone.
+    /// </summary>
+    private async Task<InferItemResult[]> RunManyAsync(LoadedModel model, ModelBatcher batcher, ModelSignature signature,
+        IReadOnlyList<InferItem> items, DateTimeOffset? callDeadline, CancellationToken cancellationToken)
+    {
+        var results = new InferItemResult[items.Count];
+        var merged = new List<(int Index, long Rows)>(items.Count);
+        var alone = new List<int>();
+        InferItem? template = null;
+        var now = timeProvider.GetUtcNow();
+        // The shared request waits as long as its most patient item: an item whose own deadline passes in the queue still
+        // runs with the others (its caller has given up; the rows cost little next to splitting the call).
+        DateTimeOffset? latestDeadline = null;
+        var unbounded = false;
+        for (var i = 0; i < items.Count; i++)
+        {
+            var item = items[i];
+            var deadline = item.DeadlineUnixMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(item.DeadlineUnixMs) : callDeadline;
+            if (!batcher.ModelSupportsBatching || deadline is { } passed && passed <= now || !Mergeable(item, template ??= item, out var rows))
+            {
+                alone.Add(i);
+                continue;
+            }
+
+            try
+            {
+                InferRequestValidator.Validate(ToTensors(item), item.Outputs, signature, model.Name, dataLabel: "data");
+            }
+            catch (InferenceRequestException ex)
+            {
+                batcher.Statistics.RecordFailure(TimeSpan.Zero);
+                results[i] = Failed(StatusCode.InvalidArgument, ex.Message);
+                continue;
+            }
+
+            merged.Add((i, rows));
+            unbounded |= deadline is null;
+            if (deadline > latestDeadline || latestDeadline is null)
+            {
+                latestDeadline = deadline;
+            }
+        }
+
+        if (merged.Count == 1)
+        {
+            alone.Add(merged[0].Index);
+            merged.Clear();
+        }
+
+        var singles = alone.Select(i => RunAsync(model, batcher, signature, items[i], callDeadline, cancellationToken)).ToArray();
+        if (merged.Count > 0)
+        {
+            await RunMergedAsync(model, batcher, items, merged, unbounded ? null : latestDeadline, results, cancellationToken);
+        }
+
+        for (var s = 0; s < singles.Length; s++)
+        {
+            results[alone[s]] = await singles[s];
+        }
+        return results;
+    }
+
+    private async Task RunMergedAsync(LoadedModel model, ModelBatcher batcher, IReadOnlyList<InferItem> items, List<(int Index, long Rows)> merged,
+        DateTimeOffset? deadline, InferItemResult[] results, CancellationToken cancellationToken)
+    {
+        var started = timeProvider.GetTimestamp();
+        var first = items[merged[0].Index];
+        var totalRows = merged.Sum(m => m.Rows);
+        var rented = new byte[first.Inputs.Count][];
+        try
+        {
+            var inputs = new List<BatchInput>(first.Inputs.Count);
+            for (var j = 0; j < first.Inputs.Count; j++)
+            {
+                var length = 0;
+                foreach (var (index, _) in merged)
+                {
+                    length = checked(length + items[index].Inputs[j].Data.Length);
+                }
+
+                var buffer = rented[j] = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
+                var offset = 0;
+                foreach (var (index, _) in merged)
+                {
+                    var data = items[index].Inputs[j].Data.Span;
+                    data.CopyTo(buffer.AsSpan(offset));
+                    offset += data.Length;
+                }
+
+                var shape = first.Inputs[j].Shape.ToArray();
+                shape[0] = totalRows;
+                var type = DataTypes.TryFromWire(first.Inputs[j].Datatype, out var known) ? known
+                    : throw new InvalidOperationException($"input '{first.Inputs[j].Name}': unknown datatype passed Mergeable");
+                inputs.Add(new BatchInput(first.Inputs[j].Name, (TensorElementType)type.ToOnnxElementType(), shape, buffer.AsMemory(0, length)));
+            }
+
+            var outcome = await batcher.InferAsync(new InferenceWork(inputs, first.Outputs.Count > 0 ? first.Outputs : null, deadline, merged.Count), cancellationToken);
+            var itemResults = merged.Select(_ => new InferItemResult
+            {
+                BatchSize = outcome.BatchRows,
+                QueueMicros = (long)outcome.QueueTime.TotalMicroseconds,
+                ComputeMicros = (long)outcome.ComputeTime.TotalMicroseconds,
+            }).ToArray();
+            foreach (var output in outcome.Outputs)
+            {
+                if (output.Shape.Length == 0 || output.Shape[0] != totalRows)
+                {
+                    throw new InvalidOperationException(
+                        $"output '{output.Name}' has shape {InferRequestValidator.FormatShape(output.Shape)}, whose dimension 0 is not the call's {totalRows} rows; it cannot be split");
+                }
+
+                var datatype = DataTypes.TryFromOnnxElementType((int)output.ElementType, out var type) ? type.ToWire() : WireDataType.Unspecified;
+                var perRow = (output.Strings?.Count ?? output.Data.Length) / totalRows;
+                long row = 0;
+                for (var m = 0; m < merged.Count; m++)
+                {
+                    var rows = merged[m].Rows;
+                    var tensor = new Tensor
+                    {
+                        Name = output.Name,
+                        Datatype = datatype,
+                        Data = output.Strings is { } strings
+                            ? UnsafeByteOperations.UnsafeWrap(BytesCodec.EncodeStrings([.. strings.Skip((int)(row * perRow)).Take((int)(rows * perRow))]))
+                            // The outcome's buffers belong to this call alone: slices go out without another copy.
+                            : UnsafeByteOperations.UnsafeWrap(output.Data.Slice((int)(row * perRow), (int)(rows * perRow))),
+                    };
+                    tensor.Shape.Add(rows);
+                    for (var d = 1; d < output.Shape.Length; d++)
+                    {
+                        tensor.Shape.Add(output.Shape[d]);
+                    }
+                    itemResults[m].Outputs.Add(tensor);
+                    row += rows;
+                }
+            }
+
+            for (var m = 0; m < merged.Count; m++)
+            {
+                results[merged[m].Index] = itemResults[m];
+            }
+        }
+        catch (Exception ex) when (Failure(model, batcher, first.RequestId, started, ex, merged.Count) is { } failure)
+        {
+            foreach (var (index, _) in merged)
+            {
+                results[index] = failure;
+            }
+        }
+        finally
+        {
+            foreach (var buffer in rented)
+            {
+                if (buffer is not null)
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="item"/> can share one batcher request with <paramref name="template"/>: the same inputs in
+    /// the same order with the same datatypes (not BYTES) and trailing dimensions, one row count across its inputs, the
+    /// same outputs. Validation against the model comes after.
+    /// </summary>
+    private static bool Mergeable(InferItem item, InferItem template, out long rows)
+    {
+        rows = 0;
+        if (item.Inputs.Count == 0 || item.Inputs.Count != template.Inputs.Count || !item.Outputs.SequenceEqual(template.Outputs))
+        {
+            return false;
+        }
+
+        for (var j = 0; j < item.Inputs.Count; j++)
+        {
+            var input = item.Inputs[j];
+            var other = template.Inputs[j];
+            if (!DataTypes.TryFromWire(input.Datatype, out var type) || type == Inference.Protocol.DataType.Bytes || input.Datatype != other.Datatype
+                || !string.Equals(input.Name, other.Name, StringComparison.Ordinal)
+                || input.Shape.Count < 1 || input.Shape.Count != other.Shape.Count || input.Shape[0] < 1 || j > 0 && input.Shape[0] != rows)
+            {
+                return false;
+            }
+
+            for (var d = 1; d < input.Shape.Count; d++)
+            {
+                if (input.Shape[d] != other.Shape[d])
+                {
+                    return false;
+                }
+            }
+            rows = input.Shape[0];
+        }
+        return true;
     }
 
     public override Task<ModelStatesResponse> ModelStates(ModelStatesRequest request, ServerCallContext context)
@@ -167,27 +367,31 @@ internal sealed partial class WorkerGrpcService(
             }
             return result;
         }
-        catch (Exception ex) when (ex is InferenceRequestException or InvalidInferenceRequestException)
+        catch (Exception ex) when (Failure(model, batcher, item.RequestId, started, ex, 1) is { } failure)
         {
-            batcher.Statistics.RecordFailure(timeProvider.GetElapsedTime(started));
-            return Failed(StatusCode.InvalidArgument, ex.Message);
+            return failure;
         }
-        catch (QueueFullException ex)
+    }
+
+    /// <summary>What the client gets for an exception of the batcher or the run (null: not one to answer, let it propagate).</summary>
+    private InferItemResult? Failure(LoadedModel model, ModelBatcher batcher, string requestId, long started, Exception exception, int requests)
+    {
+        switch (exception)
         {
-            return Failed(StatusCode.ResourceExhausted, ex.Message, ex.RetryAfter);
-        }
-        catch (BatcherStoppedException ex)
-        {
-            return Failed(StatusCode.Unavailable, ex.Message, TimeSpan.FromMilliseconds(100));
-        }
-        catch (DeadlineExceededException ex)
-        {
-            return Failed(StatusCode.DeadlineExceeded, ex.Message);
-        }
-        catch (Exception ex) when (ex is OnnxRuntimeException or InvalidOperationException or ObjectDisposedException)
-        {
-            LogInferenceFailed(logger, model.Name, model.Version, item.RequestId, ex);
-            return Failed(StatusCode.Internal, $"inference failed: {ex.Message}");
+            case InferenceRequestException or InvalidInferenceRequestException:
+                batcher.Statistics.RecordFailure(timeProvider.GetElapsedTime(started), requests);
+                return Failed(StatusCode.InvalidArgument, exception.Message);
+            case QueueFullException full:
+                return Failed(StatusCode.ResourceExhausted, full.Message, full.RetryAfter);
+            case BatcherStoppedException:
+                return Failed(StatusCode.Unavailable, exception.Message, TimeSpan.FromMilliseconds(100));
+            case DeadlineExceededException:
+                return Failed(StatusCode.DeadlineExceeded, exception.Message);
+            case OnnxRuntimeException or InvalidOperationException or ObjectDisposedException:
+                LogInferenceFailed(logger, model.Name, model.Version, requestId, exception);
+                return Failed(StatusCode.Internal, $"inference failed: {exception.Message}");
+            default:
+                return null;
         }
     }
 

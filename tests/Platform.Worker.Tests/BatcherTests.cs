@@ -273,6 +273,23 @@ public sealed class BatcherTests(OrtFixture ort) : IClassFixture<OrtFixture>
     }
 
     [Fact]
+    public async Task WorkCarryingSeveralRequestsQueuesAndRunsAsOneButCountsEachRequest()
+    {
+        await using var batcher = Create(ort.MlpSession, maxBatch: 64, delay: TimeSpan.FromSeconds(30), capacity: 8, dispatchWhenIdle: true);
+        // A worker call's five one-row requests, already concatenated by the caller, queue as one entry of five.
+        var merged = MlpWork(5, seed: 11) with { Requests = 5 };
+        var outcome = await batcher.InferAsync(merged, Ct);
+
+        Assert.Equal((5, 5), (outcome.BatchRows, outcome.BatchRequests));
+        Assert.Equal([5L, 4L], outcome.Outputs[0].Shape);
+        var totals = batcher.Statistics.Snapshot();
+        Assert.Equal((5UL, 1UL), (totals.InferenceCount, totals.ExecutionCount));
+        Assert.Equal((5UL, 5UL, 5UL), (totals.Success.Count, totals.Queue.Count, totals.ComputeInfer.Count));
+        Assert.Equal(5 * Assert.Single(totals.Batches).ComputeInfer.Nanoseconds, totals.ComputeInfer.Nanoseconds);
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => batcher.InferAsync(MlpWork(1, seed: 12) with { Requests = 0 }, Ct));
+    }
+
+    [Fact]
     public async Task MetricsAreTaggedWithModelAndVersion()
     {
         var measurements = new List<(string Instrument, double Value, string? Model)>();

@@ -204,25 +204,39 @@ public sealed partial class WorkerPlatformTests(PlatformFixture platform) : ICla
         var mlp = MlpClassifier.Create(new MlpClassifierOptions { InputFeatures = 16, HiddenSizes = [32], Classes = 4, Seed = 22 });
         var name = Unique("multi");
         var version = await platform.UploadActiveAsync(name, mlp.ToModel().Bytes, Ct);
-        await platform.PutSettingsAsync(name, new { maxBatchSize = 32, maxQueueDelayMicros = 50_000 }, Ct);
+        // No queue delay: the rows run together because the call's requests are queued as one, not because they wait.
+        await platform.PutSettingsAsync(name, new { maxBatchSize = 32, maxQueueDelayMicros = 0 }, Ct);
         await platform.WaitUntilReadyEverywhereAsync(name, version, TimeSpan.FromSeconds(60), Ct,
-            ready => ready.GetProperty("settings").GetProperty("maxQueueDelayMicros").GetInt64() == 50_000);
+            ready => ready.GetProperty("settings").GetProperty("maxQueueDelayMicros").GetInt64() == 0);
 
         var inputs = Enumerable.Range(0, 6).Select(i => Floats(16 * (i % 2 + 1), seed: 2000 + i)).ToArray();
         var request = Batch(name, version, [.. inputs.Select(input =>
             Item(("input", WireDataType.Fp32, [input.Length / 16, 16], MemoryMarshal.AsBytes(input.AsSpan()).ToArray())))]);
+        // Two that cannot join the others: one past its deadline (fails alone), one with a mistake (fails alone, named).
+        var expired = Item(("input", WireDataType.Fp32, [1, 16], MemoryMarshal.AsBytes(inputs[0].AsSpan()).ToArray()));
+        expired.DeadlineUnixMs = DateTimeOffset.UtcNow.AddSeconds(-1).ToUnixTimeMilliseconds();
+        request.Items.Insert(2, expired);
+        request.Items.Add(Item(("input", WireDataType.Fp32, [1, 16], new byte[60])));
         using var channel = platform.CreateWorkerChannel(1);
-        var response = await new Platform.Inference.Protocol.Wire.ModelWorker.ModelWorkerClient(channel).InferAsync(request, cancellationToken: Ct);
+        var client = new Platform.Inference.Protocol.Wire.ModelWorker.ModelWorkerClient(channel);
+        var response = await client.InferAsync(request, cancellationToken: Ct);
 
-        Assert.Equal(inputs.Length, response.Results.Count);
-        // 1 + 2 + 1 + 2 + 1 + 2 rows, queued together, run as one batch (the delay outlasts the call's arrival).
-        Assert.All(response.Results, r => Assert.Equal(9, r.BatchSize));
+        Assert.Equal(inputs.Length + 2, response.Results.Count);
+        Assert.Equal(StatusCode.DeadlineExceeded, (StatusCode)response.Results[2].Error.Code);
+        Assert.Contains("data is 60 bytes", response.Results[^1].Error.Message, StringComparison.Ordinal);
+        var answered = response.Results.Where((_, i) => i != 2 && i != inputs.Length + 1).ToArray();
+        // 1 + 2 + 1 + 2 + 1 + 2 rows run as one batch: the call's requests are queued as one.
+        Assert.All(answered, r => Assert.Equal(9, r.BatchSize));
         for (var i = 0; i < inputs.Length; i++)
         {
-            Assert.Null(response.Results[i].Error);
-            Assert.Equal([inputs[i].Length / 16L, 4], response.Results[i].Outputs[0].Shape);
-            AssertClose(mlp.Predict(inputs[i], inputs[i].Length / 16), MemoryMarshal.Cast<byte, float>(response.Results[i].Outputs[0].Data.Span).ToArray(), $"request {i}");
+            Assert.Null(answered[i].Error);
+            Assert.Equal([inputs[i].Length / 16L, 4], answered[i].Outputs[0].Shape);
+            AssertClose(mlp.Predict(inputs[i], inputs[i].Length / 16), MemoryMarshal.Cast<byte, float>(answered[i].Outputs[0].Data.Span).ToArray(), $"request {i}");
         }
+
+        // Statistics still count every request: six served in one execution of nine rows, two failed.
+        var statistics = Assert.Single((await client.ModelStatisticsAsync(new ModelStatisticsRequest { Model = name }, cancellationToken: Ct)).Models);
+        Assert.Equal((9UL, 1UL, 6UL, 2UL), (statistics.InferenceCount, statistics.ExecutionCount, statistics.Success.Count, statistics.Fail.Count));
     }
 
     [Fact]
