@@ -39,8 +39,18 @@ public static class ApiKeys
     }
 
     /// <summary>Constant-time check of a presented secret against the stored salt and hash.</summary>
-    public static bool Verify(string secret, byte[] salt, byte[] hash) =>
-        CryptographicOperations.FixedTimeEquals(Hash(salt, secret), hash);
+    public static bool Verify(string secret, byte[] salt, byte[] hash)
+    {
+        ArgumentNullException.ThrowIfNull(secret);
+        ArgumentNullException.ThrowIfNull(salt);
+        // On the stack: every authenticated request verifies its key.
+        Span<byte> input = stackalloc byte[salt.Length + secret.Length];
+        Span<byte> computed = stackalloc byte[SHA256.HashSizeInBytes];
+        salt.CopyTo(input);
+        Encoding.ASCII.GetBytes(secret, input[salt.Length..]);
+        SHA256.HashData(input, computed);
+        return CryptographicOperations.FixedTimeEquals(computed, hash);
+    }
 
     private static byte[] Hash(byte[] salt, string secret)
     {

@@ -73,8 +73,9 @@ internal sealed partial class WorkerGrpcService(
 
     /// <summary>
     /// A call's items that agree on everything but their rows (inputs, datatypes, trailing dimensions, outputs) are
-    /// concatenated here and queued as one batcher request carrying them all, then each gets its own rows of the
-    /// outputs back: one queue entry, one completion and one output split per call instead of per item. Items that
+    /// concatenated here and queued as one batcher request carrying them all (up to a batch of rows each), then each gets
+    /// its own rows of the outputs back: one queue entry, one completion and one output split per call instead of per
+    /// item. Items that
     /// differ, carry BYTES, or whose deadline has passed go through the batcher on their own, as do all items of a model
     /// without a batch dimension; an item that fails validation fails alone.
     /// </summary>
@@ -119,18 +120,37 @@ internal sealed partial class WorkerGrpcService(
             }
         }
 
-        if (merged.Count == 1)
+        // A shared request holds at most a batch: the batcher runs a request whole, so more rows than MaxBatchSize in one
+        // would break the model's batch limit.
+        var maxRows = Math.Max(1, batcher.Options.MaxBatchSize);
+        var groups = new List<List<(int Index, long Rows)>>();
+        var rowsInGroup = 0L;
+        foreach (var entry in merged)
         {
-            alone.Add(merged[0].Index);
-            merged.Clear();
+            if (groups.Count == 0 || rowsInGroup + entry.Rows > maxRows)
+            {
+                groups.Add([]);
+                rowsInGroup = 0;
+            }
+            groups[^1].Add(entry);
+            rowsInGroup += entry.Rows;
+        }
+
+        var running = new List<Task>(groups.Count);
+        foreach (var group in groups)
+        {
+            if (group.Count == 1)
+            {
+                alone.Add(group[0].Index);
+            }
+            else
+            {
+                running.Add(RunMergedAsync(model, batcher, items, group, unbounded ? null : latestDeadline, results, cancellationToken));
+            }
         }
 
         var singles = alone.Select(i => RunAsync(model, batcher, signature, items[i], callDeadline, cancellationToken)).ToArray();
-        if (merged.Count > 0)
-        {
-            await RunMergedAsync(model, batcher, items, merged, unbounded ? null : latestDeadline, results, cancellationToken);
-        }
-
+        await Task.WhenAll(running);
         for (var s = 0; s < singles.Length; s++)
         {
             results[alone[s]] = await singles[s];

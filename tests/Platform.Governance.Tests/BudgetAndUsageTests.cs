@@ -65,10 +65,11 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
             .OrderBy(e => e.Item2).ToList();
         Assert.Equal([("soft", 0.4), ("soft", 0.8), ("exhausted", 1.0)], crossings);
 
-        // Each crossing is also a warning in InferenceApi's log, naming the tenant and the budget.
-        var logs = fixture.Logs("inference-api", 400);
-        Assert.Contains($"Tenant {tenant.Name} crossed", logs, StringComparison.Ordinal);
-        Assert.Contains("of its daily budget", logs, StringComparison.Ordinal);
+        // Each crossing is also a warning in InferenceApi's log, naming the tenant and the budget. The log line follows the
+        // event into Redis, and reaches the test through the orchestrator: wait for it.
+        await Waits.UntilAsync(() => fixture.Logs("inference-api", 2000).Contains($"Tenant {tenant.Name} crossed", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(20), "the budget crossing's warning in InferenceApi's log", Ct);
+        Assert.Contains("of its daily budget", fixture.Logs("inference-api", 2000), StringComparison.Ordinal);
 
         // Usage: 7 records, the refused ones free.
         var usage = await fixture.SettledUsageAsync(tenant.Id, 7, Ct);

@@ -44,8 +44,9 @@ public sealed class EnforcementTests(GovernanceFixture fixture)
         using var response = await plain.SendAsync(request, Ct);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
 
-        // Enforcement reports its own cost in Server-Timing next to the serving phases.
-        var timing = string.Join(", ", response.Headers.GetValues("Server-Timing"));
+        // Enforcement reports its own cost in Server-Timing next to the serving phases, on the same line.
+        var timing = Assert.Single(response.Headers.GetValues("Server-Timing"));
+        Assert.Matches(@"^read;dur=[0-9.]+, .*total;dur=[0-9.]+, auth;dur=[0-9.]+, admit;dur=[0-9.]+, record;dur=[0-9.]+$", timing);
         Assert.Contains("auth;dur=", timing, StringComparison.Ordinal);
         Assert.Contains("admit;dur=", timing, StringComparison.Ordinal);
         Assert.Contains("record;dur=", timing, StringComparison.Ordinal);

@@ -240,6 +240,33 @@ public sealed partial class WorkerPlatformTests(PlatformFixture platform) : ICla
     }
 
     [Fact]
+    public async Task ACallCarryingMoreRowsThanABatchRunsInBatchesOfAtMostMaxBatchSize()
+    {
+        var mlp = MlpClassifier.Create(new MlpClassifierOptions { InputFeatures = 16, HiddenSizes = [32], Classes = 4, Seed = 23 });
+        var name = Unique("capped");
+        var version = await platform.UploadActiveAsync(name, mlp.ToModel().Bytes, Ct);
+        await platform.PutSettingsAsync(name, new { maxBatchSize = 4, maxQueueDelayMicros = 0 }, Ct);
+        await platform.WaitUntilReadyEverywhereAsync(name, version, TimeSpan.FromSeconds(60), Ct,
+            ready => ready.GetProperty("settings").GetProperty("maxBatchSize").GetInt32() == 4);
+
+        var inputs = Enumerable.Range(0, 10).Select(i => Floats(16, seed: 3000 + i)).ToArray();
+        var request = Batch(name, version, [.. inputs.Select(input => Item(("input", WireDataType.Fp32, [1, 16], MemoryMarshal.AsBytes(input.AsSpan()).ToArray())))]);
+        using var channel = platform.CreateWorkerChannel(0);
+        var client = new Platform.Inference.Protocol.Wire.ModelWorker.ModelWorkerClient(channel);
+        var response = await client.InferAsync(request, cancellationToken: Ct);
+
+        Assert.All(response.Results, r => Assert.InRange(r.BatchSize, 1, 4));
+        for (var i = 0; i < inputs.Length; i++)
+        {
+            Assert.Null(response.Results[i].Error);
+            AssertClose(mlp.Predict(inputs[i], 1), MemoryMarshal.Cast<byte, float>(response.Results[i].Outputs[0].Data.Span).ToArray(), $"request {i}");
+        }
+        var statistics = Assert.Single((await client.ModelStatisticsAsync(new ModelStatisticsRequest { Model = name }, cancellationToken: Ct)).Models);
+        Assert.Equal(10UL, statistics.Success.Count);
+        Assert.True(statistics.ExecutionCount >= 3, $"{statistics.ExecutionCount} executions for 10 rows at 4 per batch");
+    }
+
+    [Fact]
     public async Task EveryDatatypeIncludingBytesRoundTripsAndBatchesExactly()
     {
         var name = Unique("alltypes");

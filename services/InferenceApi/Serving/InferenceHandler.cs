@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using CommunityToolkit.HighPerformance.Buffers;
 using Microsoft.Extensions.Options;
 using Platform.Inference.OpenInference;
 using Platform.Inference.Protocol;
@@ -102,17 +103,33 @@ public sealed class InferenceHandler(InferencePipeline pipeline, IOptions<Infere
     {
         var request = answer.Request;
         var outputs = answer.Outputs;
-        var binary = outputs.Select(o => InferResponseWriter.IsBinary(request, o.Name)).ToArray();
+        var binary = new bool[outputs.Count];
         var estimate = 256;
         for (var i = 0; i < outputs.Count; i++)
         {
+            binary[i] = InferResponseWriter.IsBinary(request, outputs[i].Name);
             // JSON text of a number is roughly three times its binary size.
             estimate += outputs[i].Data.Length * (binary[i] ? 1 : 3);
         }
 
-        var buffer = new ArrayBufferWriter<byte>(estimate);
+        // Pooled: every answer is encoded into a buffer that lives until its bytes are written.
+        var buffer = new ArrayPoolBufferWriter<byte>(estimate);
+        try
+        {
+            return await WriteEncodedAsync(context, answer, timing, timeProvider, buffer, binary);
+        }
+        finally
+        {
+            buffer.Dispose();
+        }
+    }
+
+    private static async Task<int> WriteEncodedAsync(HttpContext context, InferenceAnswer answer, RequestTiming timing, TimeProvider timeProvider,
+        ArrayPoolBufferWriter<byte> buffer, bool[] binary)
+    {
+        var request = answer.Request;
         var jsonLength = InferResponseWriter.Write(
-            buffer, new InferResponse(answer.Model.Name, answer.Model.Version.ToString(CultureInfo.InvariantCulture), request.Id, outputs), binary);
+            buffer, new InferResponse(answer.Model.Name, answer.Model.Version.ToString(CultureInfo.InvariantCulture), request.Id, answer.Outputs), binary);
         var response = context.Response;
         response.StatusCode = 200;
         if (buffer.WrittenCount > jsonLength)
@@ -126,11 +143,13 @@ public sealed class InferenceHandler(InferencePipeline pipeline, IOptions<Infere
         }
 
         response.ContentLength = buffer.WrittenCount;
-        response.Headers[ServerTimingHeader] = timing.Format(timeProvider, answer.Worker);
-        if (context.Features.Get<UsageRecording>() is { } usage)
+        var usage = context.Features.Get<UsageRecording>();
+        if (usage is not null)
         {
             await usage.RecordAsync(200);
         }
+
+        response.Headers[ServerTimingHeader] = timing.Format(timeProvider, answer.Worker, usage?.Timing);
 
         await response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted);
         return 200;
@@ -160,6 +179,11 @@ public sealed class InferenceHandler(InferencePipeline pipeline, IOptions<Infere
 
         response.StatusCode = status;
         response.ContentType = "application/json";
+        if (context.Features.Get<UsageRecording>()?.Timing is { } timing)
+        {
+            response.Headers[ServerTimingHeader] = timing;
+        }
+
         if (status is 429 or 503)
         {
             response.Headers.RetryAfter = RetryAfterSeconds(retryAfterMs).ToString(CultureInfo.InvariantCulture);

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Google.Protobuf;
 using Microsoft.Extensions.Options;
 using Platform.Inference.OpenInference;
@@ -48,33 +49,51 @@ public sealed class RequestTiming(long started)
     /// <summary>
     /// W3C Server-Timing: <c>read</c>, <c>decode</c>, <c>enrich</c>, <c>cache</c>, <c>worker</c> (round trip, retries
     /// included), <c>queue</c> and <c>compute</c> (reported by the worker), <c>batch</c> (rows run together; desc),
-    /// <c>encode</c>, <c>total</c>; milliseconds.
+    /// <c>encode</c>, <c>total</c>; milliseconds; then <paramref name="suffix"/> (enforcement's phases) when given.
     /// </summary>
-    public string Format(TimeProvider clock, InferItemResult? worker)
+    public string Format(TimeProvider clock, InferItemResult? worker, string? suffix = null)
     {
         ArgumentNullException.ThrowIfNull(clock);
         var now = clock.GetTimestamp();
-        var builder = new System.Text.StringBuilder(160);
-        Append(builder, "read", Started, Read, clock);
-        Append(builder, "decode", Read, Decoded, clock);
-        Append(builder, "enrich", Enrich.From, Enrich.To, clock);
-        Append(builder, "cache", Decoded, Cached, clock);
+        // One string per answer, built on the stack.
+        var text = new DefaultInterpolatedStringHandler(0, 0, CultureInfo.InvariantCulture, stackalloc char[384]);
+        Append(ref text, "read", Started, Read, clock);
+        Append(ref text, "decode", Read, Decoded, clock);
+        Append(ref text, "enrich", Enrich.From, Enrich.To, clock);
+        Append(ref text, "cache", Decoded, Cached, clock);
         if (Worked != 0 && worker is not null)
         {
-            Append(builder, "worker", Cached, Worked, clock);
-            builder.Append(CultureInfo.InvariantCulture, $"queue;dur={worker.QueueMicros / 1000.0:0.###}, compute;dur={worker.ComputeMicros / 1000.0:0.###}, batch;desc={worker.BatchSize}, ");
+            Append(ref text, "worker", Cached, Worked, clock);
+            text.AppendLiteral("queue;dur=");
+            text.AppendFormatted(worker.QueueMicros / 1000.0, "0.###");
+            text.AppendLiteral(", compute;dur=");
+            text.AppendFormatted(worker.ComputeMicros / 1000.0, "0.###");
+            text.AppendLiteral(", batch;desc=");
+            text.AppendFormatted(worker.BatchSize);
+            text.AppendLiteral(", ");
         }
 
-        Append(builder, "encode", Worked != 0 ? Worked : Cached, now, clock);
-        Append(builder, "total", Started, now, clock);
-        return builder.ToString(0, builder.Length - 2);
+        Append(ref text, "encode", Worked != 0 ? Worked : Cached, now, clock);
+        Append(ref text, "total", Started, now, clock, last: suffix is null);
+        if (suffix is not null)
+        {
+            text.AppendLiteral(suffix);
+        }
+
+        return text.ToStringAndClear();
     }
 
-    private static void Append(System.Text.StringBuilder builder, string name, long from, long to, TimeProvider clock)
+    private static void Append(ref DefaultInterpolatedStringHandler text, string name, long from, long to, TimeProvider clock, bool last = false)
     {
         if (from != 0 && to != 0)
         {
-            builder.Append(CultureInfo.InvariantCulture, $"{name};dur={clock.GetElapsedTime(from, to).TotalMilliseconds:0.###}, ");
+            text.AppendLiteral(name);
+            text.AppendLiteral(";dur=");
+            text.AppendFormatted(clock.GetElapsedTime(from, to).TotalMilliseconds, "0.###");
+            if (!last)
+            {
+                text.AppendLiteral(", ");
+            }
         }
     }
 }
@@ -275,7 +294,7 @@ public sealed partial class InferencePipeline(
     {
         if (rollouts.Find(newest.Name) is not { } rollout)
         {
-            return ([newest, .. catalog.ActiveVersions(newest.Name).Where(m => m.Version != newest.Version)], null);
+            return (catalog.RouteFrom(newest), null);
         }
 
         var stable = await catalog.FindAsync(newest.Name, rollout.StableVersion, cancellationToken);

@@ -21,6 +21,9 @@ public sealed class ServedModelCatalog(IActiveModelsView view, TimeProvider time
 {
     // Keyed by the view's record instance: a registry refresh brings new instances (possibly new settings), converted once each.
     private readonly ConditionalWeakTable<ActiveModelVersion, ServedModel> _converted = new();
+
+    // The fallback route of each newest version, per registry snapshot: built once, not per request.
+    private readonly ConditionalWeakTable<ActiveModelVersion, IReadOnlyList<ServedModel>> _routes = new();
     private long _lastForcedRefresh;
 
     /// <summary>Whether the registry has been read at least once.</summary>
@@ -84,6 +87,27 @@ public sealed class ServedModelCatalog(IActiveModelsView view, TimeProvider time
         return long.TryParse(versionText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var parsed)
             ? (parsed, null)
             : (null, new InferenceFailure(404, $"model '{name}' has no version '{versionText}'"));
+    }
+
+    /// <summary>
+    /// <paramref name="newest"/> followed by the other active versions of its model, highest first: an unversioned
+    /// request's route without a rollout. Cached per registry snapshot (the same instance until the registry changes).
+    /// </summary>
+    public IReadOnlyList<ServedModel> RouteFrom(ServedModel newest)
+    {
+        ArgumentNullException.ThrowIfNull(newest);
+        if (view.Current.Find(newest.Name, newest.Version) is not { } active)
+        {
+            return [newest, .. ActiveVersions(newest.Name).Where(m => m.Version != newest.Version)];
+        }
+
+        if (!_routes.TryGetValue(active, out var route))
+        {
+            route = [Convert(active), .. ActiveVersions(active.Name).Where(m => m.Version != active.Version.Version)];
+            _routes.AddOrUpdate(active, route);
+        }
+
+        return route;
     }
 
     /// <summary>Active versions of <paramref name="name"/>, highest first.</summary>

@@ -38,6 +38,12 @@ public sealed class UsageRecording(Func<int, Task> record)
     /// <summary>Whether a record was attempted and could not be stored.</summary>
     public bool Failed { get; private set; }
 
+    /// <summary>
+    /// Enforcement's Server-Timing entries (<c>auth</c>, <c>admit</c>, <c>record</c>) once the record is stored, for the
+    /// writer of the answer to add to its own line.
+    /// </summary>
+    public string? Timing { get; set; }
+
     /// <summary>Makes the request's usage record durable with <paramref name="status"/>; once per request, later calls do nothing.</summary>
     /// <exception cref="Exception">The record could not be stored: the answer must not go out.</exception>
     public async Task RecordAsync(int status)

@@ -61,9 +61,11 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
         // Set while serving runs ahead of its admission: whoever writes the answer first waits for it.
         Task<EnforcementRefusal?>? pendingAdmission = null;
 
-        // Called by the handler before it writes an answer (UsageRecording), and by Kestrel right before the status line
-        // goes out for any other writer.
-        async Task RecordAsync(int status)
+        UsageRecording? recording = null;
+
+        // Called by the handler before it writes an answer (UsageRecording: the handler puts enforcement's timing into its
+        // own Server-Timing line), and by Kestrel right before the status line goes out for any other writer.
+        async Task RecordAsync(int status, bool onStarting)
         {
             if (recorded)
             {
@@ -113,15 +115,22 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
             }
 
             var recordTime = time.GetElapsedTime(recordStarted);
-            // One header line: the handler's serving phases, then enforcement's.
             var timing = string.Create(CultureInfo.InvariantCulture,
                 $"auth;dur={time.GetElapsedTime(started, authenticated).TotalMilliseconds:0.###}, admit;dur={admitWait.TotalMilliseconds:0.###}, record;dur={recordTime.TotalMilliseconds:0.###}");
+            if (!onStarting)
+            {
+                recording!.Timing = timing;
+                return;
+            }
+
+            // One header line: whatever the writer put there, then enforcement's phases.
             var serving = context.Response.Headers[InferenceHandler.ServerTimingHeader].ToString();
             context.Response.Headers[InferenceHandler.ServerTimingHeader] = serving.Length == 0 ? timing : $"{serving}, {timing}";
         }
 
-        context.Features.Set(new UsageRecording(RecordAsync));
-        context.Response.OnStarting(() => RecordAsync(context.Response.StatusCode));
+        recording = new UsageRecording(status => RecordAsync(status, onStarting: false));
+        context.Features.Set(recording);
+        context.Response.OnStarting(() => RecordAsync(context.Response.StatusCode, onStarting: true));
 
         var admission = enforcement.AdmitAsync(caller, context.RequestAborted);
         if (!admission.IsCompleted && enforcement.MayServeBeforeAdmission(caller))
@@ -148,7 +157,7 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
             {
                 // The client went away before any answer: still one record (status 499).
                 context.Response.StatusCode = 499;
-                await RecordAsync(499);
+                await RecordAsync(499, onStarting: false);
             }
         }
         catch (AdmissionRefusedException refused) when (!context.Response.HasStarted)
@@ -168,7 +177,7 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
             context.Response.StatusCode = 500;
             try
             {
-                await RecordAsync(500);
+                await RecordAsync(500, onStarting: false);
             }
             catch (AdmissionRefusedException refused)
             {
