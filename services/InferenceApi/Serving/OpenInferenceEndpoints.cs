@@ -47,8 +47,10 @@ public static class OpenInferenceEndpoints
         v2.MapGet("/models/{name}/versions/{version}/ready", async (string name, string version, ServedModelCatalog catalog, WorkerClient workers, CancellationToken ct) =>
             ReadyAnswer(name, await IsModelReadyAsync(catalog, workers, name, version, ct)));
 
-        v2.MapPost("/models/{name}/infer", (HttpContext context, string name, InferenceHandler handler) => handler.HandleAsync(context, name, null));
-        v2.MapPost("/models/{name}/versions/{version}/infer", (HttpContext context, string name, string version, InferenceHandler handler) =>
+        // The handler is a singleton taken once here: resolving it per request would create a DI scope per inference.
+        var handler = endpoints.ServiceProvider.GetRequiredService<InferenceHandler>();
+        v2.MapPost("/models/{name}/infer", (HttpContext context, string name) => handler.HandleAsync(context, name, null));
+        v2.MapPost("/models/{name}/versions/{version}/infer", (HttpContext context, string name, string version) =>
             handler.HandleAsync(context, name, version));
 
         // Triton's statistics extension. (A literal segment wins over {name}: like Triton, a model named "stats" has no

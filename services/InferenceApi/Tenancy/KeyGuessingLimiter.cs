@@ -68,6 +68,12 @@ public sealed partial class KeyGuessingLimiter
     public GuessingRefusal? Check(IPAddress? address, string? prefix)
     {
         EnsureSubscribed();
+        if (_blockedUntil.IsEmpty)
+        {
+            // Nobody is blocked (the usual case): no subject strings to build for every request.
+            return null;
+        }
+
         var now = _time.GetUtcNow();
         foreach (var (limit, id) in Subjects(address, prefix))
         {
