@@ -177,11 +177,7 @@ public sealed partial class WorkerPlatformTests(PlatformFixture platform) : ICla
     [Fact]
     public async Task ConcurrentCallsAreBatchedAndEachGetsItsOwnRows()
     {
-        var mlp = MlpClassifier.Create(new MlpClassifierOptions { InputFeatures = 16, HiddenSizes = [32], Classes = 4, Seed = 21 });
-        var name = Unique("batched");
-        var version = await platform.UploadActiveAsync(name, mlp.ToModel().Bytes, Ct);
-        await platform.PutSettingsAsync(name, new { maxBatchSize = 32, maxQueueDelayMicros = 20_000 }, Ct);
-        await platform.WaitUntilReadyEverywhereAsync(name, version, TimeSpan.FromSeconds(60), Ct,
+        var (mlp, name, version) = await MlpWithSettingsAsync("batched", 21, new { maxBatchSize = 32, maxQueueDelayMicros = 20_000 },
             ready => ready.GetProperty("settings").GetProperty("maxQueueDelayMicros").GetInt64() == 20_000);
 
         using var channel = platform.CreateWorkerChannel(0);
@@ -201,12 +197,8 @@ public sealed partial class WorkerPlatformTests(PlatformFixture platform) : ICla
     [Fact]
     public async Task OneCallCarryingSeveralRequestsRunsThemTogetherAndAnswersEachInOrder()
     {
-        var mlp = MlpClassifier.Create(new MlpClassifierOptions { InputFeatures = 16, HiddenSizes = [32], Classes = 4, Seed = 22 });
-        var name = Unique("multi");
-        var version = await platform.UploadActiveAsync(name, mlp.ToModel().Bytes, Ct);
         // No queue delay: the rows run together because the call's requests are queued as one, not because they wait.
-        await platform.PutSettingsAsync(name, new { maxBatchSize = 32, maxQueueDelayMicros = 0 }, Ct);
-        await platform.WaitUntilReadyEverywhereAsync(name, version, TimeSpan.FromSeconds(60), Ct,
+        var (mlp, name, version) = await MlpWithSettingsAsync("multi", 22, new { maxBatchSize = 32, maxQueueDelayMicros = 0 },
             ready => ready.GetProperty("settings").GetProperty("maxQueueDelayMicros").GetInt64() == 0);
 
         var inputs = Enumerable.Range(0, 6).Select(i => Floats(16 * (i % 2 + 1), seed: 2000 + i)).ToArray();
@@ -242,11 +234,7 @@ public sealed partial class WorkerPlatformTests(PlatformFixture platform) : ICla
     [Fact]
     public async Task ACallCarryingMoreRowsThanABatchRunsInBatchesOfAtMostMaxBatchSize()
     {
-        var mlp = MlpClassifier.Create(new MlpClassifierOptions { InputFeatures = 16, HiddenSizes = [32], Classes = 4, Seed = 23 });
-        var name = Unique("capped");
-        var version = await platform.UploadActiveAsync(name, mlp.ToModel().Bytes, Ct);
-        await platform.PutSettingsAsync(name, new { maxBatchSize = 4, maxQueueDelayMicros = 0 }, Ct);
-        await platform.WaitUntilReadyEverywhereAsync(name, version, TimeSpan.FromSeconds(60), Ct,
+        var (mlp, name, version) = await MlpWithSettingsAsync("capped", 23, new { maxBatchSize = 4, maxQueueDelayMicros = 0 },
             ready => ready.GetProperty("settings").GetProperty("maxBatchSize").GetInt32() == 4);
 
         var inputs = Enumerable.Range(0, 10).Select(i => Floats(16, seed: 3000 + i)).ToArray();
@@ -389,6 +377,17 @@ public sealed partial class WorkerPlatformTests(PlatformFixture platform) : ICla
             item.Inputs.Add(tensor);
         }
         return item;
+    }
+
+    // A 16 -> 32 -> 4 MLP of its own, active everywhere with the given batching settings applied.
+    private async Task<(MlpClassifier Mlp, string Name, long Version)> MlpWithSettingsAsync(string prefix, ulong seed, object settings, Func<JsonElement, bool> applied)
+    {
+        var mlp = MlpClassifier.Create(new MlpClassifierOptions { InputFeatures = 16, HiddenSizes = [32], Classes = 4, Seed = seed });
+        var name = Unique(prefix);
+        var version = await platform.UploadActiveAsync(name, mlp.ToModel().Bytes, Ct);
+        await platform.PutSettingsAsync(name, settings, Ct);
+        await platform.WaitUntilReadyEverywhereAsync(name, version, TimeSpan.FromSeconds(60), Ct, applied);
+        return (mlp, name, version);
     }
 
     private Task<(string Name, long Version)> SharedModelAsync() => platform.SharedAsync("errors", async () =>
