@@ -41,24 +41,30 @@ public static class ApiKeys
     /// <summary>Constant-time check of a presented secret against the stored salt and hash.</summary>
     public static bool Verify(string secret, byte[] salt, byte[] hash)
     {
-        ArgumentNullException.ThrowIfNull(secret);
-        ArgumentNullException.ThrowIfNull(salt);
+        ArgumentNullException.ThrowIfNull(hash);
         // On the stack: every authenticated request verifies its key.
-        Span<byte> input = stackalloc byte[salt.Length + secret.Length];
         Span<byte> computed = stackalloc byte[SHA256.HashSizeInBytes];
-        salt.CopyTo(input);
-        Encoding.ASCII.GetBytes(secret, input[salt.Length..]);
-        SHA256.HashData(input, computed);
+        Hash(salt, secret, computed);
         return CryptographicOperations.FixedTimeEquals(computed, hash);
     }
 
     private static byte[] Hash(byte[] salt, string secret)
     {
-        var secretBytes = Encoding.ASCII.GetBytes(secret);
-        var input = new byte[salt.Length + secretBytes.Length];
-        salt.CopyTo(input, 0);
-        secretBytes.CopyTo(input, salt.Length);
-        return SHA256.HashData(input);
+        var hash = new byte[SHA256.HashSizeInBytes];
+        Hash(salt, secret, hash);
+        return hash;
+    }
+
+    // SHA-256(salt + ASCII secret); a presented secret is a few dozen characters, so its bytes fit on the stack.
+    private static void Hash(byte[] salt, string secret, Span<byte> destination)
+    {
+        ArgumentNullException.ThrowIfNull(salt);
+        ArgumentNullException.ThrowIfNull(secret);
+        var length = salt.Length + secret.Length;
+        Span<byte> input = length <= 256 ? stackalloc byte[length] : new byte[length];
+        salt.CopyTo(input);
+        Encoding.ASCII.GetBytes(secret, input[salt.Length..]);
+        SHA256.HashData(input, destination);
     }
 
     private static string Base64Url(byte[] bytes) =>

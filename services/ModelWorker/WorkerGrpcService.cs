@@ -75,9 +75,8 @@ internal sealed partial class WorkerGrpcService(
     /// A call's items that agree on everything but their rows (inputs, datatypes, trailing dimensions, outputs) are
     /// concatenated here and queued as one batcher request carrying them all (up to a batch of rows each), then each gets
     /// its own rows of the outputs back: one queue entry, one completion and one output split per call instead of per
-    /// item. Items that
-    /// differ, carry BYTES, or whose deadline has passed go through the batcher on their own, as do all items of a model
-    /// without a batch dimension; an item that fails validation fails alone.
+    /// item. Items that differ, carry BYTES, or whose deadline has passed go through the batcher on their own, as do all
+    /// items of a model without a batch dimension; an item that fails validation fails alone.
     /// </summary>
     private async Task<InferItemResult[]> RunManyAsync(LoadedModel model, ModelBatcher batcher, ModelSignature signature,
         IReadOnlyList<InferItem> items, DateTimeOffset? callDeadline, CancellationToken cancellationToken)
@@ -105,10 +104,9 @@ internal sealed partial class WorkerGrpcService(
             {
                 InferRequestValidator.Validate(ToTensors(item), item.Outputs, signature, model.Name, dataLabel: "data");
             }
-            catch (InferenceRequestException ex)
+            catch (InferenceRequestException ex) when (Failure(model, batcher, item.RequestId, timeProvider.GetTimestamp(), ex, 1) is { } failure)
             {
-                batcher.Statistics.RecordFailure(TimeSpan.Zero);
-                results[i] = Failed(StatusCode.InvalidArgument, ex.Message);
+                results[i] = failure;
                 continue;
             }
 
@@ -193,12 +191,7 @@ internal sealed partial class WorkerGrpcService(
             }
 
             var outcome = await batcher.InferAsync(new InferenceWork(inputs, first.Outputs.Count > 0 ? first.Outputs : null, deadline, merged.Count), cancellationToken);
-            var itemResults = merged.Select(_ => new InferItemResult
-            {
-                BatchSize = outcome.BatchRows,
-                QueueMicros = (long)outcome.QueueTime.TotalMicroseconds,
-                ComputeMicros = (long)outcome.ComputeTime.TotalMicroseconds,
-            }).ToArray();
+            var itemResults = merged.Select(_ => ResultOf(outcome)).ToArray();
             foreach (var output in outcome.Outputs)
             {
                 if (output.Shape.Length == 0 || output.Shape[0] != totalRows)
@@ -207,27 +200,17 @@ internal sealed partial class WorkerGrpcService(
                         $"output '{output.Name}' has shape {InferRequestValidator.FormatShape(output.Shape)}, whose dimension 0 is not the call's {totalRows} rows; it cannot be split");
                 }
 
-                var datatype = DataTypes.TryFromOnnxElementType((int)output.ElementType, out var type) ? type.ToWire() : WireDataType.Unspecified;
-                var perRow = (output.Strings?.Count ?? output.Data.Length) / totalRows;
-                long row = 0;
+                var perRow = (int)((output.Strings?.Count ?? output.Data.Length) / totalRows);
+                var row = 0;
                 for (var m = 0; m < merged.Count; m++)
                 {
-                    var rows = merged[m].Rows;
-                    var tensor = new Tensor
-                    {
-                        Name = output.Name,
-                        Datatype = datatype,
-                        Data = output.Strings is { } strings
-                            ? UnsafeByteOperations.UnsafeWrap(BytesCodec.EncodeStrings([.. strings.Skip((int)(row * perRow)).Take((int)(rows * perRow))]))
-                            // The outcome's buffers belong to this call alone: slices go out without another copy.
-                            : UnsafeByteOperations.UnsafeWrap(output.Data.Slice((int)(row * perRow), (int)(rows * perRow))),
-                    };
-                    tensor.Shape.Add(rows);
-                    for (var d = 1; d < output.Shape.Length; d++)
-                    {
-                        tensor.Shape.Add(output.Shape[d]);
-                    }
-                    itemResults[m].Outputs.Add(tensor);
+                    var rows = (int)merged[m].Rows;
+                    var shape = (long[])output.Shape.Clone();
+                    shape[0] = rows;
+                    // The outcome's buffers belong to this call alone: each item's rows are a slice, not another copy.
+                    itemResults[m].Outputs.Add(ToWire(new BatchOutput(output.Name, output.ElementType, shape,
+                        output.Strings is null ? output.Data.Slice(row * perRow, rows * perRow) : ReadOnlyMemory<byte>.Empty,
+                        output.Strings is { } strings ? [.. strings.Skip(row * perRow).Take(rows * perRow)] : null)));
                     row += rows;
                 }
             }
@@ -365,25 +348,10 @@ internal sealed partial class WorkerGrpcService(
             var deadline = item.DeadlineUnixMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(item.DeadlineUnixMs) : callDeadline;
             var work = new InferenceWork(ToBatchInputs(tensors), item.Outputs.Count > 0 ? item.Outputs : null, deadline);
             var outcome = await batcher.InferAsync(work, cancellationToken);
-            var result = new InferItemResult
-            {
-                BatchSize = outcome.BatchRows,
-                QueueMicros = (long)outcome.QueueTime.TotalMicroseconds,
-                ComputeMicros = (long)outcome.ComputeTime.TotalMicroseconds,
-            };
+            var result = ResultOf(outcome);
             foreach (var output in outcome.Outputs)
             {
-                var tensor = new Tensor
-                {
-                    Name = output.Name,
-                    Datatype = DataTypes.TryFromOnnxElementType((int)output.ElementType, out var type) ? type.ToWire() : WireDataType.Unspecified,
-                    Data = output.Strings is { } strings
-                        ? UnsafeByteOperations.UnsafeWrap(BytesCodec.EncodeStrings(strings))
-                        // The batcher hands each request its own copy, so wrapping it without another copy is safe.
-                        : UnsafeByteOperations.UnsafeWrap(output.Data),
-                };
-                tensor.Shape.Add(output.Shape);
-                result.Outputs.Add(tensor);
+                result.Outputs.Add(ToWire(output));
             }
             return result;
         }
@@ -391,6 +359,28 @@ internal sealed partial class WorkerGrpcService(
         {
             return failure;
         }
+    }
+
+    private static InferItemResult ResultOf(InferenceOutcome outcome) => new()
+    {
+        BatchSize = outcome.BatchRows,
+        QueueMicros = (long)outcome.QueueTime.TotalMicroseconds,
+        ComputeMicros = (long)outcome.ComputeTime.TotalMicroseconds,
+    };
+
+    private static Tensor ToWire(BatchOutput output)
+    {
+        var tensor = new Tensor
+        {
+            Name = output.Name,
+            Datatype = DataTypes.TryFromOnnxElementType((int)output.ElementType, out var type) ? type.ToWire() : WireDataType.Unspecified,
+            Data = output.Strings is { } strings
+                ? UnsafeByteOperations.UnsafeWrap(BytesCodec.EncodeStrings(strings))
+                // The batcher hands each request its own copy, so wrapping it without another copy is safe.
+                : UnsafeByteOperations.UnsafeWrap(output.Data),
+        };
+        tensor.Shape.Add(output.Shape);
+        return tensor;
     }
 
     /// <summary>What the client gets for an exception of the batcher or the run (null: not one to answer, let it propagate).</summary>

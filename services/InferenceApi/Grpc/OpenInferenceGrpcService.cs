@@ -146,7 +146,8 @@ public sealed class OpenInferenceGrpcService(
             {
                 {
                     ServerTimingHeader,
-                    string.Create(CultureInfo.InvariantCulture, $"{timing.Format(time, answer.Worker)}, auth;dur={time.GetElapsedTime(started, authenticated).TotalMilliseconds:0.###}, admit;dur={admitWait.TotalMilliseconds:0.###}, record;dur={time.GetElapsedTime(recordStarted).TotalMilliseconds:0.###}")
+                    timing.Format(time, answer.Worker,
+                        InferenceEnforcement.TimingEntries(time.GetElapsedTime(started, authenticated), admitWait, time.GetElapsedTime(recordStarted)))
                 },
             };
             if (answer.CacheHit is { } hit)

@@ -98,17 +98,20 @@ public sealed class ServedModelCatalog(IActiveModelsView view, TimeProvider time
         ArgumentNullException.ThrowIfNull(newest);
         if (view.Current.Find(newest.Name, newest.Version) is not { } active)
         {
-            return [newest, .. ActiveVersions(newest.Name).Where(m => m.Version != newest.Version)];
+            // The registry moved on since the request resolved its version: a route of the moment, not cached.
+            return Route(newest);
         }
 
         if (!_routes.TryGetValue(active, out var route))
         {
-            route = [Convert(active), .. ActiveVersions(active.Name).Where(m => m.Version != active.Version.Version)];
+            route = Route(Convert(active));
             _routes.AddOrUpdate(active, route);
         }
 
         return route;
     }
+
+    private IReadOnlyList<ServedModel> Route(ServedModel first) => [first, .. ActiveVersions(first.Name).Where(m => m.Version != first.Version)];
 
     /// <summary>Active versions of <paramref name="name"/>, highest first.</summary>
     public IReadOnlyList<ServedModel> ActiveVersions(string name) =>

@@ -102,6 +102,11 @@ public sealed partial class InferenceEnforcement(
     // before the next admission returns.
     private readonly ConcurrentDictionary<Guid, AdmissionHint> _hints = new();
 
+    /// <summary>Enforcement's Server-Timing entries (<c>auth</c>, <c>admit</c>, <c>record</c>), for both transports.</summary>
+    public static string TimingEntries(TimeSpan authenticate, TimeSpan admit, TimeSpan record) =>
+        string.Create(CultureInfo.InvariantCulture,
+            $"auth;dur={authenticate.TotalMilliseconds:0.###}, admit;dur={admit.TotalMilliseconds:0.###}, record;dur={record.TotalMilliseconds:0.###}");
+
     /// <summary>The key a caller presents: <c>Authorization: Bearer &lt;key&gt;</c>, else <c>x-api-key</c>; null when neither.</summary>
     public static string? PresentedKey(string? authorization, string? apiKey)
     {

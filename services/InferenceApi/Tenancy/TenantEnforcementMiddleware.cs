@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using Platform.InferenceApi.Serving;
 using Platform.Tenancy.Enforcement;
 
@@ -114,9 +113,7 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
                 throw;
             }
 
-            var recordTime = time.GetElapsedTime(recordStarted);
-            var timing = string.Create(CultureInfo.InvariantCulture,
-                $"auth;dur={time.GetElapsedTime(started, authenticated).TotalMilliseconds:0.###}, admit;dur={admitWait.TotalMilliseconds:0.###}, record;dur={recordTime.TotalMilliseconds:0.###}");
+            var timing = InferenceEnforcement.TimingEntries(time.GetElapsedTime(started, authenticated), admitWait, time.GetElapsedTime(recordStarted));
             if (!onStarting)
             {
                 recording!.Timing = timing;
