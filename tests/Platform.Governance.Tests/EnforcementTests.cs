@@ -50,6 +50,12 @@ public sealed class EnforcementTests(GovernanceFixture fixture)
         Assert.Contains("auth;dur=", timing, StringComparison.Ordinal);
         Assert.Contains("admit;dur=", timing, StringComparison.Ordinal);
         Assert.Contains("record;dur=", timing, StringComparison.Ordinal);
+        // The phases follow one another inside the total (enforcement's included): one that also counted another's time
+        // (encode the record's round trip, say) would make them add up to more than the total.
+        var durations = timing.Split(", ").Select(e => e.Split(";dur=")).Where(p => p.Length == 2)
+            .ToDictionary(p => p[0], p => double.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture));
+        var phases = new[] { "auth", "admit", "read", "decode", "cache", "worker", "encode", "record" }.Sum(p => durations.GetValueOrDefault(p));
+        Assert.True(phases <= durations["total"] + 0.01, $"the phases add up to {phases} ms, more than the total {durations["total"]} ms: {timing}");
 
         // The key's last use reaches AdminApi's listing (InferenceApi writes sightings every 10 s, not per request).
         var deadline = DateTime.UtcNow.AddSeconds(40);

@@ -135,7 +135,7 @@ public sealed class OpenInferenceGrpcService(
 
             status = answer is null ? failure!.Status : 200;
             answeredBy = answer?.Model.Version;
-            var recordStarted = time.GetTimestamp();
+            var recordStarted = timing.Encoded = time.GetTimestamp();
             await RecordAsync(caller, model, usage, status, started, span);
             if (answer is null)
             {

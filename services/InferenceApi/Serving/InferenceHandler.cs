@@ -42,7 +42,7 @@ public sealed class InferenceHandler(InferencePipeline pipeline, IOptions<Infere
             }
 
             var length = 0;
-            var timing = new RequestTiming(started);
+            var timing = new RequestTiming(started) { Arrived = context.Features.Get<UsageRecording>()?.Arrived ?? 0 };
             (body, length) = await ReadBodyAsync(context.Request, options.Value.MaxRequestBytes, cancellationToken);
             timing.Read = timeProvider.GetTimestamp();
             if (body is null)
@@ -143,6 +143,7 @@ public sealed class InferenceHandler(InferencePipeline pipeline, IOptions<Infere
         }
 
         response.ContentLength = buffer.WrittenCount;
+        timing.Encoded = timeProvider.GetTimestamp();
         var usage = context.Features.Get<UsageRecording>();
         if (usage is not null)
         {

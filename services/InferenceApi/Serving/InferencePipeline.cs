@@ -28,8 +28,14 @@ public sealed record InferenceAnswer(ServedModel Model, InferRequest Request, IR
 /// <summary>Timestamps of one request's phases (<see cref="TimeProvider.GetTimestamp"/>; 0 = phase skipped), for Server-Timing.</summary>
 public sealed class RequestTiming(long started)
 {
-    /// <summary>When the request arrived.</summary>
+    /// <summary>When the handler started (the start of <c>read</c>).</summary>
     public long Started { get; } = started;
+
+    /// <summary>
+    /// When the request reached InferenceApi, before enforcement authenticated and admitted it (0: <see cref="Started"/>):
+    /// the start of <c>total</c>, so that <c>total</c> is the server's whole time on both transports.
+    /// </summary>
+    public long Arrived { get; init; }
 
     /// <summary>Body read.</summary>
     public long Read { get; set; }
@@ -43,13 +49,20 @@ public sealed class RequestTiming(long started)
     /// <summary>Worker answered.</summary>
     public long Worked { get; set; }
 
+    /// <summary>
+    /// Answer encoded (0: until the header is formatted). Set before the usage record is awaited, so <c>encode</c> does
+    /// not also count the record's round trip, which enforcement reports as <c>record</c>.
+    /// </summary>
+    public long Encoded { get; set; }
+
     /// <summary>Feature lookup, when bound inputs were filled.</summary>
     public (long From, long To) Enrich { get; set; }
 
     /// <summary>
     /// W3C Server-Timing: <c>read</c>, <c>decode</c>, <c>enrich</c>, <c>cache</c>, <c>worker</c> (round trip, retries
     /// included), <c>queue</c> and <c>compute</c> (reported by the worker), <c>batch</c> (rows run together; desc),
-    /// <c>encode</c>, <c>total</c>; milliseconds; then <paramref name="suffix"/> (enforcement's phases) when given.
+    /// <c>encode</c>, <c>total</c> (from <see cref="Arrived"/>: enforcement's phases are inside it); milliseconds; then
+    /// <paramref name="suffix"/> (enforcement's phases) when given.
     /// </summary>
     public string Format(TimeProvider clock, InferItemResult? worker, string? suffix = null)
     {
@@ -73,8 +86,8 @@ public sealed class RequestTiming(long started)
             text.AppendLiteral(", ");
         }
 
-        Append(ref text, "encode", Worked != 0 ? Worked : Cached, now, clock);
-        Append(ref text, "total", Started, now, clock, last: suffix is null);
+        Append(ref text, "encode", Worked != 0 ? Worked : Cached, Encoded != 0 ? Encoded : now, clock);
+        Append(ref text, "total", Arrived != 0 ? Arrived : Started, now, clock, last: suffix is null);
         if (suffix is not null)
         {
             text.AppendLiteral(suffix);

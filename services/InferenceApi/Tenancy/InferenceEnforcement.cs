@@ -35,6 +35,9 @@ public sealed class InferenceUsageFeature
 /// </summary>
 public sealed class UsageRecording(Func<int, Task> record)
 {
+    /// <summary>When enforcement received the request (<see cref="TimeProvider.GetTimestamp"/>): where the answer's Server-Timing <c>total</c> starts.</summary>
+    public long Arrived { get; init; }
+
     /// <summary>Whether a record was attempted and could not be stored.</summary>
     public bool Failed { get; private set; }
 

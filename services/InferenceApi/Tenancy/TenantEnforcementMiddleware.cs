@@ -125,7 +125,7 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
             context.Response.Headers[InferenceHandler.ServerTimingHeader] = serving.Length == 0 ? timing : $"{serving}, {timing}";
         }
 
-        recording = new UsageRecording(status => RecordAsync(status, onStarting: false));
+        recording = new UsageRecording(status => RecordAsync(status, onStarting: false)) { Arrived = started };
         context.Features.Set(recording);
         context.Response.OnStarting(() => RecordAsync(context.Response.StatusCode, onStarting: true));
 
