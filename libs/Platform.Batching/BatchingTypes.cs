@@ -41,11 +41,18 @@ public sealed record BatchOutput(string Name, TensorElementType ElementType, lon
 /// <param name="Inputs">Every model input once.</param>
 /// <param name="Outputs">Outputs wanted; null or empty for all, in model order.</param>
 /// <param name="Deadline">The request is dropped instead of run once this passes; null for none.</param>
-/// <param name="Requests">
-/// Client requests whose rows the caller has already concatenated into this one (a worker call carrying several):
-/// they queue and run as one, and statistics and metrics count each of them.
-/// </param>
-public sealed record InferenceWork(IReadOnlyList<BatchInput> Inputs, IReadOnlyList<string>? Outputs = null, DateTimeOffset? Deadline = null, int Requests = 1);
+public sealed record InferenceWork(IReadOnlyList<BatchInput> Inputs, IReadOnlyList<string>? Outputs = null, DateTimeOffset? Deadline = null);
+
+/// <summary>
+/// Requests of one caller (a worker call carrying several) that agree on everything but their rows: the same inputs with
+/// the same element types and trailing dimensions, the same outputs. They queue as one entry, run in one batch and
+/// complete together, their rows are copied into the batch once, and each gets its own rows of the outputs back;
+/// statistics and metrics count each request.
+/// </summary>
+/// <param name="Parts">Each request's inputs (every model input once); at most a batch of rows in all.</param>
+/// <param name="Outputs">Outputs wanted by all of them; null or empty for all, in model order.</param>
+/// <param name="Deadline">The entry is dropped instead of run once this passes; null for none.</param>
+public sealed record InferenceWorkGroup(IReadOnlyList<IReadOnlyList<BatchInput>> Parts, IReadOnlyList<string>? Outputs = null, DateTimeOffset? Deadline = null);
 
 /// <summary>The result of one request.</summary>
 /// <param name="Outputs">Requested outputs in the requested order (model order when all).</param>

@@ -84,7 +84,7 @@ public sealed partial class ModelBatcher : IAsyncDisposable
         }
     }
 
-    /// <summary>Requests waiting (each request of a merged <see cref="InferenceWork"/> counts).</summary>
+    /// <summary>Requests waiting (each request of an <see cref="InferenceWorkGroup"/> counts).</summary>
     public int QueueDepth => Volatile.Read(ref _depth);
 
     /// <summary>Cumulative statistics (Triton's statistics extension) of this model version on this worker.</summary>
@@ -103,23 +103,61 @@ public sealed partial class ModelBatcher : IAsyncDisposable
     public Task<InferenceOutcome> InferAsync(InferenceWork work, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(work);
-        ArgumentOutOfRangeException.ThrowIfLessThan(work.Requests, 1);
         var inputs = InModelOrder(work.Inputs);
-        var requests = work.Requests;
+        var pending = new Pending([inputs], [RowsOf(inputs)], work.Outputs is { Count: > 0 } wanted ? wanted : null, work.Deadline, group: false,
+            _time.GetTimestamp(), Activity.Current?.Context);
+        Enqueue(pending, cancellationToken);
+        return pending.Single!.Task;
+    }
+
+    /// <summary>
+    /// Queues <paramref name="group"/>'s requests as one entry (see <see cref="InferenceWorkGroup"/>) and completes when
+    /// they have run, with one outcome per request in the group's order. Validated as for <see cref="InferAsync"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The group is empty.</exception>
+    /// <exception cref="InvalidInferenceRequestException">
+    /// An input the model does not have or a missing one; or, with several requests, the model has no batch dimension or
+    /// the requests disagree on more than their rows.
+    /// </exception>
+    /// <exception cref="QueueFullException">The queue is full.</exception>
+    /// <exception cref="DeadlineExceededException">The deadline passed before the requests ran.</exception>
+    /// <exception cref="BatcherStoppedException">The batcher is stopping.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired before the requests ran.</exception>
+    public Task<InferenceOutcome[]> InferGroupAsync(InferenceWorkGroup group, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        ArgumentOutOfRangeException.ThrowIfZero(group.Parts.Count);
+        var parts = new BatchInput[group.Parts.Count][];
+        var rows = new int[parts.Length];
+        for (var i = 0; i < parts.Length; i++)
+        {
+            parts[i] = InModelOrder(group.Parts[i]);
+            rows[i] = RowsOf(parts[i]);
+            if (parts.Length > 1 && (rows[i] == 0 || !AgreeButOnRows(parts[0], parts[i])))
+            {
+                throw new InvalidInferenceRequestException(
+                    $"request {i} of a group for model '{Model}' cannot share a batch with the first (the model has no batch dimension, or they differ in more than their rows)");
+            }
+        }
+
+        var pending = new Pending(parts, rows, group.Outputs is { Count: > 0 } wanted ? wanted : null, group.Deadline, group: true,
+            _time.GetTimestamp(), Activity.Current?.Context);
+        Enqueue(pending, cancellationToken);
+        return pending.Group!.Task;
+    }
+
+    private void Enqueue(Pending pending, CancellationToken cancellationToken)
+    {
+        var requests = pending.Requests;
         cancellationToken.ThrowIfCancellationRequested();
-        var now = _time.GetUtcNow();
-        if (work.Deadline is { } deadline && deadline <= now)
+        if (pending.Deadline is { } deadline && deadline <= _time.GetUtcNow())
         {
             _telemetry.Rejections.Add(requests, WithReason("deadline"));
             Statistics.RecordFailure(TimeSpan.Zero, requests);
             throw new DeadlineExceededException($"the deadline {deadline:O} passed before the request was queued");
         }
 
-        var outputs = work.Outputs is { Count: > 0 } wanted ? wanted : null;
-        var rows = RowsOf(inputs);
-        var key = rows > 0 ? GroupKey(inputs, outputs) : $"solo:{Interlocked.Increment(ref _soloSequence)}";
-        var pending = new Pending(inputs, outputs, Math.Max(rows, 1), requests, key, rows == 0, work.Deadline, _time.GetTimestamp(), Activity.Current?.Context);
-
+        pending.Key = pending.Solo ? $"solo:{Interlocked.Increment(ref _soloSequence)}" : GroupKey(pending.Parts[0], pending.Outputs);
         lock (_gate)
         {
             if (_stopped)
@@ -135,9 +173,9 @@ public sealed partial class ModelBatcher : IAsyncDisposable
                 Statistics.RecordFailure(TimeSpan.Zero, requests);
                 throw new QueueFullException(Model, Version, options.QueueCapacity, EstimateRetryAfter(options));
             }
-            if (!_groups.TryGetValue(key, out var queue))
+            if (!_groups.TryGetValue(pending.Key, out var queue))
             {
-                _groups[key] = queue = new Queue<Pending>();
+                _groups[pending.Key] = queue = new Queue<Pending>();
             }
             queue.Enqueue(pending);
             _depth += requests;
@@ -152,12 +190,11 @@ public sealed partial class ModelBatcher : IAsyncDisposable
                 if (batcher.TryDrop(item))
                 {
                     batcher._telemetry.Rejections.Add(item.Requests, batcher.WithReason("cancelled"));
-                    item.Completion.TrySetCanceled(token);
+                    item.Cancel(token);
                 }
             }, (this, pending, cancellationToken));
         }
         Wake();
-        return pending.Completion.Task;
     }
 
     /// <summary>
@@ -327,7 +364,7 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             {
                 _telemetry.Rejections.Add(next.Requests, WithReason("deadline"));
                 Statistics.RecordFailure(_time.GetElapsedTime(next.EnqueuedTimestamp), next.Requests);
-                next.Completion.TrySetException(new DeadlineExceededException(
+                next.Fail(new DeadlineExceededException(
                     $"the deadline {deadline:O} passed after {_time.GetElapsedTime(next.EnqueuedTimestamp).TotalMilliseconds:0.###} ms in the queue; the request was not run"));
                 continue;
             }
@@ -367,10 +404,10 @@ public sealed partial class ModelBatcher : IAsyncDisposable
         var rented = new List<byte[]>();
         try
         {
-            var inputs = new NamedTensor[first.Inputs.Length];
+            var inputs = new NamedTensor[first.Parts[0].Length];
             for (var i = 0; i < inputs.Length; i++)
             {
-                inputs[i] = new NamedTensor(first.Inputs[i].Name, Concatenate(batch, i, totalRows, rented));
+                inputs[i] = new NamedTensor(first.Parts[0][i].Name, Concatenate(batch, requests, i, totalRows, rented));
             }
 
             var computeStart = _time.GetTimestamp();
@@ -379,7 +416,7 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             Interlocked.Exchange(ref _lastComputeTicks, compute.Ticks);
 
             var splitStart = _time.GetTimestamp();
-            var split = Split(batch, result, totalRows);
+            var split = Split(batch, requests, result, totalRows);
             var finished = _time.GetTimestamp();
             Statistics.RecordBatch(totalRows, requests, _time.GetElapsedTime(started, computeStart), compute, _time.GetElapsedTime(splitStart, finished));
             _telemetry.BatchSize.Record(totalRows, _tags);
@@ -387,16 +424,22 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             _telemetry.ComputeTime.Record(compute.TotalSeconds, _tags);
             _telemetry.Inferences.Add(totalRows, _tags);
             activity?.SetTag("batch.compute_ms", compute.TotalMilliseconds);
-            for (var r = 0; r < batch.Count; r++)
+            var part = 0;
+            foreach (var item in batch)
             {
-                var queueTime = _time.GetElapsedTime(batch[r].EnqueuedTimestamp, started);
-                for (var q = 0; q < batch[r].Requests; q++)
+                var queueTime = _time.GetElapsedTime(item.EnqueuedTimestamp, started);
+                for (var q = 0; q < item.Requests; q++)
                 {
                     _telemetry.QueueTime.Record(queueTime.TotalSeconds, _tags);
                 }
-                Statistics.RecordQueued(queueTime, batch[r].Requests);
-                Statistics.RecordSuccess(_time.GetElapsedTime(batch[r].EnqueuedTimestamp, finished), batch[r].Requests);
-                batch[r].Completion.TrySetResult(new InferenceOutcome(split[r], totalRows, requests, queueTime, compute));
+                Statistics.RecordQueued(queueTime, item.Requests);
+                Statistics.RecordSuccess(_time.GetElapsedTime(item.EnqueuedTimestamp, finished), item.Requests);
+                var outcomes = new InferenceOutcome[item.Requests];
+                for (var q = 0; q < outcomes.Length; q++)
+                {
+                    outcomes[q] = new InferenceOutcome(split[part++], totalRows, requests, queueTime, compute);
+                }
+                item.Complete(outcomes);
             }
         }
         catch (Exception ex)
@@ -407,7 +450,7 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             foreach (var item in batch)
             {
                 Statistics.RecordFailure(_time.GetElapsedTime(item.EnqueuedTimestamp), item.Requests);
-                item.Completion.TrySetException(ex);
+                item.Fail(ex);
             }
         }
         finally
@@ -442,10 +485,11 @@ public sealed partial class ModelBatcher : IAsyncDisposable
         return activity;
     }
 
-    private static TensorData Concatenate(List<Pending> batch, int input, int totalRows, List<byte[]> rented)
+    /// <summary>Input <paramref name="input"/> of every request in the batch, one after another: one copy, none for a lone request.</summary>
+    private static TensorData Concatenate(List<Pending> batch, int requests, int input, int totalRows, List<byte[]> rented)
     {
-        var first = batch[0].Inputs[input];
-        if (batch.Count == 1)
+        var first = batch[0].Parts[0][input];
+        if (requests == 1)
         {
             // Nothing to concatenate: hand the request's own buffer to ONNX Runtime.
             return first.ElementType == TensorElementType.String
@@ -460,7 +504,10 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             var strings = new List<string>();
             foreach (var item in batch)
             {
-                strings.AddRange(item.Inputs[input].Strings!);
+                foreach (var part in item.Parts)
+                {
+                    strings.AddRange(part[input].Strings!);
+                }
             }
             return TensorData.FromStrings(strings, shape);
         }
@@ -468,23 +515,30 @@ public sealed partial class ModelBatcher : IAsyncDisposable
         var length = 0;
         foreach (var item in batch)
         {
-            length = checked(length + item.Inputs[input].Data.Length);
+            foreach (var part in item.Parts)
+            {
+                length = checked(length + part[input].Data.Length);
+            }
         }
         var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
         rented.Add(buffer);
         var offset = 0;
         foreach (var item in batch)
         {
-            var data = item.Inputs[input].Data.Span;
-            data.CopyTo(buffer.AsSpan(offset));
-            offset += data.Length;
+            foreach (var part in item.Parts)
+            {
+                var data = part[input].Data.Span;
+                data.CopyTo(buffer.AsSpan(offset));
+                offset += data.Length;
+            }
         }
         return TensorData.FromBytes(first.ElementType, buffer.AsMemory(0, length), shape);
     }
 
-    private static List<BatchOutput>[] Split(List<Pending> batch, InferenceResult result, int totalRows)
+    /// <summary>Each request's rows of every output, requests in batch order (a group's one after another).</summary>
+    private static List<BatchOutput>[] Split(List<Pending> batch, int requests, InferenceResult result, int totalRows)
     {
-        var split = new List<BatchOutput>[batch.Count];
+        var split = new List<BatchOutput>[requests];
         for (var r = 0; r < split.Length; r++)
         {
             split[r] = new List<BatchOutput>(result.Count);
@@ -493,7 +547,7 @@ public sealed partial class ModelBatcher : IAsyncDisposable
         foreach (var tensor in result)
         {
             var shape = tensor.Shape.ToArray();
-            if (batch.Count == 1)
+            if (requests == 1)
             {
                 split[0].Add(tensor.ElementType == TensorElementType.String
                     ? new BatchOutput(tensor.Name, tensor.ElementType, shape, ReadOnlyMemory<byte>.Empty, tensor.GetStrings())
@@ -509,16 +563,19 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             var strings = tensor.ElementType == TensorElementType.String ? tensor.GetStrings() : null;
             var perRow = tensor.ElementsPerBatchItem;
             long row = 0;
-            for (var r = 0; r < batch.Count; r++)
+            var r = 0;
+            foreach (var item in batch)
             {
-                var rows = batch[r].Rows;
-                var itemShape = (long[])shape.Clone();
-                itemShape[0] = rows;
-                split[r].Add(strings is not null
-                    ? new BatchOutput(tensor.Name, tensor.ElementType, itemShape, ReadOnlyMemory<byte>.Empty,
-                        strings[(int)(row * perRow)..(int)((row + rows) * perRow)])
-                    : new BatchOutput(tensor.Name, tensor.ElementType, itemShape, Rows(tensor, row, rows), null));
-                row += rows;
+                foreach (var rows in item.PartRows)
+                {
+                    var itemShape = (long[])shape.Clone();
+                    itemShape[0] = rows;
+                    split[r++].Add(strings is not null
+                        ? new BatchOutput(tensor.Name, tensor.ElementType, itemShape, ReadOnlyMemory<byte>.Empty,
+                            strings[(int)(row * perRow)..(int)((row + rows) * perRow)])
+                        : new BatchOutput(tensor.Name, tensor.ElementType, itemShape, Rows(tensor, row, rows), null));
+                    row += rows;
+                }
             }
         }
         return split;
@@ -579,6 +636,19 @@ public sealed partial class ModelBatcher : IAsyncDisposable
         return rows is > 0 and <= int.MaxValue ? (int)rows : 0;
     }
 
+    /// <summary>Whether two requests' inputs (model order) have the same element types and trailing dimensions.</summary>
+    private static bool AgreeButOnRows(BatchInput[] first, BatchInput[] other)
+    {
+        for (var i = 0; i < first.Length; i++)
+        {
+            if (first[i].ElementType != other[i].ElementType || !first[i].Shape.AsSpan(1).SequenceEqual(other[i].Shape.AsSpan(1)))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
     private static string GroupKey(BatchInput[] inputs, IReadOnlyList<string>? outputs)
     {
         var key = new System.Text.StringBuilder();
@@ -633,8 +703,8 @@ public sealed partial class ModelBatcher : IAsyncDisposable
     [LoggerMessage(EventId = 1, Level = LogLevel.Error, Message = "Batch of {Model} version {Version} failed ({Requests} requests, {Rows} rows)")]
     private static partial void LogBatchFailed(ILogger logger, string model, long version, int requests, int rows, Exception exception);
 
-    private sealed class Pending(BatchInput[] inputs, IReadOnlyList<string>? outputs, int rows, int requests, string key, bool solo, DateTimeOffset? deadline,
-        long enqueuedTimestamp, ActivityContext? activityContext)
+    /// <summary>A queue entry: one request, or a group's requests that wait, run and complete together.</summary>
+    private sealed class Pending
     {
         public const int Waiting = 0;
         public const int Claimed = 1;
@@ -642,27 +712,92 @@ public sealed partial class ModelBatcher : IAsyncDisposable
 
         public int State;
 
-        public BatchInput[] Inputs { get; } = inputs;
+        public Pending(BatchInput[][] parts, int[] partRows, IReadOnlyList<string>? outputs, DateTimeOffset? deadline, bool group,
+            long enqueuedTimestamp, ActivityContext? activityContext)
+        {
+            Parts = parts;
+            PartRows = partRows;
+            Outputs = outputs;
+            Deadline = deadline;
+            EnqueuedTimestamp = enqueuedTimestamp;
+            ActivityContext = activityContext;
+            // A request that cannot share a batch (model without a batch dimension, inputs disagreeing on dimension 0)
+            // reports 0 rows; it runs alone and counts as one row.
+            Solo = partRows[0] == 0;
+            Rows = Solo ? 1 : partRows.Sum();
+            if (group)
+            {
+                Group = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+            else
+            {
+                Single = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        }
 
-        public IReadOnlyList<string>? Outputs { get; } = outputs;
+        /// <summary>Each request's inputs in model order.</summary>
+        public BatchInput[][] Parts { get; }
 
-        public int Rows { get; } = rows;
+        /// <summary>Each request's rows along dimension 0 (0: cannot share a batch).</summary>
+        public int[] PartRows { get; }
 
-        public int Requests { get; } = requests;
+        public IReadOnlyList<string>? Outputs { get; }
 
-        public string Key { get; } = key;
+        public int Rows { get; }
 
-        /// <summary>Cannot share a batch (model without a batch dimension, or inputs disagreeing on dimension 0): runs at once.</summary>
-        public bool Solo { get; } = solo;
+        public int Requests => Parts.Length;
 
-        public DateTimeOffset? Deadline { get; } = deadline;
+        public string Key { get; set; } = string.Empty;
 
-        public long EnqueuedTimestamp { get; } = enqueuedTimestamp;
+        /// <summary>Cannot share a batch: runs at once.</summary>
+        public bool Solo { get; }
 
-        public ActivityContext? ActivityContext { get; } = activityContext;
+        public DateTimeOffset? Deadline { get; }
+
+        public long EnqueuedTimestamp { get; }
+
+        public ActivityContext? ActivityContext { get; }
 
         public CancellationTokenRegistration Registration { get; set; }
 
-        public TaskCompletionSource<InferenceOutcome> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource<InferenceOutcome>? Single { get; }
+
+        public TaskCompletionSource<InferenceOutcome[]>? Group { get; }
+
+        public void Complete(InferenceOutcome[] outcomes)
+        {
+            if (Group is not null)
+            {
+                Group.TrySetResult(outcomes);
+            }
+            else
+            {
+                Single!.TrySetResult(outcomes[0]);
+            }
+        }
+
+        public void Fail(Exception exception)
+        {
+            if (Group is not null)
+            {
+                Group.TrySetException(exception);
+            }
+            else
+            {
+                Single!.TrySetException(exception);
+            }
+        }
+
+        public void Cancel(CancellationToken token)
+        {
+            if (Group is not null)
+            {
+                Group.TrySetCanceled(token);
+            }
+            else
+            {
+                Single!.TrySetCanceled(token);
+            }
+        }
     }
 }

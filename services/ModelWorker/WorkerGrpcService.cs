@@ -73,16 +73,16 @@ internal sealed partial class WorkerGrpcService(
 
     /// <summary>
     /// A call's items that agree on everything but their rows (inputs, datatypes, trailing dimensions, outputs) are
-    /// concatenated here and queued as one batcher request carrying them all (up to a batch of rows each), then each gets
-    /// its own rows of the outputs back: one queue entry, one completion and one output split per call instead of per
-    /// item. Items that differ, carry BYTES, or whose deadline has passed go through the batcher on their own, as do all
+    /// queued as one batcher group (up to a batch of rows each; <see cref="InferenceWorkGroup"/>): one queue entry and one
+    /// completion per call instead of per item, rows copied into the batch once, and each item gets its own rows of the
+    /// outputs back. Items that differ, carry BYTES, or whose deadline has passed go through the batcher on their own, as do all
     /// items of a model without a batch dimension; an item that fails validation fails alone.
     /// </summary>
     private async Task<InferItemResult[]> RunManyAsync(LoadedModel model, ModelBatcher batcher, ModelSignature signature,
         IReadOnlyList<InferItem> items, DateTimeOffset? callDeadline, CancellationToken cancellationToken)
     {
         var results = new InferItemResult[items.Count];
-        var merged = new List<(int Index, long Rows)>(items.Count);
+        var merged = new List<(int Index, long Rows, List<InferTensor> Tensors)>(items.Count);
         var alone = new List<int>();
         InferItem? template = null;
         var now = timeProvider.GetUtcNow();
@@ -100,9 +100,10 @@ internal sealed partial class WorkerGrpcService(
                 continue;
             }
 
+            var tensors = ToTensors(item);
             try
             {
-                InferRequestValidator.Validate(ToTensors(item), item.Outputs, signature, model.Name, dataLabel: "data");
+                InferRequestValidator.Validate(tensors, item.Outputs, signature, model.Name, dataLabel: "data");
             }
             catch (InferenceRequestException ex) when (Failure(model, batcher, item.RequestId, timeProvider.GetTimestamp(), ex, 1) is { } failure)
             {
@@ -110,7 +111,7 @@ internal sealed partial class WorkerGrpcService(
                 continue;
             }
 
-            merged.Add((i, rows));
+            merged.Add((i, rows, tensors));
             unbounded |= deadline is null;
             if (deadline > latestDeadline || latestDeadline is null)
             {
@@ -121,7 +122,7 @@ internal sealed partial class WorkerGrpcService(
         // A shared request holds at most a batch: the batcher runs a request whole, so more rows than MaxBatchSize in one
         // would break the model's batch limit.
         var maxRows = Math.Max(1, batcher.Options.MaxBatchSize);
-        var groups = new List<List<(int Index, long Rows)>>();
+        var groups = new List<List<(int Index, long Rows, List<InferTensor> Tensors)>>();
         var rowsInGroup = 0L;
         foreach (var entry in merged)
         {
@@ -156,91 +157,37 @@ internal sealed partial class WorkerGrpcService(
         return results;
     }
 
-    private async Task RunMergedAsync(LoadedModel model, ModelBatcher batcher, IReadOnlyList<InferItem> items, List<(int Index, long Rows)> merged,
-        DateTimeOffset? deadline, InferItemResult[] results, CancellationToken cancellationToken)
+    private async Task RunMergedAsync(LoadedModel model, ModelBatcher batcher, IReadOnlyList<InferItem> items,
+        List<(int Index, long Rows, List<InferTensor> Tensors)> merged, DateTimeOffset? deadline, InferItemResult[] results, CancellationToken cancellationToken)
     {
         var started = timeProvider.GetTimestamp();
         var first = items[merged[0].Index];
-        var totalRows = merged.Sum(m => m.Rows);
-        var rented = new byte[first.Inputs.Count][];
         try
         {
-            var inputs = new List<BatchInput>(first.Inputs.Count);
-            for (var j = 0; j < first.Inputs.Count; j++)
-            {
-                var length = 0;
-                foreach (var (index, _) in merged)
-                {
-                    length = checked(length + items[index].Inputs[j].Data.Length);
-                }
-
-                var buffer = rented[j] = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
-                var offset = 0;
-                foreach (var (index, _) in merged)
-                {
-                    var data = items[index].Inputs[j].Data.Span;
-                    data.CopyTo(buffer.AsSpan(offset));
-                    offset += data.Length;
-                }
-
-                var shape = first.Inputs[j].Shape.ToArray();
-                shape[0] = totalRows;
-                var type = DataTypes.TryFromWire(first.Inputs[j].Datatype, out var known) ? known
-                    : throw new InvalidOperationException($"input '{first.Inputs[j].Name}': unknown datatype passed Mergeable");
-                inputs.Add(new BatchInput(first.Inputs[j].Name, (TensorElementType)type.ToOnnxElementType(), shape, buffer.AsMemory(0, length)));
-            }
-
-            var outcome = await batcher.InferAsync(new InferenceWork(inputs, first.Outputs.Count > 0 ? first.Outputs : null, deadline, merged.Count), cancellationToken);
-            var itemResults = merged.Select(_ => ResultOf(outcome)).ToArray();
-            foreach (var output in outcome.Outputs)
-            {
-                if (output.Shape.Length == 0 || output.Shape[0] != totalRows)
-                {
-                    throw new InvalidOperationException(
-                        $"output '{output.Name}' has shape {InferRequestValidator.FormatShape(output.Shape)}, whose dimension 0 is not the call's {totalRows} rows; it cannot be split");
-                }
-
-                var perRow = (int)((output.Strings?.Count ?? output.Data.Length) / totalRows);
-                var row = 0;
-                for (var m = 0; m < merged.Count; m++)
-                {
-                    var rows = (int)merged[m].Rows;
-                    var shape = (long[])output.Shape.Clone();
-                    shape[0] = rows;
-                    // The outcome's buffers belong to this call alone: each item's rows are a slice, not another copy.
-                    itemResults[m].Outputs.Add(ToWire(new BatchOutput(output.Name, output.ElementType, shape,
-                        output.Strings is null ? output.Data.Slice(row * perRow, rows * perRow) : ReadOnlyMemory<byte>.Empty,
-                        output.Strings is { } strings ? [.. strings.Skip(row * perRow).Take(rows * perRow)] : null)));
-                    row += rows;
-                }
-            }
-
+            // Each item's tensors wrap its bytes in the call's message: the batcher copies every row into the batch once.
+            var parts = new IReadOnlyList<BatchInput>[merged.Count];
             for (var m = 0; m < merged.Count; m++)
             {
-                results[merged[m].Index] = itemResults[m];
+                parts[m] = ToBatchInputs(merged[m].Tensors);
+            }
+
+            var outcomes = await batcher.InferGroupAsync(new InferenceWorkGroup(parts, first.Outputs.Count > 0 ? first.Outputs : null, deadline), cancellationToken);
+            for (var m = 0; m < merged.Count; m++)
+            {
+                results[merged[m].Index] = ResultWithOutputs(outcomes[m]);
             }
         }
         catch (Exception ex) when (Failure(model, batcher, first.RequestId, started, ex, merged.Count) is { } failure)
         {
-            foreach (var (index, _) in merged)
+            foreach (var (index, _, _) in merged)
             {
                 results[index] = failure;
-            }
-        }
-        finally
-        {
-            foreach (var buffer in rented)
-            {
-                if (buffer is not null)
-                {
-                    System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-                }
             }
         }
     }
 
     /// <summary>
-    /// Whether <paramref name="item"/> can share one batcher request with <paramref name="template"/>: the same inputs in
+    /// Whether <paramref name="item"/> can join <paramref name="template"/> in one batcher group: the same inputs in
     /// the same order with the same datatypes (not BYTES) and trailing dimensions, one row count across its inputs, the
     /// same outputs. Validation against the model comes after.
     /// </summary>
@@ -347,13 +294,7 @@ internal sealed partial class WorkerGrpcService(
             InferRequestValidator.Validate(tensors, item.Outputs, signature, model.Name, dataLabel: "data");
             var deadline = item.DeadlineUnixMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(item.DeadlineUnixMs) : callDeadline;
             var work = new InferenceWork(ToBatchInputs(tensors), item.Outputs.Count > 0 ? item.Outputs : null, deadline);
-            var outcome = await batcher.InferAsync(work, cancellationToken);
-            var result = ResultOf(outcome);
-            foreach (var output in outcome.Outputs)
-            {
-                result.Outputs.Add(ToWire(output));
-            }
-            return result;
+            return ResultWithOutputs(await batcher.InferAsync(work, cancellationToken));
         }
         catch (Exception ex) when (Failure(model, batcher, item.RequestId, started, ex, 1) is { } failure)
         {
@@ -361,12 +302,20 @@ internal sealed partial class WorkerGrpcService(
         }
     }
 
-    private static InferItemResult ResultOf(InferenceOutcome outcome) => new()
+    private static InferItemResult ResultWithOutputs(InferenceOutcome outcome)
     {
-        BatchSize = outcome.BatchRows,
-        QueueMicros = (long)outcome.QueueTime.TotalMicroseconds,
-        ComputeMicros = (long)outcome.ComputeTime.TotalMicroseconds,
-    };
+        var result = new InferItemResult
+        {
+            BatchSize = outcome.BatchRows,
+            QueueMicros = (long)outcome.QueueTime.TotalMicroseconds,
+            ComputeMicros = (long)outcome.ComputeTime.TotalMicroseconds,
+        };
+        foreach (var output in outcome.Outputs)
+        {
+            result.Outputs.Add(ToWire(output));
+        }
+        return result;
+    }
 
     private static Tensor ToWire(BatchOutput output)
     {

@@ -273,20 +273,50 @@ public sealed class BatcherTests(OrtFixture ort) : IClassFixture<OrtFixture>
     }
 
     [Fact]
-    public async Task WorkCarryingSeveralRequestsQueuesAndRunsAsOneButCountsEachRequest()
+    public async Task AGroupQueuesAndRunsAsOneEntryEachRequestGetsItsOwnRowsAndCounts()
     {
         await using var batcher = Create(ort.MlpSession, maxBatch: 64, delay: TimeSpan.FromSeconds(30), capacity: 8, dispatchWhenIdle: true);
-        // A worker call's five one-row requests, already concatenated by the caller, queue as one entry of five.
-        var merged = MlpWork(5, seed: 11) with { Requests = 5 };
-        var outcome = await batcher.InferAsync(merged, Ct);
+        // A worker call's three requests (2, 1 and 3 rows) queue as one entry of three.
+        var works = new[] { MlpWork(2, seed: 11), MlpWork(1, seed: 12), MlpWork(3, seed: 13) };
+        var outcomes = await batcher.InferGroupAsync(new InferenceWorkGroup([.. works.Select(w => w.Inputs)]), Ct);
 
-        Assert.Equal((5, 5), (outcome.BatchRows, outcome.BatchRequests));
-        Assert.Equal([5L, 4L], outcome.Outputs[0].Shape);
+        Assert.Equal([(6, 3), (6, 3), (6, 3)], outcomes.Select(o => (o.BatchRows, o.BatchRequests)));
+        Assert.Equal([[2L, 4L], [1L, 4L], [3L, 4L]], outcomes.Select(o => o.Outputs[0].Shape));
+        AssertSplitMatchesBatchRun(ort.MlpSession, works, outcomes);
         var totals = batcher.Statistics.Snapshot();
-        Assert.Equal((5UL, 1UL), (totals.InferenceCount, totals.ExecutionCount));
-        Assert.Equal((5UL, 5UL, 5UL), (totals.Success.Count, totals.Queue.Count, totals.ComputeInfer.Count));
-        Assert.Equal(5 * Assert.Single(totals.Batches).ComputeInfer.Nanoseconds, totals.ComputeInfer.Nanoseconds);
-        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => batcher.InferAsync(MlpWork(1, seed: 12) with { Requests = 0 }, Ct));
+        Assert.Equal((6UL, 1UL), (totals.InferenceCount, totals.ExecutionCount));
+        Assert.Equal((3UL, 3UL, 3UL), (totals.Success.Count, totals.Queue.Count, totals.ComputeInfer.Count));
+        Assert.Equal(3 * Assert.Single(totals.Batches).ComputeInfer.Nanoseconds, totals.ComputeInfer.Nanoseconds);
+    }
+
+    [Fact]
+    public async Task GroupsAndSingleRequestsShareABatchAndEachRequestGetsItsOwnRows()
+    {
+        await using var batcher = Create(ort.MlpSession, maxBatch: 64, delay: TimeSpan.FromSeconds(30), capacity: 16, dispatchWhenIdle: false);
+        // Two calls' groups (5 and 3 rows) and a lone request of 56 rows fill one batch: without idle dispatch it waits
+        // for 64 rows (the 30 s delay never closes it), and every request's rows are copied into it once.
+        var first = new[] { MlpWork(2, seed: 21), MlpWork(3, seed: 22) };
+        var second = new[] { MlpWork(1, seed: 23), MlpWork(2, seed: 24) };
+        var lone = MlpWork(56, seed: 25);
+        var firstRun = batcher.InferGroupAsync(new InferenceWorkGroup([.. first.Select(w => w.Inputs)]), Ct);
+        var secondRun = batcher.InferGroupAsync(new InferenceWorkGroup([.. second.Select(w => w.Inputs)]), Ct);
+        var loneRun = batcher.InferAsync(lone, Ct);
+
+        var results = (await firstRun).Concat(await secondRun).Append(await loneRun).ToArray();
+        Assert.All(results, r => Assert.Equal((64, 5), (r.BatchRows, r.BatchRequests)));
+        AssertSplitMatchesBatchRun(ort.MlpSession, [.. first, .. second, lone], results);
+        Assert.Equal((5UL, 1UL), (batcher.Statistics.Snapshot().Success.Count, batcher.Statistics.Snapshot().ExecutionCount));
+    }
+
+    [Fact]
+    public async Task AGroupWhoseRequestsDifferInMoreThanTheirRowsIsRefused()
+    {
+        await using var batcher = Create(ort.EmbeddingSession, maxBatch: 64, delay: TimeSpan.FromSeconds(30), capacity: 8, dispatchWhenIdle: true);
+        var error = await Assert.ThrowsAsync<InvalidInferenceRequestException>(() =>
+            batcher.InferGroupAsync(new InferenceWorkGroup([TokenWork(1, sequence: 4, seed: 1).Inputs, TokenWork(1, sequence: 5, seed: 2).Inputs]), Ct));
+        Assert.Contains("request 1 of a group", error.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => batcher.InferGroupAsync(new InferenceWorkGroup([]), Ct));
+        Assert.Equal(0, batcher.QueueDepth);
     }
 
     [Fact]
