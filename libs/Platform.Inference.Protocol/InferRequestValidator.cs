@@ -35,27 +35,28 @@ public static class InferRequestValidator
             var spec = Find(signature.Inputs, input.Name)
                 ?? throw new InferenceRequestException(
                     $"unknown input '{input.Name}'; model '{modelName}' expects {Describe(signature.Inputs)}");
-            var what = $"input '{input.Name}'";
+            // Messages are built only for a request that fails: validation runs on every inference.
             if (input.DataType != spec.DataType)
             {
                 throw new InferenceRequestException(
-                    $"{what}: datatype {input.DataType.ToProtocolName()} does not match the model's {spec.DataType.ToProtocolName()}");
+                    $"input '{input.Name}': datatype {input.DataType.ToProtocolName()} does not match the model's {spec.DataType.ToProtocolName()}");
             }
 
             if (!ShapeMatches(input.Shape, spec.Shape))
             {
                 throw new InferenceRequestException(
-                    $"{what}: shape {FormatShape(input.Shape)} does not match the model's {FormatShape(spec.Shape)} (-1 = any size)");
+                    $"input '{input.Name}': shape {FormatShape(input.Shape)} does not match the model's {FormatShape(spec.Shape)} (-1 = any size)");
             }
 
             if (dataLabel is not null)
             {
-                CheckData(what, dataLabel, input.DataType, input.Shape, input.Data.Span);
+                CheckData($"input '{input.Name}'", dataLabel, input.DataType, input.Shape, input.Data.Span);
             }
         }
 
-        foreach (var spec in signature.Inputs)
+        for (var i = 0; i < signature.Inputs.Count; i++)
         {
+            var spec = signature.Inputs[i];
             if (Find(inputs, spec.Name) is null)
             {
                 throw new InferenceRequestException(
@@ -63,7 +64,7 @@ public static class InferRequestValidator
             }
         }
 
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        HashSet<string>? seen = null;
         foreach (var output in outputs)
         {
             if (Find(signature.Outputs, output) is null)
@@ -72,7 +73,7 @@ public static class InferRequestValidator
                     $"unknown output '{output}'; model '{modelName}' has outputs {string.Join(", ", signature.Outputs.Select(o => $"'{o.Name}'"))}");
             }
 
-            if (!seen.Add(output))
+            if (!(seen ??= new HashSet<string>(StringComparer.Ordinal)).Add(output))
             {
                 throw new InferenceRequestException($"output '{output}' is requested more than once");
             }
@@ -128,8 +129,9 @@ public static class InferRequestValidator
     {
         ArgumentNullException.ThrowIfNull(shape);
         long count = 1;
-        foreach (var dimension in shape)
+        for (var i = 0; i < shape.Count; i++)
         {
+            var dimension = shape[i];
             if (dimension < 0)
             {
                 throw new InferenceRequestException($"{what}: shape {FormatShape(shape)} has a negative dimension");
@@ -180,11 +182,12 @@ public static class InferRequestValidator
 
     private static TensorSpec? Find(IReadOnlyList<TensorSpec> specs, string name)
     {
-        foreach (var spec in specs)
+        // Indexed: a foreach over the interface would allocate an enumerator per call.
+        for (var i = 0; i < specs.Count; i++)
         {
-            if (spec.Name == name)
+            if (specs[i].Name == name)
             {
-                return spec;
+                return specs[i];
             }
         }
 
@@ -193,11 +196,11 @@ public static class InferRequestValidator
 
     private static InferTensor? Find(IReadOnlyList<InferTensor> tensors, string name)
     {
-        foreach (var tensor in tensors)
+        for (var i = 0; i < tensors.Count; i++)
         {
-            if (tensor.Name == name)
+            if (tensors[i].Name == name)
             {
-                return tensor;
+                return tensors[i];
             }
         }
 

@@ -113,21 +113,7 @@ public sealed class InferenceHandler(InferencePipeline pipeline, IOptions<Infere
         }
 
         // Pooled: every answer is encoded into a buffer that lives until its bytes are written.
-        var buffer = new ArrayPoolBufferWriter<byte>(estimate);
-        try
-        {
-            return await WriteEncodedAsync(context, answer, timing, timeProvider, buffer, binary);
-        }
-        finally
-        {
-            buffer.Dispose();
-        }
-    }
-
-    private static async Task<int> WriteEncodedAsync(HttpContext context, InferenceAnswer answer, RequestTiming timing, TimeProvider timeProvider,
-        ArrayPoolBufferWriter<byte> buffer, bool[] binary)
-    {
-        var request = answer.Request;
+        using var buffer = new ArrayPoolBufferWriter<byte>(estimate);
         var jsonLength = InferResponseWriter.Write(
             buffer, new InferResponse(answer.Model.Name, answer.Model.Version.ToString(CultureInfo.InvariantCulture), request.Id, answer.Outputs), binary);
         var response = context.Response;

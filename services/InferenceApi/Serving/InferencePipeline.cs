@@ -196,7 +196,7 @@ public sealed partial class InferencePipeline(
             var enrichStarted = timeProvider.GetTimestamp();
             request = await enricher.EnrichAsync(decoded, served, cancellationToken);
             timing.Enrich = ReferenceEquals(request, decoded) ? default : (enrichStarted, timeProvider.GetTimestamp());
-            InferRequestValidator.Validate(request.Inputs, request.Outputs.Select(o => o.Name), served.Signature, served.Name);
+            InferRequestValidator.Validate(request.Inputs, OutputNames(request), served.Signature, served.Name);
         }
         catch (InferenceRequestException ex)
         {
@@ -361,7 +361,7 @@ public sealed partial class InferencePipeline(
     {
         try
         {
-            InferRequestValidator.Validate(request.Inputs, request.Outputs.Select(o => o.Name), model.Signature, model.Name);
+            InferRequestValidator.Validate(request.Inputs, OutputNames(request), model.Signature, model.Name);
             return true;
         }
         catch (InferenceRequestException)
@@ -373,8 +373,10 @@ public sealed partial class InferencePipeline(
     private static InferItem ToWire(InferRequest request, DateTimeOffset deadline)
     {
         var item = new InferItem { RequestId = request.Id ?? string.Empty, DeadlineUnixMs = deadline.ToUnixTimeMilliseconds() };
-        foreach (var input in request.Inputs)
+        // Indexed loops: a foreach over the interfaces would allocate an enumerator per request.
+        for (var i = 0; i < request.Inputs.Count; i++)
         {
+            var input = request.Inputs[i];
             var tensor = new Tensor
             {
                 Name = input.Name,
@@ -386,13 +388,17 @@ public sealed partial class InferencePipeline(
             item.Inputs.Add(tensor);
         }
 
-        foreach (var output in request.Outputs)
+        for (var i = 0; i < request.Outputs.Count; i++)
         {
-            item.Outputs.Add(output.Name);
+            item.Outputs.Add(request.Outputs[i].Name);
         }
 
         return item;
     }
+
+    // Most requests name no outputs: no iterator for them.
+    private static IEnumerable<string> OutputNames(InferRequest request) =>
+        request.Outputs.Count == 0 ? [] : request.Outputs.Select(o => o.Name);
 
     private static InferTensor FromWire(Tensor wire) =>
         new(wire.Name,

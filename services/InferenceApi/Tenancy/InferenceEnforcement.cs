@@ -38,8 +38,8 @@ public sealed class UsageRecording(Func<int, Task> record)
     /// <summary>When enforcement received the request (<see cref="TimeProvider.GetTimestamp"/>): where the answer's Server-Timing <c>total</c> starts.</summary>
     public long Arrived { get; init; }
 
-    /// <summary>Whether a record was attempted and could not be stored.</summary>
-    public bool Failed { get; private set; }
+    /// <summary>Whether a record was attempted and could not be stored (set by enforcement).</summary>
+    public bool Failed { get; internal set; }
 
     /// <summary>
     /// Enforcement's Server-Timing entries (<c>auth</c>, <c>admit</c>, <c>record</c>) once the record is stored, for the
@@ -49,18 +49,7 @@ public sealed class UsageRecording(Func<int, Task> record)
 
     /// <summary>Makes the request's usage record durable with <paramref name="status"/>; once per request, later calls do nothing.</summary>
     /// <exception cref="Exception">The record could not be stored: the answer must not go out.</exception>
-    public async Task RecordAsync(int status)
-    {
-        try
-        {
-            await record(status);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException and not AdmissionRefusedException)
-        {
-            Failed = true;
-            throw;
-        }
-    }
+    public Task RecordAsync(int status) => record(status);
 }
 
 /// <summary>

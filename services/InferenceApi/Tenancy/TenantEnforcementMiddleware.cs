@@ -110,6 +110,7 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 recordFailure = ex;
+                recording!.Failed = true;
                 throw;
             }
 
