@@ -105,21 +105,13 @@ public sealed class DashboardTests(DashboardFixture dashboard) : DashboardTest(d
         // Random inputs, so no response cache can answer without a worker.
         var data = string.Join(',', Enumerable.Range(0, features).Select(_ => (Random.Shared.NextSingle() * 2 - 1).ToString("R", CultureInfo.InvariantCulture)));
         var body = $$"""{"inputs":[{"name":"input","datatype":"FP32","shape":[1,{{features}}],"data":[{{data}}]}]}""";
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        var (status, answer) = (0, string.Empty);
-        while (true)
+        // Workers load an activation asynchronously: until then InferenceApi answers 503.
+        var (status, answer) = await Waits.UntilAsync(async () =>
         {
             using var content = new StringContent(body, Encoding.UTF8, "application/json");
             using var response = await inference.PostAsync($"/v2/models/{model}/versions/{version}/infer", content, Ct);
-            (status, answer) = ((int)response.StatusCode, await response.Content.ReadAsStringAsync(Ct));
-            // Workers load an activation asynchronously: until then InferenceApi answers 503.
-            if (status != 503 || DateTime.UtcNow > deadline)
-            {
-                break;
-            }
-
-            await Task.Delay(250, Ct);
-        }
+            return (Status: (int)response.StatusCode, Answer: await response.Content.ReadAsStringAsync(Ct));
+        }, r => r.Status != 503, TimeSpan.FromSeconds(60), $"{model} v{version} loaded by a worker", Ct);
 
         Assert.True(status == 200, $"infer: {status} {answer}");
 

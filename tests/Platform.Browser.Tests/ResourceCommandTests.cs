@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 using Microsoft.Playwright;
 using Platform.TestSupport;
@@ -25,19 +24,9 @@ public sealed class ResourceCommandTests(DashboardFixture dashboard) : Dashboard
         await page.GetByRole(AriaRole.Menuitem, new() { Name = "Restart" }).ClickAsync();
 
         // Aspire stops the replica and starts it again: a new process, Running and Healthy; the other replica is untouched.
-        var deadline = Stopwatch.StartNew();
-        IReadOnlyList<DescribedResource> after;
-        while (true)
-        {
-            after = await WorkersAsync();
-            if (after.SingleOrDefault(r => r.Name == restarted.Name) is { IsRunningAndHealthy: true } replica && replica.ProcessId != restarted.ProcessId)
-            {
-                break;
-            }
-
-            Assert.True(deadline.Elapsed < RecoveryTimeout, $"{restarted.Name} did not come back as a new, healthy process:\n  {string.Join("\n  ", after)}");
-            await Task.Delay(500, Ct);
-        }
+        var after = await Waits.UntilAsync(WorkersAsync,
+            workers => workers.SingleOrDefault(r => r.Name == restarted.Name) is { IsRunningAndHealthy: true } replica && replica.ProcessId != restarted.ProcessId,
+            RecoveryTimeout, $"{restarted.Name} back as a new, healthy process", Ct);
 
         Assert.Equal(other.ProcessId, after.Single(r => r.Name == other.Name).ProcessId);
         Assert.False(AppHostProcess.IsRunning(oldProcess), $"the replica's old process still runs: {oldProcess}");

@@ -45,7 +45,7 @@ public sealed class BackupRestoreDrillTests(ChaosFixture fixture)
 
         using (var source = fixture.App.CreateHttpClient("inference-api").WithApiKey(tenant.Key))
         {
-            await WaitAsync(async () => await InferAsync(source, model, "before-0") == HttpStatusCode.OK, $"{model} served on the source", TimeSpan.FromSeconds(90));
+            await Waits.UntilAsync(async () => await InferAsync(source, model, "before-0") == HttpStatusCode.OK, TimeSpan.FromSeconds(90), $"{model} served on the source", Ct);
             for (var i = 1; i < 3; i++)
             {
                 Assert.Equal(HttpStatusCode.OK, await InferAsync(source, model, $"before-{i}"));
@@ -54,7 +54,7 @@ public sealed class BackupRestoreDrillTests(ChaosFixture fixture)
 
         // The backup runs after the usage buffer has drained (the runbook's first step): 3 records, 3 USD.
         var sourceDb = await fixture.App.GetConnectionStringAsync("platformdb", Ct);
-        await WaitAsync(async () => await UsageCountAsync(sourceDb, tenant.Id) == 3, "3 usage records in the source database", TimeSpan.FromSeconds(60));
+        await Waits.UntilAsync(async () => await UsageCountAsync(sourceDb, tenant.Id) == 3, TimeSpan.FromSeconds(60), "3 usage records in the source database", Ct);
 
         var backup = Directory.CreateTempSubdirectory("platform-backup-");
         try
@@ -101,10 +101,10 @@ public sealed class BackupRestoreDrillTests(ChaosFixture fixture)
             // The restored platform: the tenant's key and model access, the model (from the copied artifact), the price
             // (1 USD an inference), the budget (3 USD spent before, 1 now) and the usage.
             using var restored = target.CreateHttpClient("inference-api").WithApiKey(tenant.Key);
-            await WaitAsync(async () => await InferAsync(restored, model, "after-0") == HttpStatusCode.OK, $"{model} served on the restored platform", TimeSpan.FromSeconds(120));
+            await Waits.UntilAsync(async () => await InferAsync(restored, model, "after-0") == HttpStatusCode.OK, TimeSpan.FromSeconds(120), $"{model} served on the restored platform", Ct);
             using var admin = target.CreateHttpClient("admin-api");
             admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", ChaosFixture.AdminKey);
-            await WaitAsync(async () => await UsageCountAsync(targetDb, tenant.Id) == 4, "4 usage records in the restored database", TimeSpan.FromSeconds(60));
+            await Waits.UntilAsync(async () => await UsageCountAsync(targetDb, tenant.Id) == 4, TimeSpan.FromSeconds(60), "4 usage records in the restored database", Ct);
             var report = JsonDocument.Parse(await admin.GetStringAsync($"/api/tenants/{tenant.Id}/budget", Ct)).RootElement;
             Assert.Equal(50m, report.GetProperty("limit").GetDecimal());
             Assert.Equal(4m, report.GetProperty("spent").GetDecimal());
@@ -240,16 +240,6 @@ public sealed class BackupRestoreDrillTests(ChaosFixture fixture)
 
     private static JsonContent Body(string id) =>
         JsonContent.Create(new { id, inputs = new[] { new { name = "input", shape = new[] { 1, 16 }, datatype = "FP32", data = Enumerable.Range(0, 16).Select(i => i / 16f).ToArray() } } });
-
-    private static async Task WaitAsync(Func<Task<bool>> condition, string what, TimeSpan within)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(deadline.Elapsed < within, $"not {what} within {within.TotalSeconds:0} s");
-            await Task.Delay(250, Ct);
-        }
-    }
 
     private static string RepositoryRoot()
     {

@@ -30,20 +30,20 @@ public sealed class ServerKillTests(ChaosFixture fixture)
         var tenant = await PlatformTenants.CreateAsync(fixture.Admin, $"{server}-{Guid.NewGuid():N}"[..20], cancellationToken: Ct);
         using var client = fixture.App.CreateReplicaHttpClient("inference-api", 0).WithApiKey(tenant.Key);
         client.Timeout = Deadline;
-        await WaitAsync(async () => (await client.PostAsync($"/v2/models/{ChaosFixture.Model}/infer", Body($"{server}-warm", 0), Ct)).IsSuccessStatusCode,
-            $"{ChaosFixture.Model} served", TimeSpan.FromSeconds(90));
+        await Waits.UntilAsync(async () => (await client.PostAsync($"/v2/models/{ChaosFixture.Model}/infer", Body($"{server}-warm", 0), Ct)).IsSuccessStatusCode,
+            TimeSpan.FromSeconds(90), $"{ChaosFixture.Model} served", Ct);
         await fixture.App.WaitForAllHealthyAsync(Ct);
         // A second tenant whose key no replica has seen yet: with the server gone it must still get 200 or 503 + Retry-After.
         var stranger = await PlatformTenants.CreateAsync(fixture.Admin, $"{server}-new-{Guid.NewGuid():N}"[..20], cancellationToken: Ct);
         var pids = Services.ToDictionary(s => s, s => string.Join(",", fixture.App.ProcessIds(s).Order()));
 
         await using var burst = Burst.Start(client, server, Concurrency);
-        await WaitAsync(() => Task.FromResult(burst.Answered.Count >= 40), "40 answers before the kill", TimeSpan.FromSeconds(60));
+        await Waits.UntilAsync(() => burst.Answered.Count >= 40, TimeSpan.FromSeconds(60), "40 answers before the kill", Ct);
 
         await fixture.App.KillAsync(server, cancellationToken: Ct);
         var outcomesAtKill = burst.Outcomes;
         // Load keeps arriving while the server is gone.
-        await WaitAsync(() => Task.FromResult(burst.Outcomes >= outcomesAtKill + 40), "40 answers with the server gone", TimeSpan.FromSeconds(60));
+        await Waits.UntilAsync(() => burst.Outcomes >= outcomesAtKill + 40, TimeSpan.FromSeconds(60), "40 answers with the server gone", Ct);
         var refusedWhileDown = burst.Refused;
         using (var newcomer = fixture.App.CreateReplicaHttpClient("inference-api", 0).WithApiKey(stranger.Key))
         {
@@ -63,7 +63,7 @@ public sealed class ServerKillTests(ChaosFixture fixture)
         await fixture.App.StartAsync(server, cancellationToken: Ct);
         var answeredAtRestart = burst.Answered.Count;
         var restarted = Stopwatch.StartNew();
-        await WaitAsync(() => Task.FromResult(burst.Answered.Count >= answeredAtRestart + 40), "40 answers after the restart", TimeSpan.FromSeconds(90));
+        await Waits.UntilAsync(() => burst.Answered.Count >= answeredAtRestart + 40, TimeSpan.FromSeconds(90), "40 answers after the restart", Ct);
         var resumed = restarted.Elapsed;
         await burst.StopAsync();
 
@@ -93,10 +93,9 @@ public sealed class ServerKillTests(ChaosFixture fixture)
     private async Task<IReadOnlyList<(string? RequestId, int Status)>> SettledUsageAsync(Guid tenant, int expectedAtLeast)
     {
         var buffer = new UsageBuffer(fixture.Redis);
-        var deadline = DateTime.UtcNow.AddSeconds(90);
         var rows = new List<(string?, int)>();
-        var last = "";
-        while (DateTime.UtcNow < deadline)
+        // The probe answers what is still pending (null once settled); the rows are kept aside for the caller.
+        await Waits.UntilAsync<string?>(async () =>
         {
             try
             {
@@ -110,35 +109,16 @@ public sealed class ServerKillTests(ChaosFixture fixture)
                 }
 
                 var backlog = await buffer.BacklogAsync(Ct);
-                if (rows.Count >= expectedAtLeast && backlog == 0)
-                {
-                    return rows;
-                }
-
-                last = $"{rows.Count} records, backlog {backlog}";
+                return rows.Count >= expectedAtLeast && backlog == 0 ? null : $"{rows.Count} records, backlog {backlog}";
             }
             catch (Exception ex) when (ex is NpgsqlException or StackExchange.Redis.RedisException)
             {
                 // Connections of this test process died with the server; the pool and the multiplexer recover.
                 fixture.Db.Clear();
-                last = ex.Message;
+                return ex.Message;
             }
-
-            await Task.Delay(250, Ct);
-        }
-
-        Assert.Fail($"usage of {tenant} did not settle within 90 s: {last}");
+        }, pending => pending is null, TimeSpan.FromSeconds(90), $"usage of {tenant} settled", Ct);
         return rows;
-    }
-
-    private static async Task WaitAsync(Func<Task<bool>> condition, string what, TimeSpan within)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(deadline.Elapsed < within, $"not {what} within {within.TotalSeconds:0} s");
-            await Task.Delay(100, Ct);
-        }
     }
 
     /// <summary>Concurrent clients sending inferences with unique ids until stopped, classifying every answer.</summary>

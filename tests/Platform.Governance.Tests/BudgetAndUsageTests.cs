@@ -57,7 +57,7 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
             using var response = await fixture.Admin.GetAsync($"/api/tenants/{tenant.Id}/budget", Ct);
             var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement.Clone();
             return (body.TryGetProperty("events", out var events) && events.GetArrayLength() >= 3, body);
-        });
+        }, "the three budget crossings in the report");
         Assert.Equal(5m, report.GetProperty("spent").GetDecimal());
         Assert.True(report.GetProperty("exhausted").GetBoolean());
         var crossings = report.GetProperty("events").EnumerateArray()
@@ -228,7 +228,7 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
         {
             using var response = await client.PostAsync($"/v2/models/{GovernanceFixture.Model}/infer", GovernanceFixture.InferBody("redis-back"), Ct);
             return (response.StatusCode == HttpStatusCode.OK, JsonSerializer.SerializeToElement((int)response.StatusCode));
-        });
+        }, "an inference served with Redis back");
         Assert.Equal(200, served.GetInt32());
 
         // The refused request was never charged nor recorded; the one after recovery is both.
@@ -239,24 +239,12 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
         {
             using var status = await fixture.Admin.GetAsync($"/api/tenants/{tenant.Id}/budget", Ct);
             return (status.StatusCode == HttpStatusCode.OK, JsonSerializer.SerializeToElement((int)status.StatusCode));
-        });
+        }, "the budget report with Redis back");
         Assert.Equal(200, budgetBack.GetInt32());
 
         await fixture.App.WaitForAllHealthyAsync(Ct);
     }
 
-    private static async Task<JsonElement> EventuallyAsync(Func<Task<(bool Done, JsonElement Body)>> probe)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (true)
-        {
-            var (done, body) = await probe();
-            if (done || DateTime.UtcNow > deadline)
-            {
-                return body;
-            }
-
-            await Task.Delay(200, Ct);
-        }
-    }
+    private static async Task<JsonElement> EventuallyAsync(Func<Task<(bool Done, JsonElement Body)>> probe, string what) =>
+        (await Waits.UntilAsync(probe, r => r.Done, TimeSpan.FromSeconds(20), what, Ct)).Body;
 }

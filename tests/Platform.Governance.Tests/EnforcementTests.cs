@@ -58,15 +58,11 @@ public sealed class EnforcementTests(GovernanceFixture fixture)
         Assert.True(phases <= durations["total"] + 0.01, $"the phases add up to {phases} ms, more than the total {durations["total"]} ms: {timing}");
 
         // The key's last use reaches AdminApi's listing (InferenceApi writes sightings every 10 s, not per request).
-        var deadline = DateTime.UtcNow.AddSeconds(40);
-        JsonElement key;
-        do
+        var key = await Waits.UntilAsync(async () =>
         {
-            await Task.Delay(500, Ct);
             var listing = await fixture.Admin.GetFromJsonAsync<JsonElement>($"/api/tenants/{tenant.Id}/keys", Ct);
-            key = listing.GetProperty("keys").EnumerateArray().Single(k => k.GetProperty("id").GetGuid() == tenant.KeyId);
-        }
-        while (key.GetProperty("lastUsedAt").ValueKind == JsonValueKind.Null && DateTime.UtcNow < deadline);
+            return listing.GetProperty("keys").EnumerateArray().Single(k => k.GetProperty("id").GetGuid() == tenant.KeyId);
+        }, k => k.GetProperty("lastUsedAt").ValueKind != JsonValueKind.Null, TimeSpan.FromSeconds(40), "the key's last use in AdminApi's listing", Ct);
         Assert.InRange(key.GetProperty("lastUsedAt").GetDateTimeOffset(), DateTimeOffset.UtcNow.AddMinutes(-2), DateTimeOffset.UtcNow.AddSeconds(5));
     }
 
@@ -86,7 +82,7 @@ public sealed class EnforcementTests(GovernanceFixture fixture)
         for (var replica = 0; replica < 2; replica++)
         {
             using var other = fixture.Inference(replica).WithApiKey(tenant.Key);
-            var (status, body) = await EventuallyAsync(other, s => s == 403, TimeSpan.FromSeconds(5));
+            var (status, body) = await EventuallyAsync(other, s => s == 403, TimeSpan.FromSeconds(5), $"the revocation on replica {replica}");
             Assert.Equal(403, status);
             Assert.Contains("revoked", body, StringComparison.Ordinal);
         }
@@ -98,7 +94,7 @@ public sealed class EnforcementTests(GovernanceFixture fixture)
             Assert.Equal(HttpStatusCode.OK, before.StatusCode);
         }
 
-        var (expiredStatus, expiredBody) = await EventuallyAsync(shortLived, s => s == 403, TimeSpan.FromSeconds(10));
+        var (expiredStatus, expiredBody) = await EventuallyAsync(shortLived, s => s == 403, TimeSpan.FromSeconds(10), "the short-lived key's expiry");
         Assert.Equal(403, expiredStatus);
         Assert.Contains("expired", expiredBody, StringComparison.Ordinal);
     }
@@ -173,20 +169,10 @@ public sealed class EnforcementTests(GovernanceFixture fixture)
         Assert.Equal(20, usage.Count(u => u.Status == 429));
     }
 
-    private static async Task<(int Status, string Body)> EventuallyAsync(HttpClient client, Func<int, bool> until, TimeSpan within)
-    {
-        var deadline = DateTime.UtcNow + within;
-        while (true)
+    private static Task<(int Status, string Body)> EventuallyAsync(HttpClient client, Func<int, bool> until, TimeSpan within, string what) =>
+        Waits.UntilAsync(async () =>
         {
             using var response = await client.PostAsync($"/v2/models/{GovernanceFixture.Model}/infer", GovernanceFixture.InferBody(), Ct);
-            var status = (int)response.StatusCode;
-            var body = await response.Content.ReadAsStringAsync(Ct);
-            if (until(status) || DateTime.UtcNow > deadline)
-            {
-                return (status, body);
-            }
-
-            await Task.Delay(100, Ct);
-        }
-    }
+            return (Status: (int)response.StatusCode, Body: await response.Content.ReadAsStringAsync(Ct));
+        }, r => until(r.Status), within, what, Ct);
 }

@@ -63,24 +63,12 @@ public sealed class GovernanceFixture : IAsyncLifetime
     public string Logs(string resource, int lines = 40) => App.Logs(resource, lines);
 
     /// <summary>Waits until <paramref name="client"/> (carrying a key allowed <paramref name="model"/>) gets a 200 from it.</summary>
-    public static async Task WaitServedAsync(HttpClient client, string model, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        var last = string.Empty;
-        while (DateTime.UtcNow < deadline)
+    public static Task WaitServedAsync(HttpClient client, string model, CancellationToken ct) =>
+        Waits.UntilAsync(async () =>
         {
             using var response = await client.PostAsync($"/v2/models/{model}/infer", InferBody(), ct);
-            if (response.IsSuccessStatusCode)
-            {
-                return;
-            }
-
-            last = $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(ct)}";
-            await Task.Delay(200, ct);
-        }
-
-        Assert.Fail($"{model} was not served within 60 s: {last}");
-    }
+            return (response.IsSuccessStatusCode, Answer: $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(ct)}");
+        }, r => r.IsSuccessStatusCode, TimeSpan.FromSeconds(60), $"{model} served", ct);
 
     /// <summary>Usage records of a tenant in Postgres, by status.</summary>
     public async Task<IReadOnlyList<(string? RequestId, int Status, decimal Cost)>> UsageAsync(Guid tenant, CancellationToken ct)
@@ -101,20 +89,19 @@ public sealed class GovernanceFixture : IAsyncLifetime
     public async Task<IReadOnlyList<(string? RequestId, int Status, decimal Cost)>> SettledUsageAsync(Guid tenant, int expectedAtLeast, CancellationToken ct)
     {
         var buffer = new UsageBuffer(Redis);
-        var deadline = DateTime.UtcNow.AddSeconds(60);
         IReadOnlyList<(string?, int, decimal)> rows = [];
-        while (DateTime.UtcNow < deadline)
+        // The probe answers what is still pending (null once settled); the rows are kept aside for the caller.
+        await Waits.UntilAsync<string?>(async () =>
         {
             try
             {
                 rows = await UsageAsync(tenant, ct);
             }
-            catch (NpgsqlException) when (DateTime.UtcNow < deadline)
+            catch (NpgsqlException ex)
             {
                 // Postgres restarting (one test restarts it): pooled connections die with it.
                 Db.Clear();
-                await Task.Delay(200, ct);
-                continue;
+                return ex.Message;
             }
 
             long backlog;
@@ -122,22 +109,14 @@ public sealed class GovernanceFixture : IAsyncLifetime
             {
                 backlog = await buffer.BacklogAsync(ct);
             }
-            catch (StackExchange.Redis.RedisConnectionException) when (DateTime.UtcNow < deadline)
+            catch (StackExchange.Redis.RedisConnectionException ex)
             {
                 // Redis restarting (one test restarts it): this connection reconnects on its own.
-                await Task.Delay(200, ct);
-                continue;
+                return ex.Message;
             }
 
-            if (rows.Count >= expectedAtLeast && backlog == 0)
-            {
-                return rows;
-            }
-
-            await Task.Delay(200, ct);
-        }
-
-        Assert.Fail($"usage of {tenant} did not settle: {rows.Count} records in Postgres, backlog {await buffer.BacklogAsync(ct)}");
+            return rows.Count >= expectedAtLeast && backlog == 0 ? null : $"{rows.Count} records in Postgres, backlog {backlog}";
+        }, pending => pending is null, TimeSpan.FromSeconds(60), $"usage of {tenant} settled", ct);
         return rows;
     }
 

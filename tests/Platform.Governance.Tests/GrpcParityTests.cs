@@ -294,20 +294,17 @@ public sealed class GrpcParityTests(GovernanceFixture fixture)
         await fixture.App.WaitForAllHealthyAsync(Ct);
     }
 
-    private static async Task WaitServedAsync(GRPCInferenceService.GRPCInferenceServiceClient client, string key, ModelInferRequest request)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
+    private static Task WaitServedAsync(GRPCInferenceService.GRPCInferenceServiceClient client, string key, ModelInferRequest request) =>
+        Waits.UntilAsync<Grpc.Core.Status?>(async () =>
         {
             try
             {
                 await client.ModelInferAsync(request, Bearer(key));
-                return;
+                return null;
             }
-            catch (RpcException ex) when (DateTime.UtcNow < deadline && ex.StatusCode is StatusCode.NotFound or StatusCode.Unavailable)
+            catch (RpcException ex) when (ex.StatusCode is StatusCode.NotFound or StatusCode.Unavailable)
             {
-                await Task.Delay(200, Ct);
+                return ex.Status;
             }
-        }
-    }
+        }, refusal => refusal is null, TimeSpan.FromSeconds(60), $"{request.ModelName} served over gRPC", Ct);
 }

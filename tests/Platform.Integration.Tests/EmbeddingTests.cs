@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Platform.OnnxModels;
+using Platform.TestSupport;
 
 namespace Platform.Integration.Tests;
 
@@ -34,19 +35,8 @@ public sealed class EmbeddingTests(PlatformFixture fixture)
         foreach (var text in texts)
         {
             // The workers pick up the activation asynchronously (pub/sub + reconcile): retry while they load it.
-            HttpResponseMessage response;
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            do
-            {
-                response = await enrichment.PostAsJsonAsync($"/api/collections/{collection}/documents", new { text }, Ct);
-                if (response.StatusCode != HttpStatusCode.ServiceUnavailable)
-                {
-                    break;
-                }
-
-                await Task.Delay(250, Ct);
-            }
-            while (DateTime.UtcNow < deadline);
+            var response = await Waits.UntilAsync(() => enrichment.PostAsJsonAsync($"/api/collections/{collection}/documents", new { text }, Ct),
+                r => r.StatusCode != HttpStatusCode.ServiceUnavailable, TimeSpan.FromSeconds(30), "the embedding model loaded", Ct);
 
             Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync(Ct));
             ids.Add((await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetGuid());

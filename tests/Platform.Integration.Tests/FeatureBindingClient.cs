@@ -60,7 +60,7 @@ public sealed class FeatureBindingClient : IDisposable
         var version = JsonDocument.Parse(body).RootElement.GetProperty("version").GetInt64();
 
         // Workers load an activated version asynchronously (pub/sub + reconcile).
-        var result = await InferUntilAsync(model, probe, null, r => r.Status == 200, ct);
+        var result = await InferUntilAsync(model, probe, null, r => r.Status == 200, $"{model} v{version} served", ct);
         Assert.True(result.Status == 200, $"{model} v{version} was not served: {result}");
         return version;
     }
@@ -110,31 +110,20 @@ public sealed class FeatureBindingClient : IDisposable
     }
 
     /// <summary>
-    /// Repeats <see cref="InferAsync"/> until <paramref name="done"/> holds (30 s at most): registry changes (an
-    /// activation, new bindings) reach InferenceApi and the workers asynchronously.
+    /// Repeats <see cref="InferAsync"/> until <paramref name="done"/> holds (30 s at most, then a <see cref="TimeoutException"/>
+    /// naming <paramref name="what"/>): registry changes (an activation, new bindings) reach InferenceApi and the workers asynchronously.
     /// </summary>
-    public async Task<InferResult> InferUntilAsync(string model, IReadOnlyList<InferTensor> inputs, string? entityId,
-        Func<InferResult, bool> done, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (true)
-        {
-            var result = await InferAsync(model, inputs, entityId, ct);
-            if (done(result) || DateTime.UtcNow > deadline)
-            {
-                return result;
-            }
-
-            await Task.Delay(200, ct);
-        }
-    }
+    public Task<InferResult> InferUntilAsync(string model, IReadOnlyList<InferTensor> inputs, string? entityId,
+        Func<InferResult, bool> done, string what, CancellationToken ct) =>
+        Waits.UntilAsync(() => InferAsync(model, inputs, entityId, ct), done, TimeSpan.FromSeconds(30), what, ct);
 
     /// <summary>
     /// Infers once InferenceApi applies the model's bindings: until then it answers the validator's "missing input"
     /// 400 for a request that leaves the bound inputs out.
     /// </summary>
     public Task<InferResult> InferBoundAsync(string model, IReadOnlyList<InferTensor> inputs, string entityId, CancellationToken ct) =>
-        InferUntilAsync(model, inputs, entityId, r => !(r.Status == 400 && r.Error!.StartsWith("missing input", StringComparison.Ordinal)), ct);
+        InferUntilAsync(model, inputs, entityId, r => !(r.Status == 400 && r.Error!.StartsWith("missing input", StringComparison.Ordinal)),
+            $"{model}'s bindings applied in InferenceApi", ct);
 
     /// <summary>A tenant allowed every model (no rate limit to speak of), created on first use through AdminApi.</summary>
     private async Task<TestTenant> TenantAsync(CancellationToken ct)

@@ -51,7 +51,7 @@ public sealed class FeatureStoreOutageTests(PlatformFixture fixture) : IDisposab
         }
 
         // Back up: the same request is answered from the features again (the client's breaker may need a moment).
-        var back = await _client.InferUntilAsync(model, [], Entity, r => r.Status == 200, Ct);
+        var back = await _client.InferUntilAsync(model, [], Entity, r => r.Status == 200, "an answer from the features again", Ct);
         Assert.True(back.Status == 200, back.ToString());
         Assert.Equal(expected.Response!["probabilities"].Data.ToArray(), back.Response!["probabilities"].Data.ToArray());
     }

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Platform.Data;
 using Platform.Data.Migrations;
+using Platform.TestSupport;
 
 namespace Platform.Libs.Tests;
 
@@ -130,14 +131,8 @@ public sealed class MigrationTests(ServersFixture servers)
         Assert.Equal(HealthStatus.Unhealthy, before.Entries["migrations"].Status);
 
         await host.StartAsync(ct);
-        HealthReport report;
-        var deadline = DateTime.UtcNow.AddSeconds(15);
-        do
-        {
-            await Task.Delay(50, ct);
-            report = await health.CheckHealthAsync(ct);
-        }
-        while (report.Status != HealthStatus.Healthy && DateTime.UtcNow < deadline);
+        var report = await Waits.UntilAsync(() => health.CheckHealthAsync(ct), r => r.Status == HealthStatus.Healthy,
+            TimeSpan.FromSeconds(15), "the host healthy after its migrations", ct);
 
         Assert.Equal(HealthStatus.Healthy, report.Entries[DataServiceCollectionExtensions.HealthCheckName].Status);
         Assert.Equal(HealthStatus.Healthy, report.Entries["migrations"].Status);

@@ -161,6 +161,7 @@ public sealed class WorkerClientTests
             }
 
             started.TrySetResult();
+            // The replica never answers: only the call's deadline can end the call.
             await Task.Delay(Timeout.Infinite, context.CancellationToken);
             return await Answer("late");
         });

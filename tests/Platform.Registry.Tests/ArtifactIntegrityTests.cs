@@ -52,13 +52,10 @@ public sealed class ArtifactIntegrityTests(PlatformFixture platform)
         using var inference = platform.App.CreateHttpClient("inference-api").WithApiKey(tenant.Key);
 
         // The healthy model serves; the victim is refused with 503 naming the version and the cause, once every replica tried.
-        await WaitForAsync(async () => (await InferAsync(inference, healthy)).Status == HttpStatusCode.OK, $"{healthy} served");
-        (HttpStatusCode Status, string Body, TimeSpan? RetryAfter) refused = default;
-        await WaitForAsync(async () =>
-        {
-            refused = await InferAsync(inference, victim);
-            return refused.Status == HttpStatusCode.ServiceUnavailable && refused.Body.Contains(cause, StringComparison.Ordinal);
-        }, $"{victim} refused for its {fault} artifact", () => $"last answer {(int)refused.Status} {refused.Body}");
+        await Waits.UntilAsync(() => InferAsync(inference, healthy), r => r.Status == HttpStatusCode.OK, TimeSpan.FromSeconds(90), $"{healthy} served", Ct);
+        var refused = await Waits.UntilAsync(() => InferAsync(inference, victim),
+            r => r.Status == HttpStatusCode.ServiceUnavailable && r.Body.Contains(cause, StringComparison.Ordinal),
+            TimeSpan.FromSeconds(90), $"{victim} refused for its {fault} artifact", Ct);
         Assert.Contains($"model '{victim}' version 1 failed to load", refused.Body, StringComparison.Ordinal);
         Assert.Contains(key, refused.Body, StringComparison.Ordinal);
         Assert.NotNull(refused.RetryAfter);
@@ -97,16 +94,6 @@ public sealed class ArtifactIntegrityTests(PlatformFixture platform)
             inputs = new[] { new { name = "input", shape = new[] { 1, 16 }, datatype = "FP32", data = Enumerable.Range(0, 16).Select(i => i / 16f).ToArray() } },
         }), Ct);
         return (response.StatusCode, await response.Content.ReadAsStringAsync(Ct), response.Headers.RetryAfter?.Delta);
-    }
-
-    private static async Task WaitForAsync(Func<Task<bool>> condition, string what, Func<string>? detail = null)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(90);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"not {what} within 90 s; {detail?.Invoke()}");
-            await Task.Delay(250, Ct);
-        }
     }
 
     private static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 9)];

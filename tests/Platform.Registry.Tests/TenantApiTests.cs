@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
@@ -9,6 +8,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Platform.Tenancy;
 using Platform.Tenancy.Enforcement;
+using Platform.TestSupport;
 using StackExchange.Redis;
 
 namespace Platform.Registry.Tests;
@@ -280,6 +280,7 @@ public sealed class TenantApiTests(PlatformFixture platform)
             Assert.Equal(HttpStatusCode.OK, before.StatusCode);
         }
 
+        // Expiry is judged by AdminApi's clock, this machine's real one: the key's expiry can only be waited out.
         await Task.Delay(expiresAt - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(300), Ct);
         using (var listed = await platform.Admin.GetAsync($"/api/tenants/{tenant.Id}/keys", Ct))
         {
@@ -434,7 +435,7 @@ public sealed class TenantApiTests(PlatformFixture platform)
             using var get = await platform.Admin.GetAsync($"/api/tenants/{tenant.Id}/budget", Ct);
             var list = (await Json(get)).GetProperty("events").EnumerateArray().ToArray();
             return list.Length == 2 ? list : null;
-        });
+        }, "both budget events in Postgres");
         Assert.Equal(["soft", "exhausted"], events.Select(e => e.GetProperty("kind").GetString()));
         Assert.Equal([0.5, 1.0], events.Select(e => e.GetProperty("threshold").GetDouble()));
         Assert.Equal([6m, 11m], events.Select(e => e.GetProperty("spent").GetDecimal()));
@@ -444,7 +445,7 @@ public sealed class TenantApiTests(PlatformFixture platform)
             using var get = await platform.Admin.GetAsync($"/api/usage?tenantId={tenant.Id}&groupBy=tenant", Ct);
             var body = await Json(get);
             return body.GetProperty("total").GetProperty("requests").GetInt64() == 2 ? new[] { body } : null;
-        }))[0];
+        }, "both usage records in the report"))[0];
         var group = Assert.Single(usage.GetProperty("groups").EnumerateArray());
         Assert.Equal(11m, group.GetProperty("cost").GetDecimal());
         Assert.Equal(15, group.GetProperty("inputElements").GetInt64());
@@ -568,7 +569,7 @@ public sealed class TenantApiTests(PlatformFixture platform)
         {
             var seen = messages.ToArray();
             return Task.FromResult(seen.Count(m => m == id) >= 5 && seen.SkipWhile(m => m != id).Skip(4).Contains("*") ? seen : null);
-        });
+        }, "the tenant's five announcements, then the price's");
         Assert.Equal(5, received.Count(m => m == id));
     }
 
@@ -874,21 +875,9 @@ public sealed class TenantApiTests(PlatformFixture platform)
     }
 
     /// <summary>Polls until <paramref name="probe"/> returns a value (the usage writer drains every 200 ms).</summary>
-    private static async Task<T> EventuallyAsync<T>(Func<Task<T?>> probe)
-        where T : class
-    {
-        var watch = Stopwatch.StartNew();
-        while (true)
-        {
-            if (await probe() is { } value)
-            {
-                return value;
-            }
-
-            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(15), "condition not met within 15 s");
-            await Task.Delay(100, Ct);
-        }
-    }
+    private static async Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, string what)
+        where T : class =>
+        (await Waits.UntilAsync(probe, value => value is not null, TimeSpan.FromSeconds(15), what, Ct))!;
 
     private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, object body)
     {

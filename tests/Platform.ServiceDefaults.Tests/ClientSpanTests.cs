@@ -95,14 +95,9 @@ public sealed class ClientSpanTests(ServersFixture servers)
         }
 
         // StackExchange.Redis' instrumentation drains its profiler on a timer (10 s by default): its span comes last.
-        var started = TimeProvider.System.GetTimestamp();
-        var all = Snapshot();
-        while (!(all.Any(s => s.Kind == ActivityKind.Server && s.DisplayName == "GET /downstream") && all.Any(IsRedis))
-            && TimeProvider.System.GetElapsedTime(started) < TimeSpan.FromSeconds(30))
-        {
-            await Task.Delay(50, ct);
-            all = Snapshot();
-        }
+        List<Activity> all = [];
+        await Waits.UntilAsync(() => (all = Snapshot()).Any(s => s.Kind == ActivityKind.Server && s.DisplayName == "GET /downstream") && all.Any(IsRedis),
+            TimeSpan.FromSeconds(30), "the downstream server span and a Redis span", ct);
 
         var root = all.Single(s => s.Kind == ActivityKind.Server && s.DisplayName == "GET /upstream");
         var children = all.Where(s => s.ParentSpanId == root.SpanId).ToList();
@@ -148,18 +143,17 @@ public sealed class ClientSpanTests(ServersFixture servers)
 
         // Redis spans are drained from the profiler on a timer: once the request's has arrived, the background one would have too.
         var tracer = host.Services.GetRequiredService<TracerProvider>();
-        var started = TimeProvider.System.GetTimestamp();
-        List<Activity> all;
-        do
+        List<Activity> all = [];
+        await Waits.UntilAsync(() =>
         {
             tracer.ForceFlush();
-            await Task.Delay(50, ct);
             lock (spans)
             {
                 all = [.. spans.DistinctBy(s => s.SpanId)];
             }
-        }
-        while (!all.Any(s => IsRedis(s) && s.ParentSpanId != default) && TimeProvider.System.GetElapsedTime(started) < TimeSpan.FromSeconds(30));
+
+            return all.Any(s => IsRedis(s) && s.ParentSpanId != default);
+        }, TimeSpan.FromSeconds(30), "the request's Redis span", ct);
 
         var describe = string.Join("\n", all.Select(s => $"{s.Kind} {s.DisplayName} {s.Source.Name} parent={s.ParentSpanId}"));
         Assert.True(all.Any(s => IsRedis(s) && s.ParentSpanId != default), describe);

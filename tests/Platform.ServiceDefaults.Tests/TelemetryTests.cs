@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry;
 using OpenTelemetry.Trace;
+using Platform.TestSupport;
 
 namespace Platform.ServiceDefaults.Tests;
 
@@ -63,7 +64,7 @@ public sealed class TelemetryTests
         await client.GetStringAsync("/traced", ct);
         host.Services.GetRequiredService<TracerProvider>().ForceFlush();
 
-        var names = await exporter.WaitForAsync(n => n.Contains("GET /traced"), ct);
+        var names = await exporter.WaitForAsync(n => n.Contains("GET /traced"), "the /traced request's span", ct);
         Assert.DoesNotContain(names, n => n.Contains("health", StringComparison.Ordinal) || n.Contains("alive", StringComparison.Ordinal));
         Assert.DoesNotContain(exporter.Paths, p => p is "/health" or "/alive");
     }
@@ -102,11 +103,7 @@ public sealed class TelemetryTests
         await client.GetStringAsync("/otlp-probe", ct);
         Assert.True(withEndpoint.Services.GetRequiredService<TracerProvider>().ForceFlush(10_000));
 
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!received.Any(r => r.Path == "/v1/traces") && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(50, ct);
-        }
+        await Waits.UntilAsync(() => received.Any(r => r.Path == "/v1/traces"), TimeSpan.FromSeconds(10), "the OTLP trace export", ct);
 
         var traces = Assert.Single(received, r => r.Path == "/v1/traces");
         Assert.Equal("application/x-protobuf", traces.ContentType);
@@ -157,21 +154,8 @@ public sealed class TelemetryTests
             return ExportResult.Success;
         }
 
-        public async Task<IReadOnlyList<string>> WaitForAsync(Func<IReadOnlyList<string>, bool> done, CancellationToken cancellationToken)
-        {
-            for (var i = 0; i < 200; i++)
-            {
-                var names = _items.Select(a => a.DisplayName).ToArray();
-                if (done(names))
-                {
-                    return names;
-                }
-
-                await Task.Delay(25, cancellationToken);
-            }
-
-            return _items.Select(a => a.DisplayName).ToArray();
-        }
+        public Task<string[]> WaitForAsync(Func<IReadOnlyList<string>, bool> done, string what, CancellationToken cancellationToken) =>
+            Waits.UntilAsync(() => Task.FromResult(_items.Select(a => a.DisplayName).ToArray()), done, TimeSpan.FromSeconds(10), what, cancellationToken);
     }
 }
 

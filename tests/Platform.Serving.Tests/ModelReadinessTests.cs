@@ -6,6 +6,7 @@ using Platform.Inference.Protocol;
 using Platform.ModelRegistry;
 using Platform.ObjectStore;
 using Platform.OnnxModels;
+using Platform.TestSupport;
 
 namespace Platform.Serving.Tests;
 
@@ -105,21 +106,12 @@ public sealed class ModelReadinessTests(ServingFixture fixture)
     }
 
     /// <summary>Waits until InferenceApi's registry view has the activation (the metadata route answers 200).</summary>
-    private async Task WaitForMetadataAsync(string name)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
+    private Task WaitForMetadataAsync(string name) =>
+        Waits.UntilAsync(async () =>
         {
             using var response = await fixture.Client.Inference.GetAsync($"/v2/models/{name}", Ct);
-            if ((int)response.StatusCode == 200)
-            {
-                return;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"{name} did not appear in InferenceApi within 60 s: {Encoding.UTF8.GetString(await response.Content.ReadAsByteArrayAsync(Ct))}");
-            await Task.Delay(200, Ct);
-        }
-    }
+            return (Status: (int)response.StatusCode, Body: Encoding.UTF8.GetString(await response.Content.ReadAsByteArrayAsync(Ct)));
+        }, r => r.Status == 200, TimeSpan.FromSeconds(60), $"{name} in InferenceApi", Ct);
 
     private HttpClient AdminClient()
     {

@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Platform.Inference.OpenInference;
 using Platform.Inference.Protocol;
+using Platform.TestSupport;
 
 namespace Platform.Serving.Tests;
 
@@ -35,24 +36,12 @@ public sealed class ServingClient(HttpClient admin, HttpClient inference)
     }
 
     /// <summary>Waits until InferenceApi serves <paramref name="version"/> of the model (workers loaded it).</summary>
-    public async Task WaitServedAsync(string model, long version, InferTensor probe, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        string last = "";
-        while (DateTime.UtcNow < deadline)
+    public Task WaitServedAsync(string model, long version, InferTensor probe, CancellationToken ct) =>
+        Waits.UntilAsync(async () =>
         {
             var (status, body, _) = await PostAsync($"/v2/models/{model}/versions/{version}/infer", [probe], TensorEncoding.Binary, ct: ct);
-            if (status == 200)
-            {
-                return;
-            }
-
-            last = $"{status} {System.Text.Encoding.UTF8.GetString(body)}";
-            await Task.Delay(200, ct);
-        }
-
-        Assert.Fail($"{model} v{version} was not served within 60 s: {last}");
-    }
+            return (Status: status, Body: System.Text.Encoding.UTF8.GetString(body));
+        }, r => r.Status == 200, TimeSpan.FromSeconds(60), $"{model} v{version} served", ct);
 
     public async Task<(int Status, byte[] Body, HttpResponseMessage Response)> PostAsync(
         string path, IReadOnlyList<InferTensor> inputs, TensorEncoding encoding,

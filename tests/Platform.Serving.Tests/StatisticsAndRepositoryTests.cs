@@ -67,7 +67,7 @@ public sealed class StatisticsAndRepositoryTests(ServingFixture fixture)
             var body = await fixture.Client.Inference.GetFromJsonAsync<JsonElement>("/v2/models/stats-mlp/stats", Ct);
             var hits = body.GetProperty("model_stats")[0].GetProperty("inference_stats").GetProperty("cache_hit").GetProperty("count").GetUInt64();
             return (hits == 2, body);
-        });
+        }, "both cache hits in the statistics");
         var stats = Assert.Single(rest.GetProperty("model_stats").EnumerateArray());
         Assert.Equal(("stats-mlp", "1"), (stats.GetProperty("name").GetString(), stats.GetProperty("version").GetString()));
         var inference = stats.GetProperty("inference_stats");
@@ -238,18 +238,6 @@ public sealed class StatisticsAndRepositoryTests(ServingFixture fixture)
         return stats.GetProperty("model_stats")[0].GetProperty("inference_stats").GetProperty("success").GetProperty("count").GetUInt64();
     }
 
-    private static async Task<JsonElement> EventuallyAsync(Func<Task<(bool Done, JsonElement Body)>> probe)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (true)
-        {
-            var (done, body) = await probe();
-            if (done || DateTime.UtcNow > deadline)
-            {
-                return body;
-            }
-
-            await Task.Delay(100, Ct);
-        }
-    }
+    private static async Task<JsonElement> EventuallyAsync(Func<Task<(bool Done, JsonElement Body)>> probe, string what) =>
+        (await Waits.UntilAsync(probe, r => r.Done, TimeSpan.FromSeconds(20), what, Ct)).Body;
 }

@@ -71,6 +71,7 @@ public sealed class RateLimitTests(InfrastructureFixture infra)
         var refused = await bucket.TryAcquireAsync(key, 3, 1, cancellationToken: Ct);
         Assert.False(refused.Allowed);
         Assert.InRange(refused.RetryAfter, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(1001));
+        // The bucket refills by Redis' clock, the real one: the refill can only be waited out.
         await Task.Delay(refused.RetryAfter + TimeSpan.FromMilliseconds(20), Ct);
         Assert.True((await bucket.TryAcquireAsync(key, 3, 1, cancellationToken: Ct)).Allowed);
     }

@@ -102,30 +102,18 @@ public sealed class PlatformFixture : IAsyncLifetime
     public async Task WaitUntilReadyEverywhereAsync(string name, long version, TimeSpan timeout, CancellationToken cancellationToken,
         Func<JsonElement, bool>? condition = null)
     {
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(timeout);
+        // One budget for both replicas: the version must be ready on all of them within it.
+        var started = TimeProvider.System.GetTimestamp();
         for (var replica = 0; replica < 2; replica++)
         {
             using var http = await App.CreateWorkerHttpClientAsync(replica, cancellationToken);
-            string last = "";
-            while (true)
+            await Waits.UntilAsync(async () =>
             {
-                try
-                {
-                    using var response = await http.GetAsync($"/v1/models/{name}/versions/{version}/ready", deadline.Token);
-                    last = $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(deadline.Token)}";
-                    if (response.StatusCode == HttpStatusCode.OK
-                        && (condition is null || condition(JsonDocument.Parse(last[4..]).RootElement)))
-                    {
-                        break;
-                    }
-                    await Task.Delay(100, deadline.Token);
-                }
-                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-                {
-                    throw new TimeoutException($"{name} v{version} not ready on replica {replica} within {timeout}: {last}");
-                }
-            }
+                using var response = await http.GetAsync($"/v1/models/{name}/versions/{version}/ready", cancellationToken);
+                return (response.StatusCode, Body: await response.Content.ReadAsStringAsync(cancellationToken));
+            }, r => r.StatusCode == HttpStatusCode.OK && (condition is null || condition(JsonDocument.Parse(r.Body).RootElement)),
+                timeout - TimeProvider.System.GetElapsedTime(started),
+                $"{name} v{version} ready on replica {replica} within {timeout.TotalSeconds:0} s of the start (the rest of that budget)", cancellationToken);
         }
     }
 }
