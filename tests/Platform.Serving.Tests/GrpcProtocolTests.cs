@@ -194,23 +194,5 @@ public sealed class GrpcProtocolTests(ServingFixture fixture)
         return request;
     }
 
-    private static readonly SemaphoreSlim DeployLock = new(1, 1);
-    private static bool _deployed;
-
-    private async Task EnsureDeployedAsync()
-    {
-        await DeployLock.WaitAsync(Ct);
-        try
-        {
-            if (!_deployed)
-            {
-                await DeployAsync("grpc-errors", 43);
-                _deployed = true;
-            }
-        }
-        finally
-        {
-            DeployLock.Release();
-        }
-    }
+    private Task EnsureDeployedAsync() => fixture.DeployOnceAsync("grpc-errors", () => DeployAsync("grpc-errors", 43), Ct);
 }

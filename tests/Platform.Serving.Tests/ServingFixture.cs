@@ -16,6 +16,10 @@ public sealed class ServingFixture : IAsyncLifetime
 
     public ServingClient Client { get; private set; } = null!;
 
+    // The models that tests share (deployed by whichever test comes first), owned here so every test class sees one set.
+    private readonly SemaphoreSlim _deployLock = new(1, 1);
+    private readonly HashSet<string> _deployed = [];
+
     public async ValueTask InitializeAsync()
     {
         App = await PlatformApp.StartAsync([$"--Parameters:admin-api-key={AdminKey}"]);
@@ -26,6 +30,26 @@ public sealed class ServingFixture : IAsyncLifetime
         Client = new ServingClient(admin, App.CreateHttpClient("inference-api").WithApiKey(tenant.Key));
     }
 
+    /// <summary>
+    /// Runs <paramref name="deploy"/> for the first test that asks for <paramref name="name"/>, one deployment at a time;
+    /// later callers find it done. The name counts as deployed from the first attempt on: a failed deployment is not retried.
+    /// </summary>
+    public async Task DeployOnceAsync(string name, Func<Task> deploy, CancellationToken cancellationToken)
+    {
+        await _deployLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (_deployed.Add(name))
+            {
+                await deploy();
+            }
+        }
+        finally
+        {
+            _deployLock.Release();
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (App is not null)
@@ -34,5 +58,6 @@ public sealed class ServingFixture : IAsyncLifetime
         }
 
         Ort.Dispose();
+        _deployLock.Dispose();
     }
 }

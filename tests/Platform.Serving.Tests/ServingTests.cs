@@ -6,6 +6,7 @@ using Platform.Inference.OpenInference;
 using Platform.Inference.Protocol;
 using Platform.OnnxModels;
 using Platform.OnnxRuntime;
+using Platform.TestSupport;
 
 namespace Platform.Serving.Tests;
 
@@ -298,39 +299,52 @@ public sealed class ServingTests(ServingFixture fixture)
             }
         }).ToArray();
 
-        await Task.Delay(500, Ct);
-        var version2 = await Client.UploadAsync("switch", v2Model.Bytes, Ct);
-        await Client.ActivateAsync("switch", version2, Ct);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < deadline && !versions.TakeLast(10).All(v => v == "2"))
+        // The load writes versions and failures under one lock. Each wait below also ends at the first failure, which the
+        // assertions after the load then report.
+        bool Failed()
         {
-            await Task.Delay(200, Ct);
+            lock (failures)
+            {
+                return failures.Count > 0;
+            }
         }
 
-        await Task.Delay(500, Ct);
-        await stop.CancelAsync();
-        await Task.WhenAll(load);
+        int Answers(string version)
+        {
+            lock (failures)
+            {
+                return versions.Count(v => v == version);
+            }
+        }
+
+        try
+        {
+            // The switch happens under load that version 1 is already answering.
+            await Waits.UntilAsync(() => Answers("1") >= 10 || Failed(), TimeSpan.FromSeconds(30), "10 answers of version 1 under load", Ct);
+            var version2 = await Client.UploadAsync("switch", v2Model.Bytes, Ct);
+            await Client.ActivateAsync("switch", version2, Ct);
+            await Waits.UntilAsync(() =>
+            {
+                lock (failures)
+                {
+                    return versions.TakeLast(10).All(v => v == "2") || failures.Count > 0;
+                }
+            }, TimeSpan.FromSeconds(30), "10 answers in a row of version 2", Ct);
+
+            // The load goes on past the switch, while the workers let version 1 go.
+            var switched = Answers("2");
+            await Waits.UntilAsync(() => Answers("2") >= switched + 40 || Failed(), TimeSpan.FromSeconds(30), "40 further answers of version 2", Ct);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(load);
+        }
+
         Assert.Empty(failures);
         Assert.Contains("1", versions);
         Assert.Equal("2", versions[^1]);
     }
 
-    private static readonly SemaphoreSlim DeployLock = new(1, 1);
-    private static readonly HashSet<string> Deployed = [];
-
-    private async Task EnsureDeployedAsync(string name, ulong seed)
-    {
-        await DeployLock.WaitAsync(Ct);
-        try
-        {
-            if (Deployed.Add(name))
-            {
-                await DeployAsync(name, seed);
-            }
-        }
-        finally
-        {
-            DeployLock.Release();
-        }
-    }
+    private Task EnsureDeployedAsync(string name, ulong seed) => fixture.DeployOnceAsync(name, () => DeployAsync(name, seed), Ct);
 }
