@@ -704,7 +704,8 @@ public sealed partial class ModelBatcher : IAsyncDisposable
     private static partial void LogBatchFailed(ILogger logger, string model, long version, int requests, int rows, Exception exception);
 
     /// <summary>A queue entry: one request, or a group's requests that wait, run and complete together.</summary>
-    private sealed class Pending
+    private sealed class Pending(BatchInput[][] parts, int[] partRows, IReadOnlyList<string>? outputs, DateTimeOffset? deadline, bool group,
+        long enqueuedTimestamp, ActivityContext? activityContext)
     {
         public const int Waiting = 0;
         public const int Claimed = 1;
@@ -712,57 +713,37 @@ public sealed partial class ModelBatcher : IAsyncDisposable
 
         public int State;
 
-        public Pending(BatchInput[][] parts, int[] partRows, IReadOnlyList<string>? outputs, DateTimeOffset? deadline, bool group,
-            long enqueuedTimestamp, ActivityContext? activityContext)
-        {
-            Parts = parts;
-            PartRows = partRows;
-            Outputs = outputs;
-            Deadline = deadline;
-            EnqueuedTimestamp = enqueuedTimestamp;
-            ActivityContext = activityContext;
-            // A request that cannot share a batch (model without a batch dimension, inputs disagreeing on dimension 0)
-            // reports 0 rows; it runs alone and counts as one row.
-            Solo = partRows[0] == 0;
-            Rows = Solo ? 1 : partRows.Sum();
-            if (group)
-            {
-                Group = new(TaskCreationOptions.RunContinuationsAsynchronously);
-            }
-            else
-            {
-                Single = new(TaskCreationOptions.RunContinuationsAsynchronously);
-            }
-        }
-
         /// <summary>Each request's inputs in model order.</summary>
-        public BatchInput[][] Parts { get; }
+        public BatchInput[][] Parts { get; } = parts;
 
         /// <summary>Each request's rows along dimension 0 (0: cannot share a batch).</summary>
-        public int[] PartRows { get; }
+        public int[] PartRows { get; } = partRows;
 
-        public IReadOnlyList<string>? Outputs { get; }
+        public IReadOnlyList<string>? Outputs { get; } = outputs;
 
-        public int Rows { get; }
+        /// <summary>Rows it adds to a batch (a request that cannot share one counts as one).</summary>
+        public int Rows { get; } = partRows[0] == 0 ? 1 : partRows.Sum();
 
         public int Requests => Parts.Length;
 
         public string Key { get; set; } = string.Empty;
 
-        /// <summary>Cannot share a batch: runs at once.</summary>
-        public bool Solo { get; }
+        /// <summary>
+        /// Cannot share a batch (model without a batch dimension, inputs disagreeing on dimension 0: 0 rows): runs at once.
+        /// </summary>
+        public bool Solo { get; } = partRows[0] == 0;
 
-        public DateTimeOffset? Deadline { get; }
+        public DateTimeOffset? Deadline { get; } = deadline;
 
-        public long EnqueuedTimestamp { get; }
+        public long EnqueuedTimestamp { get; } = enqueuedTimestamp;
 
-        public ActivityContext? ActivityContext { get; }
+        public ActivityContext? ActivityContext { get; } = activityContext;
 
         public CancellationTokenRegistration Registration { get; set; }
 
-        public TaskCompletionSource<InferenceOutcome>? Single { get; }
+        public TaskCompletionSource<InferenceOutcome>? Single { get; } = group ? null : new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public TaskCompletionSource<InferenceOutcome[]>? Group { get; }
+        public TaskCompletionSource<InferenceOutcome[]>? Group { get; } = group ? new(TaskCreationOptions.RunContinuationsAsynchronously) : null;
 
         public void Complete(InferenceOutcome[] outcomes)
         {
