@@ -104,10 +104,7 @@ public sealed partial class ModelBatcher : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(work);
         var inputs = InModelOrder(work.Inputs);
-        var pending = new Pending([inputs], [RowsOf(inputs)], work.Outputs is { Count: > 0 } wanted ? wanted : null, work.Deadline, group: false,
-            _time.GetTimestamp(), Activity.Current?.Context);
-        Enqueue(pending, cancellationToken);
-        return pending.Single!.Task;
+        return Enqueue([inputs], [RowsOf(inputs)], work.Outputs, work.Deadline, group: false, cancellationToken).Single!.Task;
     }
 
     /// <summary>
@@ -140,21 +137,21 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             }
         }
 
-        var pending = new Pending(parts, rows, group.Outputs is { Count: > 0 } wanted ? wanted : null, group.Deadline, group: true,
-            _time.GetTimestamp(), Activity.Current?.Context);
-        Enqueue(pending, cancellationToken);
-        return pending.Group!.Task;
+        return Enqueue(parts, rows, group.Outputs, group.Deadline, group: true, cancellationToken).Group!.Task;
     }
 
-    private void Enqueue(Pending pending, CancellationToken cancellationToken)
+    /// <summary>Queues one entry (a request, or a group's requests, inputs in model order) and returns it.</summary>
+    private Pending Enqueue(BatchInput[][] parts, int[] rows, IReadOnlyList<string>? outputs, DateTimeOffset? deadline, bool group,
+        CancellationToken cancellationToken)
     {
+        var pending = new Pending(parts, rows, outputs is { Count: > 0 } ? outputs : null, deadline, group, _time.GetTimestamp(), Activity.Current?.Context);
         var requests = pending.Requests;
         cancellationToken.ThrowIfCancellationRequested();
-        if (pending.Deadline is { } deadline && deadline <= _time.GetUtcNow())
+        if (deadline is { } passed && passed <= _time.GetUtcNow())
         {
             _telemetry.Rejections.Add(requests, WithReason("deadline"));
             Statistics.RecordFailure(TimeSpan.Zero, requests);
-            throw new DeadlineExceededException($"the deadline {deadline:O} passed before the request was queued");
+            throw new DeadlineExceededException($"the deadline {passed:O} passed before the request was queued");
         }
 
         pending.Key = pending.Solo ? $"solo:{Interlocked.Increment(ref _soloSequence)}" : GroupKey(pending.Parts[0], pending.Outputs);
@@ -195,6 +192,7 @@ public sealed partial class ModelBatcher : IAsyncDisposable
             }, (this, pending, cancellationToken));
         }
         Wake();
+        return pending;
     }
 
     /// <summary>
