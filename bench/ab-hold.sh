@@ -8,7 +8,8 @@
 #     "A <request.lua> <base url> <api pid> <worker pid>..." "B <request.lua> <base url> <api pid> <worker pid>..."
 set -euo pipefail
 rounds=$1 seconds=$2 concurrency=$3; shift 3
-ticks() { local total=0 pid; for pid in "$@"; do local f; read -ra f < "/proc/$pid/stat"; total=$((total + f[13] + f[14])); done; echo "$total"; }
+# utime + stime, counted after the command name's closing parenthesis (a name may hold spaces).
+ticks() { local total=0 pid stat f; for pid in "$@"; do stat=$(< "/proc/$pid/stat"); read -ra f <<< "${stat##*) }"; total=$((total + f[11] + f[12])); done; echo "$total"; }
 hz=$(getconf CLK_TCK)
 results=$(mktemp); trap 'rm -f "$results"' EXIT
 for ((round = 1; round <= rounds; round++)); do

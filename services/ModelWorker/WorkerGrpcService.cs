@@ -75,25 +75,21 @@ internal sealed partial class WorkerGrpcService(
     /// A call's items that agree on everything but their rows (inputs, datatypes, trailing dimensions, outputs) are
     /// queued as one batcher group (up to a batch of rows each; <see cref="InferenceWorkGroup"/>): one queue entry and one
     /// completion per call instead of per item, rows copied into the batch once, and each item gets its own rows of the
-    /// outputs back. Items that differ, carry BYTES, or whose deadline has passed go through the batcher on their own, as do all
-    /// items of a model without a batch dimension; an item that fails validation fails alone.
+    /// outputs back. Items that differ or whose deadline has passed go through the batcher on their own, as do all items
+    /// of a model without a batch dimension; an item that fails validation fails alone.
     /// </summary>
     private async Task<InferItemResult[]> RunManyAsync(LoadedModel model, ModelBatcher batcher, ModelSignature signature,
         IReadOnlyList<InferItem> items, DateTimeOffset? callDeadline, CancellationToken cancellationToken)
     {
         var results = new InferItemResult[items.Count];
-        var merged = new List<(int Index, long Rows, List<InferTensor> Tensors)>(items.Count);
+        var merged = new List<Validated>(items.Count);
         var alone = new List<int>();
         InferItem? template = null;
         var now = timeProvider.GetUtcNow();
-        // The shared request waits as long as its most patient item: an item whose own deadline passes in the queue still
-        // runs with the others (its caller has given up; the rows cost little next to splitting the call).
-        DateTimeOffset? latestDeadline = null;
-        var unbounded = false;
         for (var i = 0; i < items.Count; i++)
         {
             var item = items[i];
-            var deadline = item.DeadlineUnixMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(item.DeadlineUnixMs) : callDeadline;
+            var deadline = DeadlineOf(item, callDeadline);
             if (!batcher.ModelSupportsBatching || deadline is { } passed && passed <= now || !Mergeable(item, template ??= item, out var rows))
             {
                 alone.Add(i);
@@ -111,18 +107,13 @@ internal sealed partial class WorkerGrpcService(
                 continue;
             }
 
-            merged.Add((i, rows, tensors));
-            unbounded |= deadline is null;
-            if (deadline > latestDeadline || latestDeadline is null)
-            {
-                latestDeadline = deadline;
-            }
+            merged.Add(new Validated(i, rows, tensors, deadline));
         }
 
         // A shared request holds at most a batch: the batcher runs a request whole, so more rows than MaxBatchSize in one
         // would break the model's batch limit.
         var maxRows = Math.Max(1, batcher.Options.MaxBatchSize);
-        var groups = new List<List<(int Index, long Rows, List<InferTensor> Tensors)>>();
+        var groups = new List<List<Validated>>();
         var rowsInGroup = 0L;
         foreach (var entry in merged)
         {
@@ -135,30 +126,78 @@ internal sealed partial class WorkerGrpcService(
             rowsInGroup += entry.Rows;
         }
 
-        var running = new List<Task>(groups.Count);
+        var running = new List<Task>(groups.Count + alone.Count);
         foreach (var group in groups)
         {
-            if (group.Count == 1)
-            {
-                alone.Add(group[0].Index);
-            }
-            else
-            {
-                running.Add(RunMergedAsync(model, batcher, items, group, unbounded ? null : latestDeadline, results, cancellationToken));
-            }
+            // A group of one is queued as the single request it is, without converting and validating it again.
+            running.Add(group.Count == 1
+                ? RunValidatedAsync(model, batcher, items[group[0].Index], group[0], results, cancellationToken)
+                : RunMergedAsync(model, batcher, items, group, results, cancellationToken));
         }
 
-        var singles = alone.Select(i => RunAsync(model, batcher, signature, items[i], callDeadline, cancellationToken)).ToArray();
-        await Task.WhenAll(running);
-        for (var s = 0; s < singles.Length; s++)
+        foreach (var index in alone)
         {
-            results[alone[s]] = await singles[s];
+            running.Add(RunAloneAsync(model, batcher, signature, items, index, callDeadline, results, cancellationToken));
         }
+
+        await Task.WhenAll(running);
         return results;
     }
 
+    private async Task RunAloneAsync(LoadedModel model, ModelBatcher batcher, ModelSignature signature, IReadOnlyList<InferItem> items, int index,
+        DateTimeOffset? callDeadline, InferItemResult[] results, CancellationToken cancellationToken) =>
+        results[index] = await RunAsync(model, batcher, signature, items[index], callDeadline, cancellationToken);
+
+    private async Task RunValidatedAsync(LoadedModel model, ModelBatcher batcher, InferItem item, Validated validated, InferItemResult[] results,
+        CancellationToken cancellationToken)
+    {
+        var started = timeProvider.GetTimestamp();
+        try
+        {
+            results[validated.Index] = await InferOneAsync(batcher, item, validated.Tensors, validated.Deadline, cancellationToken);
+        }
+        catch (Exception ex) when (Failure(model, batcher, item.RequestId, started, ex, 1) is { } failure)
+        {
+            results[validated.Index] = failure;
+        }
+    }
+
+    private static async Task<InferItemResult> InferOneAsync(ModelBatcher batcher, InferItem item, List<InferTensor> tensors, DateTimeOffset? deadline,
+        CancellationToken cancellationToken)
+    {
+        var work = new InferenceWork(ToBatchInputs(tensors), item.Outputs.Count > 0 ? item.Outputs : null, deadline);
+        return ResultWithOutputs(await batcher.InferAsync(work, cancellationToken));
+    }
+
+    /// <summary>An item of a call that passed validation and may share a batcher group.</summary>
+    private sealed record Validated(int Index, long Rows, List<InferTensor> Tensors, DateTimeOffset? Deadline);
+
+    private static DateTimeOffset? DeadlineOf(InferItem item, DateTimeOffset? callDeadline) =>
+        item.DeadlineUnixMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(item.DeadlineUnixMs) : callDeadline;
+
+    /// <summary>
+    /// A group waits as long as its most patient item (none when one has no deadline): an item whose own deadline passes
+    /// in the queue still runs with the others (its caller has given up; its rows cost little next to splitting the group).
+    /// </summary>
+    private static DateTimeOffset? LatestDeadline(List<Validated> group)
+    {
+        DateTimeOffset? latest = null;
+        foreach (var entry in group)
+        {
+            if (entry.Deadline is not { } deadline)
+            {
+                return null;
+            }
+            if (latest is null || deadline > latest)
+            {
+                latest = deadline;
+            }
+        }
+        return latest;
+    }
+
     private async Task RunMergedAsync(LoadedModel model, ModelBatcher batcher, IReadOnlyList<InferItem> items,
-        List<(int Index, long Rows, List<InferTensor> Tensors)> merged, DateTimeOffset? deadline, InferItemResult[] results, CancellationToken cancellationToken)
+        List<Validated> merged, InferItemResult[] results, CancellationToken cancellationToken)
     {
         var started = timeProvider.GetTimestamp();
         var first = items[merged[0].Index];
@@ -171,7 +210,7 @@ internal sealed partial class WorkerGrpcService(
                 parts[m] = ToBatchInputs(merged[m].Tensors);
             }
 
-            var outcomes = await batcher.InferGroupAsync(new InferenceWorkGroup(parts, first.Outputs.Count > 0 ? first.Outputs : null, deadline), cancellationToken);
+            var outcomes = await batcher.InferGroupAsync(new InferenceWorkGroup(parts, first.Outputs.Count > 0 ? first.Outputs : null, LatestDeadline(merged)), cancellationToken);
             for (var m = 0; m < merged.Count; m++)
             {
                 results[merged[m].Index] = ResultWithOutputs(outcomes[m]);
@@ -179,16 +218,16 @@ internal sealed partial class WorkerGrpcService(
         }
         catch (Exception ex) when (Failure(model, batcher, first.RequestId, started, ex, merged.Count) is { } failure)
         {
-            foreach (var (index, _, _) in merged)
+            foreach (var entry in merged)
             {
-                results[index] = failure;
+                results[entry.Index] = failure;
             }
         }
     }
 
     /// <summary>
     /// Whether <paramref name="item"/> can join <paramref name="template"/> in one batcher group: the same inputs in
-    /// the same order with the same datatypes (not BYTES) and trailing dimensions, one row count across its inputs, the
+    /// the same order with the same datatypes and trailing dimensions, one row count across its inputs, the
     /// same outputs. Validation against the model comes after.
     /// </summary>
     private static bool Mergeable(InferItem item, InferItem template, out long rows)
@@ -203,7 +242,7 @@ internal sealed partial class WorkerGrpcService(
         {
             var input = item.Inputs[j];
             var other = template.Inputs[j];
-            if (!DataTypes.TryFromWire(input.Datatype, out var type) || type == Inference.Protocol.DataType.Bytes || input.Datatype != other.Datatype
+            if (!DataTypes.TryFromWire(input.Datatype, out _) || input.Datatype != other.Datatype
                 || !string.Equals(input.Name, other.Name, StringComparison.Ordinal)
                 || input.Shape.Count < 1 || input.Shape.Count != other.Shape.Count || input.Shape[0] < 1 || j > 0 && input.Shape[0] != rows)
             {
@@ -292,9 +331,7 @@ internal sealed partial class WorkerGrpcService(
         {
             var tensors = ToTensors(item);
             InferRequestValidator.Validate(tensors, item.Outputs, signature, model.Name, dataLabel: "data");
-            var deadline = item.DeadlineUnixMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(item.DeadlineUnixMs) : callDeadline;
-            var work = new InferenceWork(ToBatchInputs(tensors), item.Outputs.Count > 0 ? item.Outputs : null, deadline);
-            return ResultWithOutputs(await batcher.InferAsync(work, cancellationToken));
+            return await InferOneAsync(batcher, item, tensors, DeadlineOf(item, callDeadline), cancellationToken);
         }
         catch (Exception ex) when (Failure(model, batcher, item.RequestId, started, ex, 1) is { } failure)
         {

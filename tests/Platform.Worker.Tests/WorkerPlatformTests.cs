@@ -267,20 +267,28 @@ public sealed partial class WorkerPlatformTests(PlatformFixture platform) : ICla
         var items = new[] { AllTypes(2, 3, seed: 1), AllTypes(2, 3, seed: 2), AllTypes(1, 4, seed: 3) };
         using var channel = platform.CreateWorkerChannel(0);
         var client = new Platform.Inference.Protocol.Wire.ModelWorker.ModelWorkerClient(channel);
-        var results = await Task.WhenAll(items.Select(async item => (await client.InferAsync(Batch(name, version, item), cancellationToken: Ct)).Results[0]));
+        var separately = await Task.WhenAll(items.Select(async item => (await client.InferAsync(Batch(name, version, item), cancellationToken: Ct)).Results[0]));
+        AssertEachGetsItsOwn(separately);
 
-        Assert.All(results, r => Assert.Null(r.Error));
-        Assert.Equal([4, 4, 1], results.Select(r => r.BatchSize));
-        for (var i = 0; i < items.Length; i++)
+        // The same three in one call: the two n = 3 items (string tensors included) are queued as one batcher group whose
+        // outputs are split back per item, the n = 4 one on its own.
+        AssertEachGetsItsOwn([.. (await client.InferAsync(Batch(name, version, items), cancellationToken: Ct)).Results]);
+
+        void AssertEachGetsItsOwn(InferItemResult[] results)
         {
-            var outputs = results[i].Outputs.ToDictionary(o => o.Name);
-            Assert.Equal(13, outputs.Count);
-            foreach (var input in items[i].Inputs)
+            Assert.All(results, r => Assert.Null(r.Error));
+            Assert.Equal([4, 4, 1], results.Select(r => r.BatchSize));
+            for (var i = 0; i < items.Length; i++)
             {
-                var output = outputs["out_" + input.Name[3..]];
-                Assert.Equal(input.Datatype, output.Datatype);
-                Assert.Equal(input.Shape, output.Shape);
-                Assert.Equal(Convert.ToHexString(input.Data.Span), Convert.ToHexString(output.Data.Span));
+                var outputs = results[i].Outputs.ToDictionary(o => o.Name);
+                Assert.Equal(13, outputs.Count);
+                foreach (var input in items[i].Inputs)
+                {
+                    var output = outputs["out_" + input.Name[3..]];
+                    Assert.Equal(input.Datatype, output.Datatype);
+                    Assert.Equal(input.Shape, output.Shape);
+                    Assert.Equal(Convert.ToHexString(input.Data.Span), Convert.ToHexString(output.Data.Span));
+                }
             }
         }
     }
