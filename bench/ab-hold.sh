@@ -2,7 +2,7 @@
 # Side-by-side A/B of two held platforms on the tiny model (e.g. a baseline built from another worktree and the
 # change), interleaved so that the shared machine's load drifts over both alike. Start each with
 #   dotnet run -c Release --no-build --project bench/Platform.Bench.Serving -- --seconds 2 --hold-seconds 2400
-# and pass what each prints on its HOLD lines. Prints, per round and as medians: requests/s (wrk -t1) and the CPU ms per
+# and pass what each prints on its HOLD lines. Prints, per round and as medians: requests/s and p99 (wrk -t1) and the CPU ms per
 # request of InferenceApi and of the workers (from /proc, so only these processes count).
 #   bench/ab-hold.sh ROUNDS SECONDS CONCURRENCY \
 #     "A <request.lua> <base url> <api pid> <worker pid>..." "B <request.lua> <base url> <api pid> <worker pid>..."
@@ -17,18 +17,21 @@ for ((round = 1; round <= rounds; round++)); do
     read -ra s <<< "$setup"
     label=${s[0]} script=${s[1]} url=${s[2]} api=${s[3]} workers=("${s[@]:4}")
     api0=$(ticks "$api"); workers0=$(ticks "${workers[@]}")
-    out=$(wrk -t1 "-c$concurrency" "-d${seconds}s" -s "$script" "$url/v2/models/tiny/infer")
+    out=$(wrk -t1 "-c$concurrency" "-d${seconds}s" --latency -s "$script" "$url/v2/models/tiny/infer")
     api1=$(ticks "$api"); workers1=$(ticks "${workers[@]}")
     requests=$(grep -oP '^\s*\K[0-9]+(?= requests in)' <<< "$out")
     rate=$(grep -oP 'Requests/sec:\s*\K[0-9.]+' <<< "$out")
-    echo "$label $rate $(( (api1 - api0) )) $(( (workers1 - workers0) )) $requests" | tee -a "$results" |
-      awk -v hz="$hz" '{ printf "%-10s %8.0f req/s  api %.4f  workers %.4f CPU ms/request\n", $1, $2, $3 * 1000 / hz / $5, $4 * 1000 / hz / $5 }'
+    # wrk prints the 99th percentile with its own unit (us, ms or s).
+    p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000; print v }' <<< "$out")
+    echo "$label $rate $(( (api1 - api0) )) $(( (workers1 - workers0) )) $requests $p99" | tee -a "$results" |
+      awk -v hz="$hz" '{ printf "%-10s %8.0f req/s  p99 %7.2f ms  api %.4f  workers %.4f CPU ms/request\n", $1, $2, $6, $3 * 1000 / hz / $5, $4 * 1000 / hz / $5 }'
   done
 done
 echo "medians over $rounds rounds:"
-awk -v hz="$hz" '{ print $1, $2, $3 * 1000 / hz / $5, $4 * 1000 / hz / $5 }' "$results" | sort -k1,1 |
-  awk '{ n[$1]++; r[$1, n[$1]] = $2; a[$1, n[$1]] = $3; w[$1, n[$1]] = $4 }
+awk -v hz="$hz" '{ print $1, $2, $3 * 1000 / hz / $5, $4 * 1000 / hz / $5, $6 }' "$results" | sort -k1,1 |
+  awk '{ n[$1]++; r[$1, n[$1]] = $2; a[$1, n[$1]] = $3; w[$1, n[$1]] = $4; p[$1, n[$1]] = $5 }
        function median(v, label, count,   i, j, t, x) { for (i = 1; i <= count; i++) x[i] = v[label, i];
          for (i = 1; i <= count; i++) for (j = i + 1; j <= count; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
          return count % 2 ? x[(count + 1) / 2] : (x[count / 2] + x[count / 2 + 1]) / 2 }
-       END { for (label in n) printf "%-10s %8.0f req/s  api %.4f  workers %.4f CPU ms/request\n", label, median(r, label, n[label]), median(a, label, n[label]), median(w, label, n[label]) }'
+       END { for (label in n) printf "%-10s %8.0f req/s  p99 %7.2f ms  api %.4f  workers %.4f CPU ms/request\n", label, median(r, label, n[label]),
+               median(p, label, n[label]), median(a, label, n[label]), median(w, label, n[label]) }'
