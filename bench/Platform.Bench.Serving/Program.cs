@@ -503,7 +503,17 @@ if (args.SkipWhile(a => a != "--hold-seconds").Skip(1).Select(double.Parse).Firs
         var script = await Wrk.WriteScriptAsync(directory, tenant.Key, tinyRequest);
         Console.WriteLine($"HOLD {hold} s: inference-api pid {string.Join(' ', app.ProcessIds("inference-api"))}, model-worker pids {string.Join(' ', app.ProcessIds("model-worker"))}");
         Console.WriteLine($"HOLD wrk -t1 -c64 -d30s -s {script} {new Uri(inferenceUri, "/v2/models/tiny/infer")}");
-        await Task.Delay(TimeSpan.FromSeconds(hold));
+        // Ctrl+C or SIGTERM ends the hold early and still stops the platform and the peer below (they would outlive a kill).
+        using var stop = new CancellationTokenSource();
+        void Stop(PosixSignalContext signal)
+        {
+            signal.Cancel = true;
+            stop.Cancel();
+        }
+
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+        await Task.Delay(TimeSpan.FromSeconds(hold), stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
     }
     finally
     {
