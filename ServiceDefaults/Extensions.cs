@@ -63,7 +63,8 @@ public static class PlatformServiceDefaultsExtensions
     /// Traces, metrics and logs over OpenTelemetry. The resource takes <c>OTEL_SERVICE_NAME</c> and
     /// <c>OTEL_RESOURCE_ATTRIBUTES</c> (the AppHost's <c>service.instance.id</c> per replica); OTLP export is on when
     /// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set and reads the other <c>OTEL_EXPORTER_OTLP_*</c> variables itself.
-    /// Npgsql and StackExchange.Redis spans come from the Aspire client integrations the services use.
+    /// Npgsql and StackExchange.Redis spans come from the Aspire client integrations the services use. A stopping service
+    /// flushes its telemetry for at most <c>Telemetry:ShutdownFlushTimeout</c> (2 s; <see cref="TelemetryShutdownOptions"/>).
     /// </summary>
     public static TBuilder ConfigureOpenTelemetry<TBuilder>(this TBuilder builder)
         where TBuilder : IHostApplicationBuilder
@@ -74,6 +75,10 @@ public static class PlatformServiceDefaultsExtensions
             logging.IncludeFormattedMessage = true;
             logging.IncludeScopes = true;
         });
+
+        // The providers' flush when the service stops, bounded (TelemetryShutdown).
+        builder.Services.AddOptions<TelemetryShutdownOptions>().BindConfiguration(TelemetryShutdownOptions.SectionName);
+        builder.Services.AddHostedService<TelemetryShutdown>();
 
         var applicationName = builder.Environment.ApplicationName;
         var otel = builder.Services.AddOpenTelemetry()

@@ -110,6 +110,83 @@ public sealed class TelemetryTests
         Assert.True(traces.Length > 0);
     }
 
+    [Fact]
+    public async Task Stop_FlushesTheSpansStillBuffered()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var received = new ConcurrentQueue<string>();
+        await using var collector = await TestHost.StartAsync(
+            app => app.MapPost("/v1/{signal}", async (HttpContext context) =>
+            {
+                await context.Request.Body.CopyToAsync(Stream.Null, context.RequestAborted);
+                received.Enqueue(context.Request.Path);
+                return Results.Ok();
+            }),
+            serviceDefaults: false,
+            cancellationToken: ct);
+
+        var service = await TestHost.StartAsync(
+            app => app.MapGet("/flushed-on-stop", () => "x"),
+            new Dictionary<string, string?>
+            {
+                ["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.Address.ToString().TrimEnd('/'),
+                ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+            },
+            cancellationToken: ct);
+        using (var client = service.CreateClient())
+        {
+            await client.GetStringAsync("/flushed-on-stop", ct);
+        }
+
+        // No ForceFlush: the batch processor would export 5 s later; only the stop's flush can have sent the span by now.
+        await service.DisposeAsync();
+        Assert.Contains("/v1/traces", received);
+    }
+
+    [Fact]
+    public async Task Stop_WithACollectorThatNeverAnswers_WaitsOnlyTheFlushTimeout()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        // Accepts connections and never answers, like a collector that hangs or a network that drops its packets.
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        var accepted = new ConcurrentBag<System.Net.Sockets.Socket>();
+        _ = Task.Run(async () =>
+        {
+            while (true)
+            {
+                accepted.Add(await silent.AcceptSocketAsync(ct));
+            }
+        }, ct);
+
+        var service = await TestHost.StartAsync(
+            app => app.MapGet("/unexported", () => "x"),
+            new Dictionary<string, string?>
+            {
+                ["OTEL_EXPORTER_OTLP_ENDPOINT"] = $"http://127.0.0.1:{((System.Net.IPEndPoint)silent.LocalEndpoint).Port}",
+                ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+                ["Telemetry:ShutdownFlushTimeout"] = "00:00:01",
+            },
+            cancellationToken: ct);
+        using (var client = service.CreateClient())
+        {
+            await client.GetStringAsync("/unexported", ct);
+        }
+
+        var stopping = Stopwatch.StartNew();
+        await service.DisposeAsync();
+        stopping.Stop();
+
+        // Left to OpenTelemetry's disposal, every provider waits 5 s for an export that cannot finish.
+        Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(4), $"the service took {stopping.Elapsed.TotalSeconds:F1} s to stop");
+        // It did try: the stop's flush connected to the collector.
+        await Waits.UntilAsync(() => !accepted.IsEmpty, TimeSpan.FromSeconds(5), "the exporter's connection to the silent collector", ct);
+        foreach (var socket in accepted)
+        {
+            socket.Dispose();
+        }
+    }
+
     /// <summary>Captures stopped ASP.NET Core server activities whose path starts with a test-unique prefix.</summary>
     private sealed class ServerSpanCapture : IDisposable
     {
