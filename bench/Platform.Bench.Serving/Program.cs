@@ -513,7 +513,7 @@ if (args.SkipWhile(a => a != "--hold-seconds").Skip(1).Select(double.Parse).Firs
 
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
-        await Task.Delay(TimeSpan.FromSeconds(hold), stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+        await Task.Delay(TimeSpan.FromSeconds(hold), stop.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
     finally
     {

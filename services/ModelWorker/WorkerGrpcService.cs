@@ -129,10 +129,8 @@ internal sealed partial class WorkerGrpcService(
         var running = new List<Task>(groups.Count + alone.Count);
         foreach (var group in groups)
         {
-            // A group of one is queued as the single request it is, without converting and validating it again.
-            running.Add(group.Count == 1
-                ? RunValidatedAsync(model, batcher, items[group[0].Index], group[0], results, cancellationToken)
-                : RunMergedAsync(model, batcher, items, group, results, cancellationToken));
+            // A group of one too: it is validated already, and the batcher queues it like a single request.
+            running.Add(RunMergedAsync(model, batcher, items, group, results, cancellationToken));
         }
 
         foreach (var index in alone)
@@ -147,27 +145,6 @@ internal sealed partial class WorkerGrpcService(
     private async Task RunAloneAsync(LoadedModel model, ModelBatcher batcher, ModelSignature signature, IReadOnlyList<InferItem> items, int index,
         DateTimeOffset? callDeadline, InferItemResult[] results, CancellationToken cancellationToken) =>
         results[index] = await RunAsync(model, batcher, signature, items[index], callDeadline, cancellationToken);
-
-    private async Task RunValidatedAsync(LoadedModel model, ModelBatcher batcher, InferItem item, Validated validated, InferItemResult[] results,
-        CancellationToken cancellationToken)
-    {
-        var started = timeProvider.GetTimestamp();
-        try
-        {
-            results[validated.Index] = await InferOneAsync(batcher, item, validated.Tensors, validated.Deadline, cancellationToken);
-        }
-        catch (Exception ex) when (Failure(model, batcher, item.RequestId, started, ex, 1) is { } failure)
-        {
-            results[validated.Index] = failure;
-        }
-    }
-
-    private static async Task<InferItemResult> InferOneAsync(ModelBatcher batcher, InferItem item, List<InferTensor> tensors, DateTimeOffset? deadline,
-        CancellationToken cancellationToken)
-    {
-        var work = new InferenceWork(ToBatchInputs(tensors), item.Outputs.Count > 0 ? item.Outputs : null, deadline);
-        return ResultWithOutputs(await batcher.InferAsync(work, cancellationToken));
-    }
 
     /// <summary>An item of a call that passed validation and may share a batcher group.</summary>
     private sealed record Validated(int Index, long Rows, List<InferTensor> Tensors, DateTimeOffset? Deadline);
@@ -331,7 +308,8 @@ internal sealed partial class WorkerGrpcService(
         {
             var tensors = ToTensors(item);
             InferRequestValidator.Validate(tensors, item.Outputs, signature, model.Name, dataLabel: "data");
-            return await InferOneAsync(batcher, item, tensors, DeadlineOf(item, callDeadline), cancellationToken);
+            var work = new InferenceWork(ToBatchInputs(tensors), item.Outputs.Count > 0 ? item.Outputs : null, DeadlineOf(item, callDeadline));
+            return ResultWithOutputs(await batcher.InferAsync(work, cancellationToken));
         }
         catch (Exception ex) when (Failure(model, batcher, item.RequestId, started, ex, 1) is { } failure)
         {
