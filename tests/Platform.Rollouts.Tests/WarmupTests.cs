@@ -40,13 +40,17 @@ public sealed class WarmupTests(RolloutFixture platform, ITestOutputHelper outpu
 
         // No request of the candidate reached a worker that had not loaded it (the router would have logged its 503).
         Assert.DoesNotContain($"Model {model} version 2: worker error", platform.App.Logs("inference-api", 20000), StringComparison.Ordinal);
-        // Every worker replica ran the configured warm-up on version 2.
+        // Every worker replica ran the configured warm-up on version 2. A worker logs it before it reports the version
+        // ready, but its log lines reach the test through DCP's log stream, which may trail the replica's status by seconds.
         var workers = platform.App.Instances("model-worker").Count;
-        var warmed = platform.App.Logs("model-worker", 20000).Split('\n')
-            .Where(l => l.Contains($"Warmed up {model} version 2: {RolloutFixture.WarmUpRuns} runs", StringComparison.Ordinal))
-            .Select(l => l.Split(" | ")[0]).Distinct().Count();
-        Assert.Equal(workers, warmed);
+        await RolloutFixture.EventuallyAsync($"the warm-up line of version 2 from all {workers} workers",
+            () => Task.FromResult(WarmedUpReplicas(model) == workers), TimeSpan.FromSeconds(30));
+        Assert.Equal(workers, WarmedUpReplicas(model));
     }
+
+    private int WarmedUpReplicas(string model) => platform.App.Logs("model-worker", 20000).Split('\n')
+        .Where(l => l.Contains($"Warmed up {model} version 2: {RolloutFixture.WarmUpRuns} runs", StringComparison.Ordinal))
+        .Select(l => l.Split(" | ")[0]).Distinct().Count();
 
     private async Task UploadAsync(string model, ulong seed, bool activate)
     {

@@ -131,13 +131,21 @@ public sealed class TelemetryTests
             {
                 ["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.Address.ToString().TrimEnd('/'),
                 ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+                // This test is about what the stop flushes, not how long it may take (the next test checks the bound): the
+                // first export of a test process on a loaded CI machine may outlast the 2 s default.
+                ["Telemetry:ShutdownFlushTimeout"] = "00:00:30",
             },
             cancellationToken: ct);
+        // Listening after the host started puts this listener after the service's tracer provider, so the span has
+        // reached the provider's batch when the capture sees it end.
+        using var captured = new ServerSpanCapture("/flushed-on-stop");
         using (var client = service.CreateClient())
         {
             await client.GetStringAsync("/flushed-on-stop", ct);
         }
 
+        // A server span ends after its response is sent: the stop must find it buffered, not still open.
+        await captured.SingleAsync(ct);
         // No ForceFlush: the batch processor would export 5 s later; only the stop's flush can have sent the span by now.
         await service.DisposeAsync();
         Assert.Contains("/v1/traces", received);
