@@ -28,7 +28,7 @@ if (args.Contains("--help"))
                                      run-mode setting, a thread per core; 0 = ORT's default)
           --queue-delay-us N         batching-on max queue delay (default 2000)
           --pack-below N             InferenceApi's WorkerRouting:PackBelow (default: the AppHost's run-mode setting)
-          --coalesce-calls N         InferenceApi's WorkerRouting:CoalesceCallsInFlight (default 4; 0 = one worker call per
+          --coalesce-calls N         InferenceApi's WorkerRouting:CoalesceCallsInFlight (default 2; 0 = one worker call per
                                      request, the behaviour before requests shared calls)
           --ledger-calls N           InferenceApi's Tenancy:Ledger:CallsInFlight (default 2; 0 = one Redis script per request
                                      for admission and one for the charge, the behaviour before requests shared scripts)
