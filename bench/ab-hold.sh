@@ -6,8 +6,10 @@
 # request of InferenceApi and of the workers (from /proc, so only these processes count).
 #   bench/ab-hold.sh ROUNDS SECONDS CONCURRENCY \
 #     "A <request.lua> <base url> <api pid> <worker pid>..." "B <request.lua> <base url> <api pid> <worker pid>..."
+# AB_MODEL=bench (with the benchmark model's request.lua) drives the benchmark model instead of the tiny one.
 set -euo pipefail
 rounds=$1 seconds=$2 concurrency=$3; shift 3
+model=${AB_MODEL:-tiny}
 # utime + stime, counted after the command name's closing parenthesis (a name may hold spaces).
 ticks() { local total=0 pid stat f; for pid in "$@"; do stat=$(< "/proc/$pid/stat"); read -ra f <<< "${stat##*) }"; total=$((total + f[11] + f[12])); done; echo "$total"; }
 hz=$(getconf CLK_TCK)
@@ -17,7 +19,7 @@ for ((round = 1; round <= rounds; round++)); do
     read -ra s <<< "$setup"
     label=${s[0]} script=${s[1]} url=${s[2]} api=${s[3]} workers=("${s[@]:4}")
     api0=$(ticks "$api"); workers0=$(ticks "${workers[@]}")
-    out=$(wrk -t1 "-c$concurrency" "-d${seconds}s" --latency -s "$script" "$url/v2/models/tiny/infer")
+    out=$(wrk -t1 "-c$concurrency" "-d${seconds}s" --latency -s "$script" "$url/v2/models/$model/infer")
     api1=$(ticks "$api"); workers1=$(ticks "${workers[@]}")
     requests=$(grep -oP '^\s*\K[0-9]+(?= requests in)' <<< "$out")
     rate=$(grep -oP 'Requests/sec:\s*\K[0-9.]+' <<< "$out")

@@ -37,7 +37,7 @@ if (args.Contains("--help"))
           --service-env K=V          an environment variable of every service (repeatable), e.g. OTEL_TRACES_SAMPLER_ARG=0.1
           --execution-provider P     auto | cuda | cpu for the raw sessions and the workers (default auto, the workers' default)
           --raw-only                 only the raw ONNX Runtime part (no platform)
-          --hold-seconds N           keep the platform up N s at the end (prints the pids and a wrk command for the tiny model)
+          --hold-seconds N           keep the platform up N s at the end (prints the pids and wrk commands for both models)
           --threads                  CPU time per thread of each end-to-end configuration
         Prints tables and RESULT lines: e2e_over_raw, server_cpu_over_raw_c64, batching_efficiency_c32, added_p50_ms_c1,
         tiny_over_peer_c64, tiny_added_p50_ms_c1 (Platform vs the hand-rolled peer, bench/Platform.Bench.Peer, on a
@@ -500,9 +500,11 @@ if (args.SkipWhile(a => a != "--hold-seconds").Skip(1).Select(double.Parse).Firs
     var directory = Directory.CreateTempSubdirectory("platform-bench-hold-");
     try
     {
-        var script = await Wrk.WriteScriptAsync(directory, tenant.Key, tinyRequest);
+        var script = await Wrk.WriteScriptAsync(directory.CreateSubdirectory("tiny"), tenant.Key, tinyRequest);
+        var benchScript = await Wrk.WriteScriptAsync(directory.CreateSubdirectory("bench"), tenant.Key, request);
         Console.WriteLine($"HOLD {hold} s: inference-api pid {string.Join(' ', app.ProcessIds("inference-api"))}, model-worker pids {string.Join(' ', app.ProcessIds("model-worker"))}");
         Console.WriteLine($"HOLD wrk -t1 -c64 -d30s -s {script} {new Uri(inferenceUri, "/v2/models/tiny/infer")}");
+        Console.WriteLine($"HOLD wrk -t1 -c64 -d30s -s {benchScript} {new Uri(inferenceUri, "/v2/models/bench/infer")}");
         // Ctrl+C or SIGTERM ends the hold early and still stops the platform and the peer below (they would outlive a kill).
         using var stop = new CancellationTokenSource();
         void Stop(PosixSignalContext signal)
