@@ -15,15 +15,22 @@ public sealed record RateLimitDecision(bool Allowed, long Remaining, TimeSpan Re
 public sealed class RedisTokenBucket(IConnectionMultiplexer redis)
 {
     /// <summary>
-    /// The bucket update as a Lua function, shared with the enforcement scripts in <see cref="Enforcement.UsageLedger"/>:
+    /// The bucket update as Lua functions, shared with the enforcement scripts in <see cref="Enforcement.UsageLedger"/>:
     /// <c>take(key, capacity, refill_per_s, cost, now_us)</c> returns <c>allowed</c> (0/1), <c>tokens</c> left and
-    /// <c>retry_us</c>. State: tokens (float) and last refill (µs, Redis clock: one clock for every replica).
+    /// <c>retry_us</c>. State: tokens (float) and last refill (µs, Redis clock: one clock for every replica). A script that
+    /// takes for many requests loads a bucket once (<c>load_bucket</c>), takes from it in memory per request
+    /// (<c>take_from</c>) and stores it once (<c>save_bucket</c>): the same decisions as one <c>take</c> per request,
+    /// since the state kept between takes is exactly what a store and a load would give back.
     /// </summary>
     internal const string TakeTokensLua = """
-        local function take(key, capacity, rate, cost, now)
+        local function load_bucket(key)
           local state = redis.call('HMGET', key, 'tokens', 'ts')
-          local tokens = tonumber(state[1])
-          local ts = tonumber(state[2])
+          return { tokens = tonumber(state[1]), ts = tonumber(state[2]) }
+        end
+
+        local function take_from(bucket, capacity, rate, cost, now)
+          local tokens = bucket.tokens
+          local ts = bucket.ts
           if tokens == nil then
             tokens = capacity
             ts = now
@@ -37,8 +44,23 @@ public sealed class RedisTokenBucket(IConnectionMultiplexer redis)
           else
             retry_us = math.ceil((cost - tokens) * 1000000 / rate)
           end
-          redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
-          redis.call('PEXPIRE', key, math.ceil(capacity / rate * 1000) + 1000)
+          -- As stored (tostring keeps 14 digits), so the next take from memory sees what it would read back.
+          bucket.tokens = tonumber(tostring(tokens))
+          bucket.ts = tonumber(tostring(now))
+          bucket.capacity = capacity
+          bucket.rate = rate
+          return allowed, tokens, retry_us
+        end
+
+        local function save_bucket(key, bucket)
+          redis.call('HSET', key, 'tokens', tostring(bucket.tokens), 'ts', tostring(bucket.ts))
+          redis.call('PEXPIRE', key, math.ceil(bucket.capacity / bucket.rate * 1000) + 1000)
+        end
+
+        local function take(key, capacity, rate, cost, now)
+          local bucket = load_bucket(key)
+          local allowed, tokens, retry_us = take_from(bucket, capacity, rate, cost, now)
+          save_bucket(key, bucket)
           return allowed, tokens, retry_us
         end
 

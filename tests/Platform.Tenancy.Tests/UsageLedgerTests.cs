@@ -67,6 +67,8 @@ public sealed class UsageLedgerTests(InfrastructureFixture infra) : IDisposable
         var admissions = await Task.WhenAll(Enumerable.Range(0, 200).Select(i => replicas[i % 2].AdmitAsync(caller, limit, Ct)));
 
         Assert.Equal(50, admissions.Count(x => x.RateLimit.Allowed));
+        // Each admitted request saw the bucket the one before it left, within a shared script as across scripts.
+        Assert.Equal(Enumerable.Range(0, 50).Reverse(), admissions.Where(x => x.RateLimit.Allowed).Select(x => (int)x.RateLimit.Remaining).OrderDescending());
         Assert.All(admissions.Where(x => !x.RateLimit.Allowed), x => Assert.InRange(x.RateLimit.RetryAfter, TimeSpan.FromSeconds(90), TimeSpan.FromSeconds(101)));
         lock (calls)
         {

@@ -61,35 +61,60 @@ public sealed class UsageLedger
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     // KEYS: bucket and spend counter ('' = no budget) per request. ARGV: capacity, refill/s and cost per request.
-    // Returns per request: allowed, whole tokens left, retry µs, spending (nil without a budget or a counter).
+    // Returns per request: allowed, whole tokens left, retry µs, spending (nil without a budget or a counter). Requests
+    // of one key (the usual shared script) read its bucket and counter once and store the bucket once: in Redis, every
+    // command a script runs, and every write it propagates to the append-only file, costs per request otherwise.
     private const string AdmitScript = RedisTokenBucket.TakeTokensLua + """
+        local buckets = {}
+        local order = {}
+        local spends = {}
         local results = {}
         for i = 1, #KEYS / 2 do
-          local allowed, tokens, retry_us = take(KEYS[2 * i - 1], tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i]), now)
+          local key = KEYS[2 * i - 1]
+          local bucket = buckets[key]
+          if bucket == nil then
+            bucket = load_bucket(key)
+            buckets[key] = bucket
+            table.insert(order, key)
+          end
+          local allowed, tokens, retry_us = take_from(bucket, tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i]), now)
           local spent = false
-          if KEYS[2 * i] ~= '' then
-            spent = redis.call('GET', KEYS[2 * i])
+          local spend_key = KEYS[2 * i]
+          if spend_key ~= '' then
+            spent = spends[spend_key]
+            if spent == nil then
+              spent = redis.call('GET', spend_key)
+              spends[spend_key] = spent
+            end
           end
           results[i] = { allowed, math.floor(tokens), retry_us, spent }
+        end
+        for _, key in ipairs(order) do
+          save_bucket(key, buckets[key])
         end
         return results
         """;
 
     // KEYS[1]: usage pending list; KEYS[1 + i]: record i's spend counter ('' = not charged). ARGV per record: json, cost,
     // expire-at (unix s), threshold count n, then the n thresholds as amounts. Returns per record the new spending ('' when
-    // not charged) followed by the 1-based indexes of the amounts it crossed.
+    // not charged) followed by the 1-based indexes of the amounts it crossed. Each charge is its own INCRBYFLOAT (Redis's
+    // long-double sums, as separate scripts would leave them); the records go in one LPUSH.
     private const string ChargeScript = """
         local results = {}
+        local records = {}
+        local expiries = {}
+        local order = {}
         local a = 1
         for i = 1, #KEYS - 1 do
-          redis.call('LPUSH', KEYS[1], ARGV[a])
+          records[i] = ARGV[a]
           local n = tonumber(ARGV[a + 3])
           if KEYS[i + 1] == '' then
             results[i] = { '' }
           else
             local cost = tonumber(ARGV[a + 1])
             local after = tonumber(redis.call('INCRBYFLOAT', KEYS[i + 1], ARGV[a + 1]))
-            redis.call('EXPIREAT', KEYS[i + 1], ARGV[a + 2])
+            if expiries[KEYS[i + 1]] == nil then table.insert(order, KEYS[i + 1]) end
+            expiries[KEYS[i + 1]] = ARGV[a + 2]
             local before = after - cost
             local result = { tostring(after) }
             for j = 1, n do
@@ -99,6 +124,11 @@ public sealed class UsageLedger
             results[i] = result
           end
           a = a + 4 + n
+        end
+        -- One LPUSH of every record (in order, as one LPUSH each would leave them) and one EXPIREAT per counter.
+        redis.call('LPUSH', KEYS[1], unpack(records))
+        for _, key in ipairs(order) do
+          redis.call('EXPIREAT', key, expiries[key])
         end
         return results
         """;
