@@ -16,8 +16,8 @@ public sealed class UsageLedgerTests(InfrastructureFixture infra) : IDisposable
 
     private CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private UsageLedger Ledger(StackExchange.Redis.IConnectionMultiplexer redis, int callsInFlight = 2) => new(redis, infra.Db, TimeProvider.System,
-        Options.Create(new UsageLedgerOptions { CallsInFlight = callsInFlight }), _metrics.GetRequiredService<IMeterFactory>());
+    private UsageLedger Ledger(StackExchange.Redis.IConnectionMultiplexer redis, int callsInFlight = 2, int maxItems = 64) => new(redis, infra.Db,
+        TimeProvider.System, Options.Create(new UsageLedgerOptions { CallsInFlight = callsInFlight, MaxItems = maxItems }), _metrics.GetRequiredService<IMeterFactory>());
 
     private static TenantContext Caller(Budget? budget = null)
     {
@@ -116,6 +116,39 @@ public sealed class UsageLedgerTests(InfrastructureFixture infra) : IDisposable
             count.Parameters.AddWithValue(budget.TenantId);
             return (long)(await count.ExecuteScalarAsync(Ct))! == 100;
         }, TimeSpan.FromSeconds(30), "all 100 records written", Ct);
+    }
+
+    [Fact]
+    public async Task AChargeScriptSharedByMoreRecordsThanLuaCanPassAtOnceKeepsThemAllInOrder()
+    {
+        await using var redis = infra.NewRedisConnection();
+        var ledger = Ledger(redis, callsInFlight: 1, maxItems: 10_000);
+        var tenant = Guid.NewGuid();
+        var calls = new List<(string Operation, int Requests)>();
+        using var listener = ListenToSharing(calls);
+
+        // The first charge leaves alone and waits in Redis behind a script that keeps the server busy for 2 s (sent first on
+        // the same connection), while the 8,999 behind it queue: they share one script, more values than Lua's unpack takes.
+        var busy = redis.GetDatabase().ScriptEvaluateAsync("""
+            local function now() local t = redis.call('TIME') return t[1] * 1000000 + t[2] end
+            local start = now()
+            repeat until now() - start > 2000000
+            """);
+        var records = Enumerable.Range(0, 9_000).Select(i =>
+            new UsageRecord(Guid.CreateVersion7(), tenant, null, "mlp", 1, 200, 1, 1, 0m, "EUR", null, DateTimeOffset.UtcNow, $"r{i}")).ToArray();
+        await Task.WhenAll(records.Select(r => ledger.RecordAsync(r, null, Ct)));
+        await busy;
+
+        lock (calls)
+        {
+            Assert.Contains(calls, c => c.Operation == "charge" && c.Requests > 8_000);
+        }
+
+        // LPUSH order: the newest at the head, so reading the list backwards gives the charges' order.
+        var pending = await redis.GetDatabase().ListRangeAsync(UsageBuffer.PendingKey);
+        var ours = pending.Select(v => (string)v!).Where(json => json.Contains(tenant.ToString(), StringComparison.Ordinal))
+            .Select(json => System.Text.Json.JsonSerializer.Deserialize<UsageRecord>(json, System.Text.Json.JsonSerializerOptions.Web)!.RequestId).Reverse();
+        Assert.Equal(records.Select(r => r.RequestId), ours);
     }
 
     [Fact]

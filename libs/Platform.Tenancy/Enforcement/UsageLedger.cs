@@ -125,8 +125,11 @@ public sealed class UsageLedger
           end
           a = a + 4 + n
         end
-        -- One LPUSH of every record (in order, as one LPUSH each would leave them) and one EXPIREAT per counter.
-        redis.call('LPUSH', KEYS[1], unpack(records))
+        -- The records in order, as one LPUSH each would leave them, in LPUSHes of at most 1,000 (unpack passes at most
+        -- ~8,000 values, and Tenancy:Ledger:MaxItems has no bound); then one EXPIREAT per counter.
+        for first = 1, #records, 1000 do
+          redis.call('LPUSH', KEYS[1], unpack(records, first, math.min(first + 999, #records)))
+        end
         for _, key in ipairs(order) do
           redis.call('EXPIREAT', key, expiries[key])
         end
