@@ -77,6 +77,9 @@ public sealed class RateLimitTests(InfrastructureFixture infra)
     }
 }
 
+// One after another with UsageLedgerTests: both use the one usage:pending list, whose contents the ledger's tests read and
+// these tests' writers drain.
+[Collection(UsageBufferCollection.Name)]
 public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposable
 {
     private readonly ServiceProvider _metrics = new ServiceCollection().AddMetrics().BuildServiceProvider();

@@ -8,6 +8,7 @@ using Platform.TestSupport;
 namespace Platform.Tenancy.Tests;
 
 /// <summary>The ledger under concurrency: requests share scripts, and limits, records and thresholds stay exact.</summary>
+[Collection(UsageBufferCollection.Name)]
 public sealed class UsageLedgerTests(InfrastructureFixture infra) : IDisposable
 {
     private readonly ServiceProvider _metrics = new ServiceCollection().AddMetrics().BuildServiceProvider();
@@ -174,4 +175,12 @@ public sealed class UsageLedgerTests(InfrastructureFixture infra) : IDisposable
 
         Assert.All(attempts, t => Assert.True(t.IsFaulted));
     }
+}
+
+/// <summary>Test classes that read or drain the shared usage buffer in Redis, run one after another.</summary>
+[CollectionDefinition(Name)]
+public sealed class UsageBufferCollection
+{
+    /// <summary>The collection's name.</summary>
+    public const string Name = "usage buffer";
 }
