@@ -283,8 +283,9 @@ public sealed partial class InferenceEnforcement(
             var price = status == 200 ? await directory.GetPriceAsync(model, CancellationToken.None) : null;
             var cost = price?.CostOf(usage.InputElements) ?? 0m;
             var elapsed = time.GetElapsedTime(started);
+            var now = time.GetUtcNow();
             var record = new UsageRecord(
-                Guid.CreateVersion7(),
+                Guid.CreateVersion7(now),
                 caller.Tenant.Id,
                 caller.KeyId,
                 model,
@@ -295,7 +296,7 @@ public sealed partial class InferenceEnforcement(
                 cost,
                 price?.Currency ?? options.Value.DefaultCurrency,
                 span?.TraceId.ToHexString(),
-                time.GetUtcNow(),
+                now,
                 usage.RequestId,
                 usage.InputElements,
                 usage.Cached);
