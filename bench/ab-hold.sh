@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side A/B of two held platforms on the tiny model (e.g. a baseline built from another worktree and the
-# change), interleaved so that the shared machine's load drifts over both alike. Start each with
+# change), interleaved so that the shared machine's load drifts over both alike (use an even number of rounds: every
+# other round runs the setups in reverse order). Start each with
 #   dotnet run -c Release --no-build --project bench/Platform.Bench.Serving -- --seconds 2 --hold-seconds 2400
 # and pass what each prints on its HOLD lines. Prints, per round and as medians: requests/s and p99 (wrk -t1) and the CPU ms per
 # request of InferenceApi and of the workers (from /proc, so only these processes count).
@@ -14,8 +15,15 @@ model=${AB_MODEL:-tiny}
 ticks() { local total=0 pid stat f; for pid in "$@"; do stat=$(< "/proc/$pid/stat"); read -ra f <<< "${stat##*) }"; total=$((total + f[11] + f[12])); done; echo "$total"; }
 hz=$(getconf CLK_TCK)
 results=$(mktemp); trap 'rm -f "$results"' EXIT
+setups=("$@")
 for ((round = 1; round <= rounds; round++)); do
-  for setup in "$@"; do
+  # Odd rounds in the given order, even rounds reversed: a setup's place in a round (e.g. right after another's load)
+  # biases it, and alternating cancels that out over an even number of rounds.
+  order=("${setups[@]}")
+  if ((round % 2 == 0)); then
+    order=(); for ((i = ${#setups[@]} - 1; i >= 0; i--)); do order+=("${setups[i]}"); done
+  fi
+  for setup in "${order[@]}"; do
     read -ra s <<< "$setup"
     label=${s[0]} script=${s[1]} url=${s[2]} api=${s[3]} workers=("${s[@]:4}")
     api0=$(ticks "$api"); workers0=$(ticks "${workers[@]}")

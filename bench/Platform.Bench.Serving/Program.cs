@@ -35,6 +35,7 @@ if (args.Contains("--help"))
           --api-setting K=V          any InferenceApi setting (repeatable), e.g. InferenceApi:OverlapAdmission=false (the
                                      behaviour before admission overlapped serving)
           --service-env K=V          an environment variable of every service (repeatable), e.g. OTEL_TRACES_SAMPLER_ARG=0.1
+          --worker-env K=V           an environment variable of the model workers only (repeatable)
           --execution-provider P     auto | cuda | cpu for the raw sessions and the workers (default auto, the workers' default)
           --raw-only                 only the raw ONNX Runtime part (no platform)
           --hold-seconds N           keep the platform up N s at the end (prints the pids and wrk commands for both models)
@@ -61,6 +62,8 @@ var coalesceCalls = args.SkipWhile(a => a != "--coalesce-calls").Skip(1).Select(
 var apiSettings = args.Select((a, i) => (a, i)).Where(x => x.a == "--api-setting" && x.i + 1 < args.Length).Select(x => args[x.i + 1].Split('=', 2)).ToArray();
 // Environment of every service, e.g. --service-env OTEL_TRACES_SAMPLER=parentbased_traceidratio (repeatable).
 var serviceEnvironment = args.Select((a, i) => (a, i)).Where(x => x.a == "--service-env" && x.i + 1 < args.Length).Select(x => args[x.i + 1].Split('=', 2)).ToArray();
+// Environment of the model workers only, e.g. --worker-env DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 (repeatable).
+var workerEnvironment = args.Select((a, i) => (a, i)).Where(x => x.a == "--worker-env" && x.i + 1 < args.Length).Select(x => args[x.i + 1].Split('=', 2)).ToArray();
 var ledgerCalls = args.SkipWhile(a => a != "--ledger-calls").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
 // Execution provider of the raw sessions and of the workers (ModelWorker:ExecutionProvider).
 var providerName = args.SkipWhile(a => a != "--execution-provider").Skip(1).FirstOrDefault() ?? "auto";
@@ -214,6 +217,11 @@ await using var app = await PlatformApp.StartAsync([$"--Parameters:admin-api-key
     }
 
     worker.WithEnvironment("ModelWorker__ExecutionProvider", provider.ToString().ToLowerInvariant());
+    foreach (var variable in workerEnvironment)
+    {
+        worker.WithEnvironment(variable[0], variable.Length > 1 ? variable[1] : string.Empty);
+    }
+
     if (packBelow is not null)
     {
         builder.Project("inference-api").WithEnvironment("WorkerRouting__PackBelow", packBelow.Value.ToString(CultureInfo.InvariantCulture));
