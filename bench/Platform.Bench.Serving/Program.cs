@@ -59,11 +59,11 @@ var queueDelayMicros = args.SkipWhile(a => a != "--queue-delay-us").Skip(1).Sele
 var packBelow = args.SkipWhile(a => a != "--pack-below").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
 var coalesceCalls = args.SkipWhile(a => a != "--coalesce-calls").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
 // Any other InferenceApi setting, e.g. --api-setting InferenceApi:OverlapAdmission=false (repeatable).
-var apiSettings = args.Select((a, i) => (a, i)).Where(x => x.a == "--api-setting" && x.i + 1 < args.Length).Select(x => args[x.i + 1].Split('=', 2)).ToArray();
+var apiSettings = KeyValues(args, "--api-setting");
 // Environment of every service, e.g. --service-env OTEL_TRACES_SAMPLER=parentbased_traceidratio (repeatable).
-var serviceEnvironment = args.Select((a, i) => (a, i)).Where(x => x.a == "--service-env" && x.i + 1 < args.Length).Select(x => args[x.i + 1].Split('=', 2)).ToArray();
+var serviceEnvironment = KeyValues(args, "--service-env");
 // Environment of the model workers only, e.g. --worker-env DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 (repeatable).
-var workerEnvironment = args.Select((a, i) => (a, i)).Where(x => x.a == "--worker-env" && x.i + 1 < args.Length).Select(x => args[x.i + 1].Split('=', 2)).ToArray();
+var workerEnvironment = KeyValues(args, "--worker-env");
 var ledgerCalls = args.SkipWhile(a => a != "--ledger-calls").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
 // Execution provider of the raw sessions and of the workers (ModelWorker:ExecutionProvider).
 var providerName = args.SkipWhile(a => a != "--execution-provider").Skip(1).FirstOrDefault() ?? "auto";
@@ -217,9 +217,9 @@ await using var app = await PlatformApp.StartAsync([$"--Parameters:admin-api-key
     }
 
     worker.WithEnvironment("ModelWorker__ExecutionProvider", provider.ToString().ToLowerInvariant());
-    foreach (var variable in workerEnvironment)
+    foreach (var (name, value) in workerEnvironment)
     {
-        worker.WithEnvironment(variable[0], variable.Length > 1 ? variable[1] : string.Empty);
+        worker.WithEnvironment(name, value);
     }
 
     if (packBelow is not null)
@@ -232,16 +232,16 @@ await using var app = await PlatformApp.StartAsync([$"--Parameters:admin-api-key
         builder.Project("inference-api").WithEnvironment("WorkerRouting__CoalesceCallsInFlight", coalesceCalls.Value.ToString(CultureInfo.InvariantCulture));
     }
 
-    foreach (var setting in apiSettings)
+    foreach (var (key, value) in apiSettings)
     {
-        builder.Project("inference-api").WithEnvironment(setting[0].Replace(":", "__", StringComparison.Ordinal), setting.Length > 1 ? setting[1] : string.Empty);
+        builder.Project("inference-api").WithEnvironment(key.Replace(":", "__", StringComparison.Ordinal), value);
     }
 
-    foreach (var variable in serviceEnvironment)
+    foreach (var (name, value) in serviceEnvironment)
     {
         foreach (var service in new[] { "inference-api", "model-worker", "admin-api", "context-enrichment" })
         {
-            builder.Project(service).WithEnvironment(variable[0], variable.Length > 1 ? variable[1] : string.Empty);
+            builder.Project(service).WithEnvironment(name, value);
         }
     }
 
@@ -562,6 +562,11 @@ static async Task<(Row Row, Dictionary<string, double> ThreadsBefore, Dictionary
         CoresBusy = cpuAfter.Sum(c => c.Value - cpuBefore.GetValueOrDefault(c.Key)) / duration.TotalSeconds,
     }, threadsBefore, threadsAfter);
 }
+
+// Every value of a repeatable "--option K=V" (V empty when there is no '=').
+static (string Key, string Value)[] KeyValues(string[] args, string option) =>
+    [.. args.Select((a, i) => (a, i)).Where(x => x.a == option && x.i + 1 < args.Length)
+        .Select(x => args[x.i + 1].Split('=', 2)).Select(kv => (kv[0], kv.Length > 1 ? kv[1] : string.Empty))];
 
 static float[] RandomRows(Random random, int rows, int features = Features) =>
     Enumerable.Range(0, rows * features).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
