@@ -119,30 +119,43 @@ public sealed class UsageLedgerTests(InfrastructureFixture infra) : IDisposable
         }, TimeSpan.FromSeconds(30), "all 100 records written", Ct);
     }
 
-    [Fact]
-    public async Task AChargeScriptSharedByMoreRecordsThanLuaCanPassAtOnceKeepsThemAllInOrder()
+    // Charged records share a script (more values than Lua's unpack takes at once); records with nothing to charge go as
+    // one plain LPUSH ("push"). Either way every record is kept, in the order the charges were made.
+    [Theory]
+    [InlineData(true, "charge")]
+    [InlineData(false, "push")]
+    public async Task MoreRecordsThanLuaCanPassAtOnceShareOneCallAndKeepTheirOrder(bool charged, string operation)
     {
         await using var redis = infra.NewRedisConnection();
         var ledger = Ledger(redis, callsInFlight: 1, maxItems: 10_000);
         var tenant = Guid.NewGuid();
+        var budget = charged ? new Budget(tenant, BudgetPeriods.Monthly, 1_000_000m, "EUR", [], DateTimeOffset.UtcNow) : null;
         var calls = new List<(string Operation, int Requests)>();
         using var listener = ListenToSharing(calls);
 
-        // The first charge leaves alone and waits in Redis behind a script that keeps the server busy for 2 s (sent first on
-        // the same connection), while the 8,999 behind it queue: they share one script, more values than Lua's unpack takes.
-        var busy = redis.GetDatabase().ScriptEvaluateAsync("""
-            local function now() local t = redis.call('TIME') return t[1] * 1000000 + t[2] end
-            local start = now()
-            repeat until now() - start > 2000000
-            """);
+        // The first charge leaves alone and waits in Redis behind a busy server, while the 8,999 behind it queue and then
+        // leave together.
+        var busy = KeepBusy(redis, TimeSpan.FromSeconds(2));
         var records = Enumerable.Range(0, 9_000).Select(i =>
-            new UsageRecord(Guid.CreateVersion7(), tenant, null, "mlp", 1, 200, 1, 1, 0m, "EUR", null, DateTimeOffset.UtcNow, $"r{i}")).ToArray();
-        await Task.WhenAll(records.Select(r => ledger.RecordAsync(r, null, Ct)));
+            new UsageRecord(Guid.CreateVersion7(), tenant, null, "mlp", 1, 200, 1, 1, charged ? 0.001m : 0m, "EUR", null, DateTimeOffset.UtcNow, $"r{i}")).ToArray();
+        var results = await Task.WhenAll(records.Select(r => ledger.RecordAsync(r, budget, Ct)));
         await busy;
 
         lock (calls)
         {
-            Assert.Contains(calls, c => c.Operation == "charge" && c.Requests > 8_000);
+            Assert.Contains(calls, c => c.Operation == operation && c.Requests > 8_000);
+            Assert.Equal(9_000, calls.Where(c => c.Operation == operation).Sum(c => c.Requests));
+        }
+
+        if (charged)
+        {
+            // Each charge added to the counter on its own, one after another.
+            Assert.Equal(9m, results.Max(r => r.Budget!.Spent));
+            Assert.Equal(9_000, results.Select(r => r.Budget!.Spent).Distinct().Count());
+        }
+        else
+        {
+            Assert.All(results, r => Assert.Null(r.Budget));
         }
 
         // LPUSH order: the newest at the head, so reading the list backwards gives the charges' order.
@@ -153,9 +166,45 @@ public sealed class UsageLedgerTests(InfrastructureFixture infra) : IDisposable
     }
 
     [Fact]
-    public async Task WithoutRedisEveryQueuedRequestFailsAndNoneIsAdmitted()
+    public async Task ChargedRecordsAndRecordsWithNothingToChargeShareOneScript()
     {
-        // A connection that never reaches a server: every request of a shared script must see the failure (fail closed).
+        await using var redis = infra.NewRedisConnection();
+        var ledger = Ledger(redis, callsInFlight: 1, maxItems: 64);
+        var tenant = Guid.NewGuid();
+        var budget = new Budget(tenant, BudgetPeriods.Monthly, 100m, "EUR", [], DateTimeOffset.UtcNow);
+        var calls = new List<(string Operation, int Requests)>();
+        using var listener = ListenToSharing(calls);
+
+        // Alternating, so any shared call holds both kinds; the first leaves alone, the others queue behind it.
+        var busy = KeepBusy(redis, TimeSpan.FromMilliseconds(300));
+        var results = await Task.WhenAll(Enumerable.Range(0, 40).Select(i => ledger.RecordAsync(
+            new UsageRecord(Guid.CreateVersion7(), tenant, null, "mlp", 1, 200, 1, 1, i % 2 == 0 ? 0.5m : 0m, "EUR", null, DateTimeOffset.UtcNow, $"m{i}"),
+            i % 2 == 0 ? budget : null, Ct)));
+
+        await busy;
+        Assert.Equal(10m, results.Where(r => r.Budget is not null).Max(r => r.Budget!.Spent));
+        Assert.Equal(10m, (await ledger.GetStateAsync(budget, Ct)).Spent);
+        var pending = await redis.GetDatabase().ListRangeAsync(UsageBuffer.PendingKey);
+        Assert.Equal(40, pending.Count(v => ((string)v!).Contains(tenant.ToString(), StringComparison.Ordinal)));
+        lock (calls)
+        {
+            Assert.Equal(40, calls.Where(c => c.Operation is "charge" or "push").Sum(c => c.Requests));
+            Assert.Contains(calls, c => c.Operation == "charge" && c.Requests > 1);
+        }
+    }
+
+    // A script that keeps Redis busy for a while, sent first on the connection: calls made meanwhile wait behind it.
+    private static Task KeepBusy(StackExchange.Redis.IConnectionMultiplexer redis, TimeSpan busy) =>
+        redis.GetDatabase().ScriptEvaluateAsync("""
+            local function now() local t = redis.call('TIME') return t[1] * 1000000 + t[2] end
+            local start = now()
+            repeat until now() - start > tonumber(ARGV[1])
+            """, values: [(long)(busy.TotalMicroseconds)]);
+
+    [Fact]
+    public async Task WithoutRedisEveryQueuedRequestFailsAndNoneIsAdmittedOrRecorded()
+    {
+        // A connection that never reaches a server: every request of a shared call must see the failure (fail closed).
         await using var away = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(new StackExchange.Redis.ConfigurationOptions
         {
             EndPoints = { "127.0.0.1:1" },
@@ -174,6 +223,16 @@ public sealed class UsageLedgerTests(InfrastructureFixture infra) : IDisposable
         }
 
         Assert.All(attempts, t => Assert.True(t.IsFaulted));
+
+        // Records, charged (the script) and with nothing to charge (the plain LPUSH): none may look stored.
+        var budget = new Budget(caller.Tenant.Id, BudgetPeriods.Monthly, 100m, "EUR", [], DateTimeOffset.UtcNow);
+        var records = Enumerable.Range(0, 20).Select(i => ledger.RecordAsync(
+            new UsageRecord(Guid.CreateVersion7(), caller.Tenant.Id, null, "mlp", 1, 200, 1, 1, i % 2 == 0 ? 0.5m : 0m, "EUR", null, DateTimeOffset.UtcNow, $"x{i}"),
+            i % 2 == 0 ? budget : null, Ct)).ToArray();
+        foreach (var record in records)
+        {
+            await Assert.ThrowsAnyAsync<Exception>(() => record);
+        }
     }
 }
 

@@ -157,11 +157,11 @@ public sealed class UsageLedger
         _time = time;
         var settings = options?.Value ?? new UsageLedgerOptions();
         _shared = meterFactory?.Create("Platform.Tenancy").CreateHistogram<int>("platform.tenancy.ledger_shared_requests", unit: "{request}",
-            description: "Requests that shared one ledger script, by operation (admit, charge)");
+            description: "Requests that shared one ledger call, by operation (admit, charge; push: records with nothing to charge, one LPUSH)");
         // Sharing off: every request leaves at once, alone (no bound on calls in flight, one request per script).
         var (callsInFlight, maxItems) = settings.CallsInFlight > 0 && settings.MaxItems > 1 ? (settings.CallsInFlight, settings.MaxItems) : (int.MaxValue, 1);
         _admissions = new(callsInFlight, maxItems, (_, batch) => SendAsync(batch, AdmitScript, BuildAdmit, "admit"));
-        _charges = new(callsInFlight, maxItems, (_, batch) => SendAsync(batch, ChargeScript, BuildCharge, "charge"));
+        _charges = new(callsInFlight, maxItems, (_, batch) => AnyCharged(batch) ? SendAsync(batch, ChargeScript, BuildCharge, "charge") : PushAsync(batch));
     }
 
     /// <summary>Takes a rate-limit token for the key and reads the tenant's budget state.</summary>
@@ -280,6 +280,39 @@ public sealed class UsageLedger
             batch[i].Completion.TrySetResult((RedisResult[])results[i]!);
         }
     }
+
+    private static bool AnyCharged(IReadOnlyList<Coalescer<int, ChargeCall, RedisResult[]>.Entry> batch)
+    {
+        foreach (var entry in batch)
+        {
+            if (entry.Item.SpendKey.Length > 0)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    // Records with nothing to charge (no budget, no cost, or another currency): the script would only LPUSH them, so they go
+    // as that one LPUSH — the same atomic append in the same order, without running Lua (in Redis ~5 µs a call instead of ~45).
+    private async Task PushAsync(IReadOnlyList<Coalescer<int, ChargeCall, RedisResult[]>.Entry> batch)
+    {
+        var records = new RedisValue[batch.Count];
+        for (var i = 0; i < records.Length; i++)
+        {
+            records[i] = batch[i].Item.Json;
+        }
+
+        _shared?.Record(batch.Count, new KeyValuePair<string, object?>("operation", "push"));
+        await _redis.GetDatabase().ListLeftPushAsync(UsageBuffer.PendingKey, records);
+        foreach (var entry in batch)
+        {
+            entry.Completion.TrySetResult(NothingCharged);
+        }
+    }
+
+    private static readonly RedisResult[] NothingCharged = [];
 
     private sealed record AdmitCall(string Bucket, string SpendKey, RateLimit Limit);
 
