@@ -647,15 +647,34 @@ static async Task WaitServedAsync(Func<ISender> connect)
 
 static async Task<Row> LoadAsync(Func<ISender> connect, int concurrency, TimeSpan duration)
 {
-    var latencies = new List<double>[concurrency];
-    var timings = new List<(double ClientMs, string Header)>[concurrency];
+    var senders = Enumerable.Range(0, concurrency).Select(_ => connect()).ToList();
+    LoadResult result;
+    try
+    {
+        // Lean connections are driven from one thread by poll, like wrk; other senders (HttpClient, gRPC) by one async
+        // caller each.
+        result = LeanHttpConnection.Of(senders) is { } lean
+            ? await Task.Factory.StartNew(() => LeanHttpConnection.Drive(lean, duration), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+            : await CallersAsync(senders, duration);
+    }
+    finally
+    {
+        senders.ForEach(s => s.Dispose());
+    }
+
+    return ToRow(result, concurrency);
+}
+
+static async Task<LoadResult> CallersAsync(List<ISender> senders, TimeSpan duration)
+{
+    var latencies = new List<double>[senders.Count];
+    var timings = new List<(double ClientMs, string Header)>[senders.Count];
     var errors = 0;
     var sw = Stopwatch.StartNew();
-    await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async i =>
+    await Task.WhenAll(senders.Select(async (send, i) =>
     {
         var mine = latencies[i] = new List<double>(16384);
         var myTimings = timings[i] = new List<(double, string)>(4096);
-        using var send = connect();
         for (var n = 0; sw.Elapsed < duration; n++)
         {
             var t = Stopwatch.GetTimestamp();
@@ -675,11 +694,15 @@ static async Task<Row> LoadAsync(Func<ISender> connect, int concurrency, TimeSpa
             }
         }
     }));
-    var elapsed = sw.Elapsed.TotalSeconds;
-    var all = latencies.SelectMany(l => l).ToList();
+    return new LoadResult([.. latencies.SelectMany(l => l)], [.. timings.SelectMany(t => t)], errors, sw.Elapsed.TotalSeconds);
+}
+
+static Row ToRow(LoadResult result, int concurrency)
+{
+    var (all, timings, errors, elapsed) = result;
     // Median of each phase InferenceApi reports, plus "client": what the client saw beyond InferenceApi's total
     // (the protocol to InferenceApi, both ends' socket and scheduling time).
-    var parsed = timings.SelectMany(t => t).Select(t => (t.ClientMs, Phases: ParseServerTiming(t.Header))).ToList();
+    var parsed = timings.Select(t => (t.ClientMs, Phases: ParseServerTiming(t.Header))).ToList();
     var split = new SortedDictionary<string, double>(StringComparer.Ordinal);
     foreach (var name in new[] { "read", "decode", "worker", "queue", "compute", "batch", "encode", "total", "auth", "admit", "record" })
     {
