@@ -261,13 +261,14 @@ internal sealed class LeanHttpConnection : IDisposable
             var connection = connections[i];
             try
             {
+                // The connections come fresh (no socket yet), so every socket is polled from its connect on.
                 if (connection._socket is null)
                 {
                     connection._socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
                     connection._socket.Connect(connection._endpoint);
+                    index[connection._socket] = i;
                 }
 
-                index[connection._socket] = i;
                 filled[i] = 0;
                 sentAt[i] = Stopwatch.GetTimestamp();
                 // Blocking, but a request of a few hundred bytes fits the socket's send buffer: it returns at once.
