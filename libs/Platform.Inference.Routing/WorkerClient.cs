@@ -366,6 +366,18 @@ public sealed partial class WorkerClient : IDisposable
         return entry;
     }
 
+    // A replica answers a call only with the version loaded and ready, so its answer overrides a cached "no replica has it"
+    // read while the version was still loading: otherwise readiness would say no, for up to the cache's duration, about a
+    // version that has just answered. (Whether every replica has it stays as read.)
+    private void Served(string model, long version)
+    {
+        var key = (model, version);
+        if (_readiness.TryGetValue(key, out var cached) && !cached.Any)
+        {
+            _readiness.TryUpdate(key, cached with { Any = true }, cached);
+        }
+    }
+
     /// <summary>Asks every replica for its statistics of <paramref name="model"/> (empty: all) version <paramref name="version"/> (0: all).</summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public async Task<IReadOnlyList<ReplicaStatistics>> GetStatisticsAsync(string model, long version, CancellationToken cancellationToken)
@@ -422,6 +434,7 @@ public sealed partial class WorkerClient : IDisposable
         try
         {
             var response = await Client(replica).InferAsync(request, new CallOptions(deadline: deadline.UtcDateTime, cancellationToken: cancellationToken));
+            Served(request.Model, response.Version);
             return new Outcome(response, null, false);
         }
         catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)

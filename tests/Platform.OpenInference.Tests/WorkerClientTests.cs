@@ -39,6 +39,25 @@ public sealed class WorkerClientTests
     }
 
     [Fact]
+    public async Task AnAnsweredCallMakesTheVersionReadyThoughItsReadinessWasReadWhileItLoaded()
+    {
+        // The replica's ModelStates says nothing is loaded (as while the version loads); its answer to a call says it is.
+        await using var replica = await Replica.StartAsync(_ => Answer("a"));
+        using var client = Client(new WorkerRoutingOptions { ReadinessCacheDuration = TimeSpan.FromHours(1) }, replica);
+
+        Assert.False(await client.IsLoadedOnAnyReplicaAsync("m", 1, Ct));
+        Assert.False(await client.IsLoadedOnAnyReplicaAsync("m", 2, Ct));
+        var answered = await client.InferAsync("m", 1, new InferItem(), DateTimeOffset.UtcNow.AddSeconds(10), Ct);
+        Assert.Null(answered.Error);
+
+        Assert.True(await client.IsLoadedOnAnyReplicaAsync("m", 1, Ct));
+        // Only the version that answered; and whether every replica has it is still what the replicas said.
+        Assert.False(await client.IsLoadedOnAnyReplicaAsync("m", 2, Ct));
+        Assert.False(await client.IsLoadedOnEveryReplicaAsync("m", 1, Ct));
+        Assert.Equal(2, replica.Authorizations.Count(a => a.Method == "ModelStates"));
+    }
+
+    [Fact]
     public async Task AReplicaRefusingTheCredentialIsAvoidedAndAnotherServes()
     {
         // A rotation half done: one replica holds another key. The client must not get a 500 for the platform's own mismatch.
@@ -316,16 +335,26 @@ public sealed class WorkerClientTests
     private static WorkerClient Client(params Replica[] replicas) => Client(1, replicas);
 
     private static WorkerClient Client(int coalesceCallsInFlight, params Replica[] replicas) =>
-        Client(coalesceCallsInFlight, [.. replicas.Select((r, i) => new WorkerReplica(i.ToString(System.Globalization.CultureInfo.InvariantCulture), r.Address, null))]);
+        Client(new WorkerRoutingOptions { CoalesceCallsInFlight = coalesceCallsInFlight }, replicas);
 
     private static WorkerClient Client(params WorkerReplica[] replicas) => Client(1, replicas);
 
-    private static WorkerClient Client(int coalesceCallsInFlight, params WorkerReplica[] replicas)
+    private static WorkerClient Client(int coalesceCallsInFlight, params WorkerReplica[] replicas) =>
+        Client(new WorkerRoutingOptions { CoalesceCallsInFlight = coalesceCallsInFlight }, replicas);
+
+    // The given options with the tests' retry settings and credential.
+    private static WorkerClient Client(WorkerRoutingOptions options, params Replica[] replicas) =>
+        Client(options, [.. replicas.Select((r, i) => new WorkerReplica(i.ToString(System.Globalization.CultureInfo.InvariantCulture), r.Address, null))]);
+
+    private static WorkerClient Client(WorkerRoutingOptions options, params WorkerReplica[] replicas)
     {
+        options.MaxAttempts = 4;
+        options.RetryBackoff = TimeSpan.FromMilliseconds(10);
+        options.InternalApiKey = InternalKey;
         var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         return new WorkerClient(
             new FixedReplicas(replicas),
-            Options.Create(new WorkerRoutingOptions { MaxAttempts = 4, RetryBackoff = TimeSpan.FromMilliseconds(10), CoalesceCallsInFlight = coalesceCallsInFlight, InternalApiKey = InternalKey }),
+            Options.Create(options),
             TimeProvider.System,
             services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(),
             NullLogger<WorkerClient>.Instance);
