@@ -27,19 +27,35 @@ public static class ApiKeys
     /// <summary>Splits a presented key; false when it is not of this form.</summary>
     public static bool TryParse(string? key, out string prefix, out string secret)
     {
-        prefix = secret = string.Empty;
-        if (key is null || !key.StartsWith(Scheme, StringComparison.Ordinal) || key.Length != Scheme.Length + 12 + 1 + 43 || key[Scheme.Length + 12] != '_')
+        if (!TryParse(key.AsSpan(), out var prefixChars, out var secretChars))
+        {
+            prefix = secret = string.Empty;
+            return false;
+        }
+
+        prefix = prefixChars.ToString();
+        secret = secretChars.ToString();
+        return true;
+    }
+
+    /// <summary>Splits a presented key without copying it (the request path: a cached key needs no strings); false when it is not of this form.</summary>
+    public static bool TryParse(ReadOnlySpan<char> key, out ReadOnlySpan<char> prefix, out ReadOnlySpan<char> secret)
+    {
+        prefix = secret = default;
+        if (!key.StartsWith(Scheme, StringComparison.Ordinal) || key.Length != Scheme.Length + 12 + 1 + 43 || key[Scheme.Length + 12] != '_')
         {
             return false;
         }
 
-        prefix = key.Substring(Scheme.Length, 12);
+        prefix = key.Slice(Scheme.Length, 12);
         secret = key[(Scheme.Length + 13)..];
-        return prefix.All(char.IsAsciiHexDigitLower);
+        return !prefix.ContainsAnyExcept(LowerHex);
     }
 
+    private static readonly System.Buffers.SearchValues<char> LowerHex = System.Buffers.SearchValues.Create("0123456789abcdef");
+
     /// <summary>Constant-time check of a presented secret against the stored salt and hash.</summary>
-    public static bool Verify(string secret, byte[] salt, byte[] hash)
+    public static bool Verify(ReadOnlySpan<char> secret, byte[] salt, byte[] hash)
     {
         ArgumentNullException.ThrowIfNull(hash);
         // On the stack: every authenticated request verifies its key.
@@ -56,10 +72,9 @@ public static class ApiKeys
     }
 
     // SHA-256(salt + ASCII secret); a presented secret is a few dozen characters, so its bytes fit on the stack.
-    private static void Hash(byte[] salt, string secret, Span<byte> destination)
+    private static void Hash(byte[] salt, ReadOnlySpan<char> secret, Span<byte> destination)
     {
         ArgumentNullException.ThrowIfNull(salt);
-        ArgumentNullException.ThrowIfNull(secret);
         var length = salt.Length + secret.Length;
         Span<byte> input = length <= 256 ? stackalloc byte[length] : new byte[length];
         salt.CopyTo(input);

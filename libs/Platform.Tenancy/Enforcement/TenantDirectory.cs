@@ -88,15 +88,17 @@ public sealed partial class TenantDirectory
     public RateLimit DefaultRateLimit => _options.DefaultRateLimit;
 
     /// <summary>Checks a presented key (the full <c>pk_…</c> string).</summary>
-    public async Task<KeyAuthentication> AuthenticateAsync(string presented, CancellationToken cancellationToken)
+    public async ValueTask<KeyAuthentication> AuthenticateAsync(string presented, CancellationToken cancellationToken)
     {
         EnsureSubscribed();
-        if (!ApiKeys.TryParse(presented, out var prefix, out var secret))
+        if (!ApiKeys.TryParse(presented.AsSpan(), out var prefixChars, out _))
         {
             return new KeyAuthentication(KeyStatus.Unknown, null, null);
         }
 
-        var stored = await GetKeyAsync(prefix, cancellationToken);
+        // A cached key costs no strings: the cache is searched with the presented characters and hands back its own key.
+        var (prefix, stored) = TryGetCachedKey(prefixChars, out var hit) ? hit : await LoadKeyAsync(prefixChars.ToString(), cancellationToken);
+        ApiKeys.TryParse(presented.AsSpan(), out _, out var secret);
         if (stored is null || !ApiKeys.Verify(secret, stored.Salt, stored.Hash))
         {
             return new KeyAuthentication(KeyStatus.Unknown, null, prefix);
@@ -108,7 +110,10 @@ public sealed partial class TenantDirectory
             return new KeyAuthentication(KeyStatus.Unknown, null, prefix);
         }
 
-        var context = new TenantContext(stored.Id, prefix, tenant.Value.Tenant, tenant.Value.Budget);
+        // One context per key and tenant snapshot: a key's requests share it until either is reloaded.
+        var context = stored.Context is { } last && ReferenceEquals(last.Tenant, tenant.Value.Tenant) && ReferenceEquals(last.Budget, tenant.Value.Budget)
+            ? last
+            : stored.Context = new TenantContext(stored.Id, prefix, tenant.Value.Tenant, tenant.Value.Budget);
         var now = _time.GetUtcNow();
         var status = stored.RevokedAt is not null ? KeyStatus.Revoked
             : stored.ExpiresAt is { } expires && expires <= now ? KeyStatus.Expired
@@ -117,7 +122,7 @@ public sealed partial class TenantDirectory
     }
 
     /// <summary>The tenant and its budget, or null when it does not exist.</summary>
-    public async Task<(Tenant Tenant, Budget? Budget)?> GetTenantAsync(Guid tenantId, CancellationToken cancellationToken)
+    public async ValueTask<(Tenant Tenant, Budget? Budget)?> GetTenantAsync(Guid tenantId, CancellationToken cancellationToken)
     {
         EnsureSubscribed();
         var now = _time.GetUtcNow();
@@ -167,17 +172,24 @@ public sealed partial class TenantDirectory
         }
     }
 
-    private async Task<StoredKey?> GetKeyAsync(string prefix, CancellationToken cancellationToken)
+    private bool TryGetCachedKey(ReadOnlySpan<char> prefix, out (string Prefix, StoredKey? Key) found)
     {
-        var now = _time.GetUtcNow();
-        if (_keys.TryGetValue(prefix, out var cached) && cached.ValidUntil > now)
+        if (_keys.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(prefix, out var key, out var cached) && cached.ValidUntil > _time.GetUtcNow())
         {
-            return cached.Value;
+            found = (key, cached.Value);
+            return true;
         }
 
+        found = default;
+        return false;
+    }
+
+    private async Task<(string Prefix, StoredKey? Key)> LoadKeyAsync(string prefix, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
         var loaded = await TenantQueries.LoadKeyAsync(_db, prefix, cancellationToken);
         _keys[prefix] = new Cached<StoredKey?>(loaded, now + (loaded is null ? _options.NegativeCacheTtl : _options.CacheTtl));
-        return loaded;
+        return (prefix, loaded);
     }
 
     private void EnsureSubscribed()
@@ -227,4 +239,8 @@ public sealed partial class TenantDirectory
 }
 
 /// <summary>A key row as the request path needs it.</summary>
-internal sealed record StoredKey(Guid Id, Guid TenantId, byte[] Salt, byte[] Hash, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt);
+internal sealed record StoredKey(Guid Id, Guid TenantId, byte[] Salt, byte[] Hash, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt)
+{
+    /// <summary>The last caller context built for this key (reused while its tenant and budget are the same objects).</summary>
+    public TenantContext? Context { get; set; }
+}

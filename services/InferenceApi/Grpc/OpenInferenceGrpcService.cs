@@ -147,7 +147,7 @@ public sealed class OpenInferenceGrpcService(
                 {
                     ServerTimingHeader,
                     timing.Format(time, answer.Worker,
-                        InferenceEnforcement.TimingEntries(time.GetElapsedTime(started, authenticated), admitWait, time.GetElapsedTime(recordStarted)))
+                        new EnforcementTiming(time.GetElapsedTime(started, authenticated), admitWait, time.GetElapsedTime(recordStarted)))
                 },
             };
             if (answer.CacheHit is { } hit)
@@ -239,7 +239,7 @@ public sealed class OpenInferenceGrpcService(
         return failure is null ? new RepositoryModelUnloadResponse() : throw GrpcFailures.From(failure);
     }
 
-    private async Task<(InferenceAnswer? Answer, InferenceFailure? Failure)> RunAsync(
+    private async ValueTask<(InferenceAnswer? Answer, InferenceFailure? Failure)> RunAsync(
         ModelInferRequest request, string model, InferenceUsageFeature usage, RequestTiming timing, CancellationToken cancellationToken)
     {
         var (served, notFound) = await pipeline.ResolveAsync(model, request.ModelVersion, cancellationToken);
@@ -262,7 +262,7 @@ public sealed class OpenInferenceGrpcService(
     }
 
     // Runs the inference; a client that leaves meanwhile still leaves one usage record (status 499).
-    private async Task<(InferenceAnswer? Answer, InferenceFailure? Failure)> ServeAsync(ModelInferRequest request, string model, InferenceUsageFeature usage,
+    private async ValueTask<(InferenceAnswer? Answer, InferenceFailure? Failure)> ServeAsync(ModelInferRequest request, string model, InferenceUsageFeature usage,
         RequestTiming timing, TenantContext caller, long started, Activity? span, CancellationToken cancellationToken)
     {
         try
@@ -276,7 +276,7 @@ public sealed class OpenInferenceGrpcService(
         }
     }
 
-    private async Task RecordAsync(TenantContext caller, string model, InferenceUsageFeature usage, int status, long started, Activity? span)
+    private async ValueTask RecordAsync(TenantContext caller, string model, InferenceUsageFeature usage, int status, long started, Activity? span)
     {
         try
         {

@@ -99,7 +99,7 @@ public sealed class InferenceHandler(InferencePipeline pipeline, IOptions<Infere
         }
     }
 
-    private static async Task<int> WriteResponseAsync(HttpContext context, InferenceAnswer answer, RequestTiming timing, TimeProvider timeProvider)
+    private static async ValueTask<int> WriteResponseAsync(HttpContext context, InferenceAnswer answer, RequestTiming timing, TimeProvider timeProvider)
     {
         var request = answer.Request;
         var outputs = answer.Outputs;
@@ -168,7 +168,7 @@ public sealed class InferenceHandler(InferencePipeline pipeline, IOptions<Infere
         response.ContentType = "application/json";
         if (context.Features.Get<UsageRecording>()?.Timing is { } timing)
         {
-            response.Headers[ServerTimingHeader] = timing;
+            response.Headers[ServerTimingHeader] = timing.ToString();
         }
 
         if (status is 429 or 503)

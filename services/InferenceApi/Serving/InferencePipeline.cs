@@ -62,9 +62,9 @@ public sealed class RequestTiming(long started)
     /// W3C Server-Timing: <c>read</c>, <c>decode</c>, <c>enrich</c>, <c>cache</c>, <c>worker</c> (round trip, retries
     /// included), <c>queue</c> and <c>compute</c> (reported by the worker), <c>batch</c> (rows run together; desc),
     /// <c>encode</c>, <c>total</c> (from <see cref="Arrived"/>: enforcement's phases are inside it); milliseconds; then
-    /// <paramref name="suffix"/> (enforcement's phases) when given.
+    /// <paramref name="enforcement"/>'s phases when given.
     /// </summary>
-    public string Format(TimeProvider clock, InferItemResult? worker, string? suffix = null)
+    public string Format(TimeProvider clock, InferItemResult? worker, EnforcementTiming? enforcement = null)
     {
         ArgumentNullException.ThrowIfNull(clock);
         var now = clock.GetTimestamp();
@@ -87,11 +87,8 @@ public sealed class RequestTiming(long started)
         }
 
         Append(ref text, "encode", Worked != 0 ? Worked : Cached, Encoded != 0 ? Encoded : now, clock);
-        Append(ref text, "total", Arrived != 0 ? Arrived : Started, now, clock, last: suffix is null);
-        if (suffix is not null)
-        {
-            text.AppendLiteral(suffix);
-        }
+        Append(ref text, "total", Arrived != 0 ? Arrived : Started, now, clock, last: enforcement is null);
+        enforcement?.AppendTo(ref text);
 
         return text.ToStringAndClear();
     }
@@ -143,7 +140,7 @@ public sealed partial class InferencePipeline(
     /// <param name="usage">Filled for the usage record; null when the caller records nothing.</param>
     /// <param name="timing">Phase timestamps.</param>
     /// <param name="cancellationToken">The client went away.</param>
-    public async Task<(InferenceAnswer? Answer, InferenceFailure? Failure)> RunAsync(
+    public async ValueTask<(InferenceAnswer? Answer, InferenceFailure? Failure)> RunAsync(
         ServedModel served, bool pinned, InferRequest decoded, InferenceUsageFeature? usage, RequestTiming timing, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(served);
@@ -186,7 +183,7 @@ public sealed partial class InferencePipeline(
         }
     }
 
-    private async Task<(InferenceAnswer? Answer, InferenceFailure? Failure)> RunRouteAsync(
+    private async ValueTask<(InferenceAnswer? Answer, InferenceFailure? Failure)> RunRouteAsync(
         IReadOnlyList<ServedModel> route, InferRequest decoded, InferenceUsageFeature? usage, RequestTiming timing, CancellationToken cancellationToken)
     {
         var served = route[0];
@@ -322,7 +319,7 @@ public sealed partial class InferencePipeline(
         return (stable is null ? [newest] : [stable], rollout);
     }
 
-    private async Task<(InferItemResult? Response, ServedModel AnsweredBy, InferenceFailure? Error)> RunOnWorkerAsync(
+    private async ValueTask<(InferItemResult? Response, ServedModel AnsweredBy, InferenceFailure? Error)> RunOnWorkerAsync(
         InferRequest request, IReadOnlyList<ServedModel> route, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         var served = route[0];

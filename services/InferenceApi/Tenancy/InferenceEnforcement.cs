@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Options;
 using Platform.InferenceApi.Serving;
 using Platform.Tenancy;
@@ -28,28 +29,53 @@ public sealed class InferenceUsageFeature
     public string? RequestId { get; set; }
 }
 
+/// <summary>Enforcement's phases of one request, for Server-Timing on both transports.</summary>
+/// <param name="Authenticate">Key check (<c>auth</c>).</param>
+/// <param name="Admit">What the admission added to the answer (<c>admit</c>).</param>
+/// <param name="Record">The usage record's round trip (<c>record</c>).</param>
+public readonly record struct EnforcementTiming(TimeSpan Authenticate, TimeSpan Admit, TimeSpan Record)
+{
+    /// <summary>Appends the entries <c>auth</c>, <c>admit</c> and <c>record</c> (milliseconds) to a Server-Timing line being built.</summary>
+    public void AppendTo(ref DefaultInterpolatedStringHandler text)
+    {
+        text.AppendLiteral("auth;dur=");
+        text.AppendFormatted(Authenticate.TotalMilliseconds, "0.###");
+        text.AppendLiteral(", admit;dur=");
+        text.AppendFormatted(Admit.TotalMilliseconds, "0.###");
+        text.AppendLiteral(", record;dur=");
+        text.AppendFormatted(Record.TotalMilliseconds, "0.###");
+    }
+
+    /// <summary>The entries alone, as a Server-Timing value.</summary>
+    public override string ToString()
+    {
+        var text = new DefaultInterpolatedStringHandler(0, 0, CultureInfo.InvariantCulture, stackalloc char[128]);
+        AppendTo(ref text);
+        return text.ToStringAndClear();
+    }
+}
+
 /// <summary>
 /// Set by enforcement on an admitted REST inference: the writer of the answer calls <see cref="RecordAsync"/> before the
 /// first byte, so a record that cannot be made durable turns the answer into a 503 it can still write. (A failure inside
 /// Kestrel's OnStarting callback could not: Kestrel answers 500 for it, whatever the application writes next.)
 /// </summary>
-public sealed class UsageRecording(Func<int, Task> record)
+public abstract class UsageRecording
 {
     /// <summary>When enforcement received the request (<see cref="TimeProvider.GetTimestamp"/>): where the answer's Server-Timing <c>total</c> starts.</summary>
     public long Arrived { get; init; }
 
     /// <summary>Whether a record was attempted and could not be stored (set by enforcement).</summary>
-    public bool Failed { get; internal set; }
+    public bool Failed { get; protected set; }
 
     /// <summary>
-    /// Enforcement's Server-Timing entries (<c>auth</c>, <c>admit</c>, <c>record</c>) once the record is stored, for the
-    /// writer of the answer to add to its own line.
+    /// Enforcement's phases once the record is stored, for the writer of the answer to add to its own Server-Timing line.
     /// </summary>
-    public string? Timing { get; set; }
+    public EnforcementTiming? Timing { get; protected set; }
 
     /// <summary>Makes the request's usage record durable with <paramref name="status"/>; once per request, later calls do nothing.</summary>
     /// <exception cref="Exception">The record could not be stored: the answer must not go out.</exception>
-    public Task RecordAsync(int status) => record(status);
+    public abstract ValueTask RecordAsync(int status);
 }
 
 /// <summary>
@@ -94,10 +120,6 @@ public sealed partial class InferenceEnforcement(
     // before the next admission returns.
     private readonly ConcurrentDictionary<Guid, AdmissionHint> _hints = new();
 
-    /// <summary>Enforcement's Server-Timing entries (<c>auth</c>, <c>admit</c>, <c>record</c>), for both transports.</summary>
-    public static string TimingEntries(TimeSpan authenticate, TimeSpan admit, TimeSpan record) =>
-        string.Create(CultureInfo.InvariantCulture,
-            $"auth;dur={authenticate.TotalMilliseconds:0.###}, admit;dur={admit.TotalMilliseconds:0.###}, record;dur={record.TotalMilliseconds:0.###}");
 
     /// <summary>The key a caller presents: <c>Authorization: Bearer &lt;key&gt;</c>, else <c>x-api-key</c>; null when neither.</summary>
     public static string? PresentedKey(string? authorization, string? apiKey)
@@ -115,7 +137,7 @@ public sealed partial class InferenceEnforcement(
     /// key). Annotates <paramref name="span"/> with the caller and the GenAI attributes. Failed keys are bounded per
     /// <paramref name="client"/> address and per key prefix (<see cref="KeyGuessingLimiter"/>): past the limit, 429.
     /// </summary>
-    public async Task<(TenantContext? Caller, EnforcementRefusal? Refusal)> AuthenticateAsync(string? presented, string? model, IPAddress? client, Activity? span, CancellationToken cancellationToken)
+    public async ValueTask<(TenantContext? Caller, EnforcementRefusal? Refusal)> AuthenticateAsync(string? presented, string? model, IPAddress? client, Activity? span, CancellationToken cancellationToken)
     {
         var started = time.GetTimestamp();
         if (presented is null)
@@ -124,8 +146,7 @@ public sealed partial class InferenceEnforcement(
                 Challenge: $"Bearer realm=\"{Realm}\""));
         }
 
-        var prefix = ApiKeys.TryParse(presented, out var parsed, out _) ? parsed : null;
-        if (guessing.Check(client, prefix) is { } throttled)
+        if (guessing.Check(client, presented) is { } throttled)
         {
             return (null, TooManyFailures(throttled));
         }
@@ -146,7 +167,7 @@ public sealed partial class InferenceEnforcement(
         telemetry.Phase("authenticate", time.GetElapsedTime(started));
         if (authentication.Status == KeyStatus.Unknown)
         {
-            if (await guessing.FailedAsync(client, prefix) is { } limited)
+            if (await guessing.FailedAsync(client, authentication.Prefix) is { } limited)
             {
                 return (null, TooManyFailures(limited));
             }
@@ -195,7 +216,7 @@ public sealed partial class InferenceEnforcement(
     /// Takes a rate-limit token and checks the budget. Null when the inference may run; otherwise a 429 (rate limit or
     /// budget, to be recorded as usage) or a 503 (<see cref="EnforcementRefusal.Status"/>; nothing can be recorded).
     /// </summary>
-    public async Task<EnforcementRefusal?> AdmitAsync(TenantContext caller, CancellationToken cancellationToken)
+    public async ValueTask<EnforcementRefusal?> AdmitAsync(TenantContext caller, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(caller);
         var started = time.GetTimestamp();
@@ -273,7 +294,7 @@ public sealed partial class InferenceEnforcement(
     /// <param name="started">When the request arrived (<see cref="TimeProvider.GetTimestamp"/>).</param>
     /// <param name="span">The request's server span.</param>
     /// <exception cref="Exception">The record could not be made durable: the caller must not get the answer.</exception>
-    public async Task RecordAsync(TenantContext caller, string model, InferenceUsageFeature usage, int status, long started, Activity? span)
+    public async ValueTask RecordAsync(TenantContext caller, string model, InferenceUsageFeature usage, int status, long started, Activity? span)
     {
         ArgumentNullException.ThrowIfNull(caller);
         ArgumentNullException.ThrowIfNull(usage);

@@ -3,6 +3,7 @@ using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Net;
 using Microsoft.Extensions.Options;
+using Platform.Tenancy;
 using StackExchange.Redis;
 
 namespace Platform.InferenceApi.Tenancy;
@@ -64,15 +65,17 @@ public sealed partial class KeyGuessingLimiter
             description: "Failed API key authentications: outcome rejected (401) or throttled (429, by the limit reached)");
     }
 
-    /// <summary>Refusal when <paramref name="address"/> or <paramref name="prefix"/> is over its limit in this window; null otherwise.</summary>
-    public GuessingRefusal? Check(IPAddress? address, string? prefix)
+    /// <summary>Refusal when <paramref name="address"/> or the prefix of <paramref name="presentedKey"/> is over its limit in this window; null otherwise.</summary>
+    public GuessingRefusal? Check(IPAddress? address, string? presentedKey)
     {
         EnsureSubscribed();
         if (_blockedUntil.IsEmpty)
         {
-            // Nobody is blocked (the usual case): no subject strings to build for every request.
+            // Nobody is blocked (the usual case): no prefix or subject strings to build for every request.
             return null;
         }
+
+        var prefix = ApiKeys.TryParse(presentedKey, out var parsed, out _) ? parsed : null;
 
         var now = _time.GetUtcNow();
         foreach (var (limit, id) in Subjects(address, prefix))

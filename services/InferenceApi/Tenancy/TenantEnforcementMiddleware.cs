@@ -50,30 +50,106 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
         await InferAsync(context, caller!, model, started, authenticated);
     }
 
-    private async Task InferAsync(HttpContext context, TenantContext caller, string model, long started, long authenticated)
+    private async ValueTask InferAsync(HttpContext context, TenantContext caller, string model, long started, long authenticated)
     {
         var usage = new InferenceUsageFeature();
         context.Features.Set(usage);
-        var recorded = false;
-        Exception? recordFailure = null;
-        var admitWait = TimeSpan.Zero;
-        // Set while serving runs ahead of its admission: whoever writes the answer first waits for it.
-        Task<EnforcementRefusal?>? pendingAdmission = null;
-
-        UsageRecording? recording = null;
-
-        // Called by the handler before it writes an answer (UsageRecording: the handler puts enforcement's timing into its
-        // own Server-Timing line), and by Kestrel right before the status line goes out for any other writer.
-        async Task RecordAsync(int status, bool onStarting)
+        var recording = new RestUsageRecording(enforcement, time, context, caller, model, usage, authenticated) { Arrived = started };
+        context.Features.Set<UsageRecording>(recording);
+        context.Response.OnStarting(static state =>
         {
-            if (recorded)
+            var recording = (RestUsageRecording)state;
+            return recording.RecordAsync(recording.Context.Response.StatusCode, onStarting: true).AsTask();
+        }, recording);
+
+        var admission = enforcement.AdmitAsync(caller, context.RequestAborted);
+        if (!admission.IsCompleted && enforcement.MayServeBeforeAdmission(caller))
+        {
+            recording.PendingAdmission = admission;
+        }
+        else
+        {
+            var refusal = await admission;
+            recording.AdmitWait = time.GetElapsedTime(authenticated);
+            if (refusal is not null)
+            {
+                // A refused inference is recorded (429); without the ledger (503) nothing can be.
+                recording.Recorded = refusal.Status == 503;
+                await RefuseAsync(context, refusal);
+                return;
+            }
+        }
+
+        try
+        {
+            await next(context);
+            if (!context.Response.HasStarted && !recording.Recorded)
+            {
+                // The client went away before any answer: still one record (status 499).
+                context.Response.StatusCode = 499;
+                await recording.RecordAsync(499, onStarting: false);
+            }
+        }
+        catch (AdmissionRefusedException refused) when (!context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            await RefuseAsync(context, refused.Refusal);
+        }
+        catch (Exception) when (recording.Failed && !context.Response.HasStarted)
+        {
+            // The answer was ready but its usage record could not be made durable: the client must not get it.
+            context.Response.Clear();
+            await InferenceHandler.WriteErrorAsync(context, 503, "the usage record could not be stored; the request was not charged, retry shortly", 1000);
+        }
+        catch (Exception) when (!context.Response.HasStarted && !recording.Recorded)
+        {
+            // An unexpected failure still leaves a record of the attempt (or, refused after all, the refusal).
+            context.Response.StatusCode = 500;
+            try
+            {
+                await recording.RecordAsync(500, onStarting: false);
+            }
+            catch (AdmissionRefusedException refused)
+            {
+                context.Response.Clear();
+                await RefuseAsync(context, refused.Refusal);
+                return;
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// One REST inference's usage record and what it needs: recorded by the handler before it writes an answer (it puts
+    /// enforcement's timing into its own Server-Timing line), else by Kestrel right before the status line goes out for any
+    /// other writer. One object per request holds what a closure and its delegates held.
+    /// </summary>
+    private sealed class RestUsageRecording(
+        InferenceEnforcement enforcement, TimeProvider time, HttpContext context, TenantContext caller, string model, InferenceUsageFeature usage, long authenticated)
+        : UsageRecording
+    {
+        public HttpContext Context => context;
+
+        public bool Recorded { get; set; }
+
+        public TimeSpan AdmitWait { get; set; }
+
+        /// <summary>Set while serving runs ahead of its admission: whoever writes the answer first waits for it.</summary>
+        public ValueTask<EnforcementRefusal?>? PendingAdmission { get; set; }
+
+        public override ValueTask RecordAsync(int status) => RecordAsync(status, onStarting: false);
+
+        public async ValueTask RecordAsync(int status, bool onStarting)
+        {
+            if (Recorded)
             {
                 return;
             }
 
-            if (pendingAdmission is { } pending)
+            if (PendingAdmission is { } pending)
             {
-                pendingAdmission = null;
+                PendingAdmission = null;
                 var waitStarted = time.GetTimestamp();
                 EnforcementRefusal? late;
                 try
@@ -87,13 +163,13 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
                 }
 
                 // What the admission added to the answer: only the wait after serving was done.
-                admitWait = time.GetElapsedTime(waitStarted);
+                AdmitWait = time.GetElapsedTime(waitStarted);
                 enforcement.Overlapped(late is null);
                 if (late is not null)
                 {
                     // What was served is discarded; the refusal goes out instead and is recorded like any refusal (a 503
                     // means the ledger is away: nothing can be recorded).
-                    recorded = late.Status == 503;
+                    Recorded = late.Status == 503;
                     usage.Version = 0;
                     usage.BatchSize = 0;
                     usage.Cached = false;
@@ -101,90 +177,28 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
                 }
             }
 
-            recorded = true;
+            Recorded = true;
             var recordStarted = time.GetTimestamp();
             try
             {
-                await enforcement.RecordAsync(caller, model, usage, status, started, ServerSpan(context));
+                await enforcement.RecordAsync(caller, model, usage, status, Arrived, ServerSpan(context));
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                recordFailure = ex;
-                recording!.Failed = true;
+                Failed = true;
                 throw;
             }
 
-            var timing = InferenceEnforcement.TimingEntries(time.GetElapsedTime(started, authenticated), admitWait, time.GetElapsedTime(recordStarted));
+            var timing = new EnforcementTiming(time.GetElapsedTime(Arrived, authenticated), AdmitWait, time.GetElapsedTime(recordStarted));
             if (!onStarting)
             {
-                recording!.Timing = timing;
+                Timing = timing;
                 return;
             }
 
             // One header line: whatever the writer put there, then enforcement's phases.
             var serving = context.Response.Headers[InferenceHandler.ServerTimingHeader].ToString();
-            context.Response.Headers[InferenceHandler.ServerTimingHeader] = serving.Length == 0 ? timing : $"{serving}, {timing}";
-        }
-
-        recording = new UsageRecording(status => RecordAsync(status, onStarting: false)) { Arrived = started };
-        context.Features.Set(recording);
-        context.Response.OnStarting(() => RecordAsync(context.Response.StatusCode, onStarting: true));
-
-        var admission = enforcement.AdmitAsync(caller, context.RequestAborted);
-        if (!admission.IsCompleted && enforcement.MayServeBeforeAdmission(caller))
-        {
-            pendingAdmission = admission;
-        }
-        else
-        {
-            var refusal = await admission;
-            admitWait = time.GetElapsedTime(authenticated);
-            if (refusal is not null)
-            {
-                // A refused inference is recorded (429); without the ledger (503) nothing can be.
-                recorded = refusal.Status == 503;
-                await RefuseAsync(context, refusal);
-                return;
-            }
-        }
-
-        try
-        {
-            await next(context);
-            if (!context.Response.HasStarted && !recorded)
-            {
-                // The client went away before any answer: still one record (status 499).
-                context.Response.StatusCode = 499;
-                await RecordAsync(499, onStarting: false);
-            }
-        }
-        catch (AdmissionRefusedException refused) when (!context.Response.HasStarted)
-        {
-            context.Response.Clear();
-            await RefuseAsync(context, refused.Refusal);
-        }
-        catch (Exception) when (recordFailure is not null && !context.Response.HasStarted)
-        {
-            // The answer was ready but its usage record could not be made durable: the client must not get it.
-            context.Response.Clear();
-            await InferenceHandler.WriteErrorAsync(context, 503, "the usage record could not be stored; the request was not charged, retry shortly", 1000);
-        }
-        catch (Exception) when (!context.Response.HasStarted && !recorded)
-        {
-            // An unexpected failure still leaves a record of the attempt (or, refused after all, the refusal).
-            context.Response.StatusCode = 500;
-            try
-            {
-                await RecordAsync(500, onStarting: false);
-            }
-            catch (AdmissionRefusedException refused)
-            {
-                context.Response.Clear();
-                await RefuseAsync(context, refused.Refusal);
-                return;
-            }
-
-            throw;
+            context.Response.Headers[InferenceHandler.ServerTimingHeader] = serving.Length == 0 ? timing.ToString() : $"{serving}, {timing}";
         }
     }
 
