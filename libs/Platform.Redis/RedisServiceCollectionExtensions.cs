@@ -16,13 +16,14 @@ public static class RedisServiceCollectionExtensions
     public const string HealthCheckName = "StackExchange.Redis";
 
     /// <summary>
-    /// Registers <see cref="IConnectionMultiplexer"/> through Aspire's <c>AddRedisClient</c> (health check, tracing) with
-    /// <see cref="Configure"/>'s settings, and logs when the connection drops and comes back.
+    /// Registers <see cref="IConnectionMultiplexer"/> through Aspire's <c>AddRedisClient</c> (health check) with
+    /// <see cref="Configure"/>'s settings, and logs when the connection drops and comes back. Aspire's Redis tracing stays
+    /// off: it holds spans and commands for seconds (<see cref="RedisSpans"/>, which the request paths use instead).
     /// </summary>
     public static IHostApplicationBuilder AddPlatformRedisClient(this IHostApplicationBuilder builder, string connectionName = DefaultConnectionName)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.AddRedisClient(connectionName, configureOptions: Configure);
+        builder.AddRedisClient(connectionName, configureSettings: settings => settings.DisableTracing = true, configureOptions: Configure);
         // The multiplexer logs every reconnect attempt (every 500 ms while Redis is away) at Error with a full stack trace,
         // which buries everything else in the console; RedisConnectionEvents reports each drop and restoration in one line.
         builder.Logging.AddFilter("StackExchange.Redis", LogLevel.Critical);

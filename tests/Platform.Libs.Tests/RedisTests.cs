@@ -1,7 +1,9 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
+using OpenTelemetry.Trace;
 using Platform.Redis;
 using StackExchange.Redis;
 
@@ -57,6 +59,61 @@ public sealed class RedisTests(ServersFixture servers)
         await Assert.ThrowsAsync<RedisConnectionException>(() => db.StringGetAsync("any"));
 
         Assert.True(TimeProvider.System.GetElapsedTime(started) < TimeSpan.FromSeconds(2));
+    }
+
+    // Aspire's Redis tracing profiles every command and holds the spans that issued them until a drain every 10 s; it
+    // must stay off (Platform's request paths open RedisSpans instead).
+    [Fact]
+    public async Task TracingListensToPlatformsRedisSpansNotToAspiresProfiler()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, EnvironmentName = "Testing" });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["ConnectionStrings:redis"] = servers.RedisConnectionString });
+        builder.Services.AddLogging();
+        builder.AddPlatformRedisClient();
+        builder.Services.AddOpenTelemetry().WithTracing(tracing => tracing.AddSource(RedisSpans.SourceName));
+        using var host = builder.Build();
+        await host.StartAsync(ct);
+
+        using var aspires = new ActivitySource("OpenTelemetry.Instrumentation.StackExchangeRedis");
+        using var platforms = new ActivitySource(RedisSpans.SourceName);
+
+        Assert.True(platforms.HasListeners());
+        Assert.False(aspires.HasListeners());
+        await host.StopAsync(ct);
+    }
+
+    [Fact]
+    public async Task AFailedCallsSpanSaysItFailedAndTheErrorReachesTheCaller()
+    {
+        var stopped = new List<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == RedisSpans.SourceName,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = activity =>
+            {
+                lock (stopped)
+                {
+                    stopped.Add(activity);
+                }
+            },
+        };
+        ActivitySource.AddActivityListener(listener);
+        var purpose = "test." + Guid.NewGuid().ToString("N");
+
+        var error = await Assert.ThrowsAsync<RedisException>(() => RedisSpans.TraceAsync<RedisValue>("GET", purpose, 1, () => throw new RedisException("away")));
+
+        Activity span;
+        lock (stopped)
+        {
+            span = Assert.Single(stopped, s => (string?)s.GetTagItem("platform.redis.purpose") == purpose);
+        }
+
+        Assert.Equal("away", error.Message);
+        Assert.Equal(ActivityStatusCode.Error, span.Status);
+        Assert.Equal(typeof(RedisException).FullName, span.GetTagItem("error.type"));
+        Assert.Equal("GET", span.GetTagItem("db.operation.name"));
     }
 
     [Fact]

@@ -193,6 +193,63 @@ public sealed class UsageLedgerTests(InfrastructureFixture infra) : IDisposable
         }
     }
 
+    // Platform's own Redis spans (Aspire's profiler-based ones are off): one per shared call, a child of the first request's
+    // span, saying how many requests it carried.
+    [Fact]
+    public async Task EachSharedCallIsOneRedisSpanThatSaysHowManyRequestsItCarried()
+    {
+        await using var redis = infra.NewRedisConnection();
+        var ledger = Ledger(redis, callsInFlight: 1, maxItems: 64);
+        var spans = new List<System.Diagnostics.Activity>();
+        using var tests = new System.Diagnostics.ActivitySource("Platform.Tenancy.Tests");
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name is Platform.Redis.RedisSpans.SourceName or "Platform.Tenancy.Tests",
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = activity =>
+            {
+                lock (spans)
+                {
+                    spans.Add(activity);
+                }
+            },
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+        var caller = Caller();
+
+        System.Diagnostics.ActivityTraceId trace;
+        using (var request = tests.StartActivity("request"))
+        {
+            trace = request!.TraceId;
+            var busy = KeepBusy(redis, TimeSpan.FromMilliseconds(300));
+            await Task.WhenAll(Enumerable.Range(0, 40).Select(_ => ledger.AdmitAsync(caller, new RateLimit(100, 100), Ct)));
+            await Task.WhenAll(Enumerable.Range(0, 40).Select(i => ledger.RecordAsync(
+                new UsageRecord(Guid.CreateVersion7(), caller.Tenant.Id, null, "mlp", 1, 200, 1, 1, 0m, "EUR", null, DateTimeOffset.UtcNow, $"s{i}"), null, Ct)));
+            await busy;
+        }
+
+        List<System.Diagnostics.Activity> ours;
+        lock (spans)
+        {
+            ours = [.. spans.Where(s => s.Source.Name == Platform.Redis.RedisSpans.SourceName && s.TraceId == trace)];
+        }
+
+        foreach (var (purpose, command) in new[] { ("ledger.admit", "EVALSHA"), ("ledger.push", "LPUSH") })
+        {
+            var calls = ours.Where(s => (string?)s.GetTagItem("platform.redis.purpose") == purpose).ToList();
+            Assert.All(calls, s =>
+            {
+                Assert.Equal(command, s.DisplayName);
+                Assert.Equal(System.Diagnostics.ActivityKind.Client, s.Kind);
+                Assert.Equal("redis", s.GetTagItem("db.system.name"));
+                Assert.Equal(command, s.GetTagItem("db.operation.name"));
+            });
+            // Every request is in exactly one call, and the calls were shared.
+            Assert.Equal(40, calls.Sum(s => (int?)s.GetTagItem("db.operation.batch.size") ?? 1));
+            Assert.Contains(calls, s => s.GetTagItem("db.operation.batch.size") is > 1);
+        }
+    }
+
     // A script that keeps Redis busy for a while, sent first on the connection: calls made meanwhile wait behind it.
     private static Task KeepBusy(StackExchange.Redis.IConnectionMultiplexer redis, TimeSpan busy) =>
         redis.GetDatabase().ScriptEvaluateAsync("""

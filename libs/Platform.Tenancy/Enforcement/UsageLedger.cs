@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Coalescing;
+using Platform.Redis;
 using StackExchange.Redis;
 
 namespace Platform.Tenancy.Enforcement;
@@ -274,7 +275,9 @@ public sealed class UsageLedger
         }
 
         _shared?.Record(batch.Count, new KeyValuePair<string, object?>("operation", operation));
-        var results = (RedisResult[])(await _redis.GetDatabase().ScriptEvaluateAsync(script, [.. keys], [.. values]))!;
+        var results = (RedisResult[])(await RedisSpans.TraceAsync("EVALSHA", operation == "admit" ? "ledger.admit" : "ledger.charge", batch.Count,
+            () => _redis.GetDatabase().ScriptEvaluateAsync(script, [.. keys], [.. values])))!;
+
         for (var i = 0; i < batch.Count; i++)
         {
             batch[i].Completion.TrySetResult((RedisResult[])results[i]!);
@@ -305,7 +308,7 @@ public sealed class UsageLedger
         }
 
         _shared?.Record(batch.Count, new KeyValuePair<string, object?>("operation", "push"));
-        await _redis.GetDatabase().ListLeftPushAsync(UsageBuffer.PendingKey, records);
+        await RedisSpans.TraceAsync("LPUSH", "ledger.push", batch.Count, () => _redis.GetDatabase().ListLeftPushAsync(UsageBuffer.PendingKey, records));
         foreach (var entry in batch)
         {
             entry.Completion.TrySetResult(NothingCharged);

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Platform.Redis;
 using StackExchange.Redis;
 
 namespace Platform.ContextEnrichment.Features;
@@ -68,7 +69,7 @@ public sealed partial class FeatureStore(
         try
         {
             cache = redis.GetDatabase();
-            var cached = await cache.StringGetAsync(keys).WaitAsync(cancellationToken);
+            var cached = await RedisSpans.TraceAsync("MGET", "features.lookup", 1, () => cache.StringGetAsync(keys).WaitAsync(cancellationToken));
             for (var i = 0; i < cached.Length; i++)
             {
                 if ((byte[]?)cached[i] is { Length: >= 8 } payload)
@@ -146,7 +147,8 @@ public sealed partial class FeatureStore(
         """;
 
     private Task SetIfNewerAsync(IDatabase cache, RedisKey key, RedisValue payload, bool write) =>
-        cache.ScriptEvaluateAsync(SetIfNewerScript, [key], [payload, (long)options.Value.CacheTtl.TotalMilliseconds, write ? "write" : "fill"]);
+        RedisSpans.TraceAsync("EVALSHA", write ? "features.write" : "features.fill", 1,
+            () => cache.ScriptEvaluateAsync(SetIfNewerScript, [key], [payload, (long)options.Value.CacheTtl.TotalMilliseconds, write ? "write" : "fill"]));
 
     private static byte[] Serialize(FeatureVector vector)
     {

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using Platform.Inference.OpenInference;
 using Platform.Inference.Protocol;
 using Platform.Inference.Protocol.Wire;
+using Platform.Redis;
 using StackExchange.Redis;
 
 namespace Platform.InferenceApi.Serving;
@@ -58,7 +59,8 @@ public sealed partial class ResponseCache(IConnectionMultiplexer redis, IOptions
         try
         {
             var database = redis.GetDatabase();
-            var value = await database.StringGetAsync(key).WaitAsync(options.Value.CacheLookupTimeout, cancellationToken);
+            var value = await RedisSpans.TraceAsync("GET", "response_cache.lookup", 1,
+                () => database.StringGetAsync(key).WaitAsync(options.Value.CacheLookupTimeout, cancellationToken));
             return value.IsNull ? null : InferItemResult.Parser.ParseFrom((byte[])value!);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException or InvalidProtocolBufferException)
@@ -74,7 +76,8 @@ public sealed partial class ResponseCache(IConnectionMultiplexer redis, IOptions
         try
         {
             var database = redis.GetDatabase();
-            await database.StringSetAsync(key, response.ToByteArray(), ttl, flags: CommandFlags.FireAndForget);
+            await RedisSpans.TraceAsync("SET", "response_cache.store", 1,
+                () => database.StringSetAsync(key, response.ToByteArray(), ttl, flags: CommandFlags.FireAndForget));
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
