@@ -140,7 +140,7 @@ public sealed partial class InferencePipeline(
     /// <param name="usage">Filled for the usage record; null when the caller records nothing.</param>
     /// <param name="timing">Phase timestamps.</param>
     /// <param name="cancellationToken">The client went away.</param>
-    public async ValueTask<(InferenceAnswer? Answer, InferenceFailure? Failure)> RunAsync(
+    public ValueTask<(InferenceAnswer? Answer, InferenceFailure? Failure)> RunAsync(
         ServedModel served, bool pinned, InferRequest decoded, InferenceUsageFeature? usage, RequestTiming timing, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(served);
@@ -148,15 +148,37 @@ public sealed partial class InferencePipeline(
         ArgumentNullException.ThrowIfNull(timing);
         if (pinned)
         {
-            return await RunRouteAsync([served], decoded, usage, timing, cancellationToken);
+            return RunRouteAsync([served], decoded, usage, timing, cancellationToken);
         }
 
-        var (route, rollout) = await RouteAsync(served, decoded, cancellationToken);
-        if (rollout is null)
+        // Without a rollout (the usual case) the route is known at once: the request goes straight to it, without an async
+        // frame (and its allocation) of its own around the run.
+        var routing = RouteAsync(served, decoded, cancellationToken);
+        if (!routing.IsCompletedSuccessfully)
         {
-            return await RunRouteAsync(route, decoded, usage, timing, cancellationToken);
+            return RunRoutedAsync(routing, decoded, usage, timing, cancellationToken);
         }
 
+        var (route, rollout) = routing.Result;
+        return rollout is null
+            ? RunRouteAsync(route, decoded, usage, timing, cancellationToken)
+            : RunRolloutAsync(route, rollout, decoded, usage, timing, cancellationToken);
+    }
+
+    private async ValueTask<(InferenceAnswer? Answer, InferenceFailure? Failure)> RunRoutedAsync(
+        ValueTask<(IReadOnlyList<ServedModel> Route, Rollout? Rollout)> routing, InferRequest decoded, InferenceUsageFeature? usage, RequestTiming timing,
+        CancellationToken cancellationToken)
+    {
+        var (route, rollout) = await routing;
+        return rollout is null
+            ? await RunRouteAsync(route, decoded, usage, timing, cancellationToken)
+            : await RunRolloutAsync(route, rollout, decoded, usage, timing, cancellationToken);
+    }
+
+    private async ValueTask<(InferenceAnswer? Answer, InferenceFailure? Failure)> RunRolloutAsync(
+        IReadOnlyList<ServedModel> route, Rollout rollout, InferRequest decoded, InferenceUsageFeature? usage, RequestTiming timing,
+        CancellationToken cancellationToken)
+    {
         // The rollout's guardrails judge what each version did with the requests it was given: status and latency, from
         // routing to the answer, are counted per role for the controller.
         var started = timeProvider.GetTimestamp();

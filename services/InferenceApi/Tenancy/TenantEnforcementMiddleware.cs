@@ -18,39 +18,49 @@ public sealed class TenantEnforcementMiddleware(RequestDelegate next, InferenceE
     public const string AllStatisticsPath = "/v2/models/stats";
 
     /// <summary>Runs enforcement for one request.</summary>
-    public async Task InvokeAsync(HttpContext context)
+    public Task InvokeAsync(HttpContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         var path = context.Request.Path.Value ?? string.Empty;
         if (!path.StartsWith(ModelsPrefix, StringComparison.Ordinal))
         {
-            await next(context);
-            return;
+            return next(context);
         }
 
         var started = time.GetTimestamp();
         var allModels = path.Equals(AllStatisticsPath, StringComparison.Ordinal) || path.Equals(AllStatisticsPath + "/", StringComparison.Ordinal);
         var model = allModels ? null : ModelName(path);
         var presented = InferenceEnforcement.PresentedKey(context.Request.Headers.Authorization.ToString(), context.Request.Headers["x-api-key"].ToString());
-        var (caller, refusal) = await enforcement.AuthenticateAsync(presented, model, context.Connection.RemoteIpAddress, ServerSpan(context), context.RequestAborted);
-        var authenticated = time.GetTimestamp();
-        if (refusal is not null)
-        {
-            await RefuseAsync(context, refusal);
-            return;
-        }
-
-        context.Features.Set(caller!);
-        if (model is null || !HttpMethods.IsPost(context.Request.Method) || !path.EndsWith("/infer", StringComparison.Ordinal))
-        {
-            await next(context);
-            return;
-        }
-
-        await InferAsync(context, caller!, model, started, authenticated);
+        var authentication = enforcement.AuthenticateAsync(presented, model, context.Connection.RemoteIpAddress, ServerSpan(context), context.RequestAborted);
+        // A cached key authenticates at once: the request then goes on without an async frame (and its allocation) of its own.
+        return authentication.IsCompletedSuccessfully
+            ? AfterAuthentication(context, authentication.Result, path, model, started)
+            : AfterAuthenticationAsync(context, authentication, path, model, started);
     }
 
-    private async ValueTask InferAsync(HttpContext context, TenantContext caller, string model, long started, long authenticated)
+    private async Task AfterAuthenticationAsync(
+        HttpContext context, ValueTask<(TenantContext? Caller, EnforcementRefusal? Refusal)> authentication, string path, string? model, long started) =>
+        await AfterAuthentication(context, await authentication, path, model, started);
+
+    private Task AfterAuthentication(HttpContext context, (TenantContext? Caller, EnforcementRefusal? Refusal) authentication, string path, string? model, long started)
+    {
+        var authenticated = time.GetTimestamp();
+        if (authentication.Refusal is { } refusal)
+        {
+            return RefuseAsync(context, refusal);
+        }
+
+        var caller = authentication.Caller!;
+        context.Features.Set(caller);
+        if (model is null || !HttpMethods.IsPost(context.Request.Method) || !path.EndsWith("/infer", StringComparison.Ordinal))
+        {
+            return next(context);
+        }
+
+        return InferAsync(context, caller, model, started, authenticated);
+    }
+
+    private async Task InferAsync(HttpContext context, TenantContext caller, string model, long started, long authenticated)
     {
         var usage = new InferenceUsageFeature();
         context.Features.Set(usage);
