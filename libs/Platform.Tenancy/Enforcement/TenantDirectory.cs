@@ -98,6 +98,7 @@ public sealed partial class TenantDirectory
 
         // A cached key costs no strings: the cache is searched with the presented characters and hands back its own key.
         var (prefix, stored) = TryGetCachedKey(prefixChars, out var hit) ? hit : await LoadKeyAsync(prefixChars.ToString(), cancellationToken);
+        // Parsed again for the secret: a span cannot be held across the await above (it parsed before, so this cannot fail).
         ApiKeys.TryParse(presented.AsSpan(), out _, out var secret);
         if (stored is null || !ApiKeys.Verify(secret, stored.Salt, stored.Hash))
         {

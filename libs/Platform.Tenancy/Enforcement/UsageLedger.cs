@@ -277,7 +277,6 @@ public sealed class UsageLedger
         _shared?.Record(batch.Count, new KeyValuePair<string, object?>("operation", operation));
         var results = (RedisResult[])(await RedisSpans.TraceAsync("EVALSHA", operation == "admit" ? "ledger.admit" : "ledger.charge", batch.Count,
             () => _redis.GetDatabase().ScriptEvaluateAsync(script, [.. keys], [.. values])))!;
-
         for (var i = 0; i < batch.Count; i++)
         {
             batch[i].Completion.TrySetResult((RedisResult[])results[i]!);

@@ -77,10 +77,9 @@ public sealed class RequestTiming(long started)
         if (Worked != 0 && worker is not null)
         {
             Append(ref text, "worker", Cached, Worked, clock);
-            text.AppendLiteral("queue;dur=");
-            text.AppendFormatted(worker.QueueMicros / 1000.0, "0.###");
-            text.AppendLiteral(", compute;dur=");
-            text.AppendFormatted(worker.ComputeMicros / 1000.0, "0.###");
+            AppendDuration(ref text, "queue", worker.QueueMicros / 1000.0);
+            text.AppendLiteral(", ");
+            AppendDuration(ref text, "compute", worker.ComputeMicros / 1000.0);
             text.AppendLiteral(", batch;desc=");
             text.AppendFormatted(worker.BatchSize);
             text.AppendLiteral(", ");
@@ -93,13 +92,19 @@ public sealed class RequestTiming(long started)
         return text.ToStringAndClear();
     }
 
+    /// <summary>Appends one Server-Timing entry, <c>name;dur=milliseconds</c> (up to three decimals), without a separator.</summary>
+    internal static void AppendDuration(ref DefaultInterpolatedStringHandler text, string name, double milliseconds)
+    {
+        text.AppendLiteral(name);
+        text.AppendLiteral(";dur=");
+        text.AppendFormatted(milliseconds, "0.###");
+    }
+
     private static void Append(ref DefaultInterpolatedStringHandler text, string name, long from, long to, TimeProvider clock, bool last = false)
     {
         if (from != 0 && to != 0)
         {
-            text.AppendLiteral(name);
-            text.AppendLiteral(";dur=");
-            text.AppendFormatted(clock.GetElapsedTime(from, to).TotalMilliseconds, "0.###");
+            AppendDuration(ref text, name, clock.GetElapsedTime(from, to).TotalMilliseconds);
             if (!last)
             {
                 text.AppendLiteral(", ");

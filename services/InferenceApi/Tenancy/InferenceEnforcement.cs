@@ -38,12 +38,11 @@ public readonly record struct EnforcementTiming(TimeSpan Authenticate, TimeSpan 
     /// <summary>Appends the entries <c>auth</c>, <c>admit</c> and <c>record</c> (milliseconds) to a Server-Timing line being built.</summary>
     public void AppendTo(ref DefaultInterpolatedStringHandler text)
     {
-        text.AppendLiteral("auth;dur=");
-        text.AppendFormatted(Authenticate.TotalMilliseconds, "0.###");
-        text.AppendLiteral(", admit;dur=");
-        text.AppendFormatted(Admit.TotalMilliseconds, "0.###");
-        text.AppendLiteral(", record;dur=");
-        text.AppendFormatted(Record.TotalMilliseconds, "0.###");
+        RequestTiming.AppendDuration(ref text, "auth", Authenticate.TotalMilliseconds);
+        text.AppendLiteral(", ");
+        RequestTiming.AppendDuration(ref text, "admit", Admit.TotalMilliseconds);
+        text.AppendLiteral(", ");
+        RequestTiming.AppendDuration(ref text, "record", Record.TotalMilliseconds);
     }
 
     /// <summary>The entries alone, as a Server-Timing value.</summary>
@@ -119,7 +118,6 @@ public sealed partial class InferenceEnforcement(
     // Per key: what this replica's last admission left (tokens, budget used) and when; decides whether serving may start
     // before the next admission returns.
     private readonly ConcurrentDictionary<Guid, AdmissionHint> _hints = new();
-
 
     /// <summary>The key a caller presents: <c>Authorization: Bearer &lt;key&gt;</c>, else <c>x-api-key</c>; null when neither.</summary>
     public static string? PresentedKey(string? authorization, string? apiKey)
