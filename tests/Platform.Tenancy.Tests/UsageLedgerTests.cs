@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 using Platform.Tenancy.Enforcement;
 using Platform.TestSupport;
 
@@ -84,6 +85,151 @@ public sealed class UsageLedgerTests(InfrastructureFixture infra) : IDisposable
                 Assert.All(calls, c => Assert.Equal(1, c.Requests));
             }
         }
+    }
+
+    [Fact]
+    public async Task ABusyKeyIsAdmittedFromLeasesAndTwoReplicasTogetherAdmitExactlyTheBurst()
+    {
+        await using var a = infra.NewRedisConnection();
+        await using var b = infra.NewRedisConnection();
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var first = LeasingLedger(a, time);
+        using var second = LeasingLedger(b, time);
+        var replicas = new[] { first, second };
+        var caller = Caller();
+        // Burst 6,400 (leases of up to 100 tokens), refilling so slowly (0.01/s) that the test's own duration adds none.
+        var limit = new RateLimit(0.01, 6400);
+        var leased = new List<long>();
+        using var listener = ListenTo("platform.tenancy.lease_admissions", leased);
+
+        // 200 admissions on each replica make the key busy there: leases start with the next window.
+        var admitted = await AdmittedAsync(replicas, caller, limit, 400);
+        Assert.Empty(leased);
+        time.Advance(TimeSpan.FromMilliseconds(250));
+        for (var wave = 0; wave < 125; wave++)
+        {
+            admitted += await AdmittedAsync(replicas, caller, limit, 64);
+        }
+
+        lock (leased)
+        {
+            Assert.True(leased.Sum() > 1000, $"{leased.Sum()} admissions from leases");
+        }
+
+        // Leased tokens were taken from the bucket before use: never more than the burst, and once the leases have expired
+        // and handed back what they held, exactly the burst.
+        Assert.InRange(admitted, 6000, 6400);
+        time.Advance(TimeSpan.FromMilliseconds(250));
+        await Waits.UntilAsync(async () =>
+        {
+            admitted += await AdmittedAsync(replicas, caller, limit, 200);
+            return admitted == 6400;
+        }, TimeSpan.FromSeconds(10), "the leases' leftovers admitted", Ct);
+        time.Advance(TimeSpan.FromMilliseconds(500));
+        Assert.Equal(0, await AdmittedAsync(replicas, caller, limit, 200));
+    }
+
+    [Fact]
+    public async Task TokensAnExpiredLeaseStillHoldsGoBackToTheBucket()
+    {
+        await using var a = infra.NewRedisConnection();
+        await using var b = infra.NewRedisConnection();
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var busy = LeasingLedger(a, time);
+        using var other = LeasingLedger(b, time);
+        var caller = Caller();
+        var limit = new RateLimit(0.01, 6400);
+        var returned = new List<long>();
+        using var listener = ListenTo("platform.tenancy.lease_tokens_returned", returned);
+
+        Assert.Equal(200, await AdmittedAsync([busy], caller, limit, 200));
+        time.Advance(TimeSpan.FromMilliseconds(250));
+        // The next admission leases 64 tokens (1/64 of the burst is 100, the key's last window 200); 10 of them are used.
+        for (var i = 0; i < 11; i++)
+        {
+            Assert.True((await busy.AdmitAsync(caller, limit, Ct)).RateLimit.Allowed);
+        }
+
+        // The other replica gets what the bucket has left, no leased token twice: 6,400 − 211 − 54 held by the lease.
+        Assert.Equal(6135, await AdmittedAsync([other], caller, limit, 6200));
+
+        // The lease expires; its 54 tokens go back and can be used once.
+        time.Advance(TimeSpan.FromMilliseconds(250));
+        await Waits.UntilAsync(async () => (await other.AdmitAsync(caller, limit, Ct)).RateLimit.Allowed, TimeSpan.FromSeconds(10), "a returned token", Ct);
+        Assert.Equal(53, await AdmittedAsync([other], caller, limit, 100));
+        lock (returned)
+        {
+            Assert.Equal(54, returned.Sum());
+        }
+    }
+
+    [Fact]
+    public async Task KeysWithABudgetASmallBurstOrLittleTrafficTakeEveryTokenFromRedis()
+    {
+        await using var redis = infra.NewRedisConnection();
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var ledger = LeasingLedger(redis, time);
+        var calls = new List<(string Operation, int Requests)>();
+        using var sharing = ListenToSharing(calls);
+        var leased = new List<long>();
+        using var leases = ListenTo("platform.tenancy.lease_admissions", leased);
+        var withBudget = Caller(new Budget(Guid.NewGuid(), BudgetPeriods.Monthly, 1000m, "EUR", [], DateTimeOffset.UtcNow));
+        var smallBurst = Caller();
+        var quiet = Caller();
+
+        for (var window = 0; window < 3; window++)
+        {
+            Assert.Equal(200, await AdmittedAsync([ledger], withBudget, new RateLimit(0.01, 6400), 200));
+            // 1/64 of a burst of 127 is a single token: not worth a lease.
+            Assert.Equal(20, await AdmittedAsync([ledger], smallBurst, new RateLimit(0.01, 127), 20));
+            // One admission in the last window: a lease of one token would save nothing.
+            Assert.Equal(1, await AdmittedAsync([ledger], quiet, new RateLimit(0.01, 6400), 1));
+            time.Advance(TimeSpan.FromMilliseconds(250));
+        }
+
+        lock (leased)
+        {
+            Assert.Empty(leased);
+        }
+
+        lock (calls)
+        {
+            Assert.Equal(3 * 221, calls.Where(c => c.Operation == "admit").Sum(c => c.Requests));
+        }
+    }
+
+    // Admits count requests (concurrently, spread over the replicas in turn) and returns how many were allowed.
+    private async Task<int> AdmittedAsync(UsageLedger[] replicas, TenantContext caller, RateLimit limit, int count)
+    {
+        var admissions = await Task.WhenAll(Enumerable.Range(0, count).Select(i => replicas[i % replicas.Length].AdmitAsync(caller, limit, Ct)));
+        return admissions.Count(x => x.RateLimit.Allowed);
+    }
+
+    private UsageLedger LeasingLedger(StackExchange.Redis.IConnectionMultiplexer redis, TimeProvider time) => new(redis, infra.Db, time,
+        Options.Create(new UsageLedgerOptions { LeaseTokens = 64, LeaseDuration = TimeSpan.FromMilliseconds(250) }), _metrics.GetRequiredService<IMeterFactory>());
+
+    // Sums of a long counter of the ledger, as reported.
+    private static MeterListener ListenTo(string name, List<long> values)
+    {
+        var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Name == name)
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) =>
+        {
+            lock (values)
+            {
+                values.Add(value);
+            }
+        });
+        listener.Start();
+        return listener;
     }
 
     [Fact]

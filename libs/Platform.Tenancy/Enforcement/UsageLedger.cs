@@ -1,6 +1,8 @@
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Coalescing;
@@ -47,6 +49,17 @@ public sealed class UsageLedgerOptions
 
     /// <summary>Requests per shared script at most.</summary>
     public int MaxItems { get; set; } = 64;
+
+    /// <summary>
+    /// Most rate-limit tokens this replica leases at once for a key busy on it, to admit the key's next requests without a
+    /// Redis call (keys of tenants without a budget). A lease is never larger than 1/64 of the key's burst or than the key's
+    /// admissions on this replica in the last <see cref="LeaseDuration"/>, and the bucket grants it only while it keeps
+    /// half its burst. 0 turns leases off: every admission goes to Redis.
+    /// </summary>
+    public int LeaseTokens { get; set; } = 256;
+
+    /// <summary>How long a lease's tokens may be used; what is left then goes back to the bucket.</summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromMilliseconds(250);
 }
 
 /// <summary>
@@ -56,13 +69,18 @@ public sealed class UsageLedgerOptions
 /// at all, and exactly one request (the one whose charge crosses it) reports each budget threshold. Concurrent requests
 /// share scripts (<see cref="UsageLedgerOptions.CallsInFlight"/>): a shared script still handles its requests one after
 /// another, atomically, so limits stay exact across replicas, and each request returns only once Redis has its part.
+/// A key busy on this replica, of a tenant without a budget, is admitted from a lease of tokens taken from its bucket
+/// ahead of use (<see cref="UsageLedgerOptions.LeaseTokens"/>): replicas together still never admit more than the bucket
+/// allows, and what a lease leaves unused goes back when it expires.
 /// </summary>
-public sealed class UsageLedger
+public sealed partial class UsageLedger : IDisposable
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
-    // KEYS: bucket and spend counter ('' = no budget) per request. ARGV: capacity, refill/s and cost per request.
-    // Returns per request: allowed, whole tokens left, retry µs, spending (nil without a budget or a counter). Requests
+    // KEYS: bucket and spend counter ('' = no budget) per request. ARGV per request: capacity, refill/s, cost and the
+    // tokens to lease besides (0: none). Returns per request: allowed, whole tokens left, retry µs, spending (nil without a
+    // budget or a counter), tokens leased (granted only to an admitted request, and only while the bucket keeps half its
+    // capacity after the lease). Requests
     // of one key (the usual shared script) read its bucket and counter once and store the bucket once: in Redis, every
     // command a script runs, and every write it propagates to the append-only file, costs per request otherwise.
     private const string AdmitScript = RedisTokenBucket.TakeTokensLua + """
@@ -78,7 +96,15 @@ public sealed class UsageLedger
             buckets[key] = bucket
             table.insert(order, key)
           end
-          local allowed, tokens, retry_us = take_from(bucket, tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i]), now)
+          local capacity = tonumber(ARGV[4 * i - 3])
+          local allowed, tokens, retry_us = take_from(bucket, capacity, tonumber(ARGV[4 * i - 2]), tonumber(ARGV[4 * i - 1]), now)
+          local leased = 0
+          local lease = tonumber(ARGV[4 * i])
+          if allowed == 1 and lease > 0 and bucket.tokens - lease >= capacity / 2 then
+            bucket.tokens = tonumber(tostring(bucket.tokens - lease))
+            tokens = bucket.tokens
+            leased = lease
+          end
           local spent = false
           local spend_key = KEYS[2 * i]
           if spend_key ~= '' then
@@ -88,7 +114,7 @@ public sealed class UsageLedger
               spends[spend_key] = spent
             end
           end
-          results[i] = { allowed, math.floor(tokens), retry_us, spent }
+          results[i] = { allowed, math.floor(tokens), retry_us, spent, leased }
         end
         for _, key in ipairs(order) do
           save_bucket(key, buckets[key])
@@ -137,45 +163,135 @@ public sealed class UsageLedger
         return results
         """;
 
+    // KEYS: buckets. ARGV per bucket: capacity, refill/s, tokens handed back. Each bucket is refilled to now, then gets the
+    // tokens back, never beyond its capacity.
+    private const string GiveBackScript = RedisTokenBucket.TakeTokensLua + """
+        for i = 1, #KEYS do
+          local capacity = tonumber(ARGV[3 * i - 2])
+          local bucket = load_bucket(KEYS[i])
+          take_from(bucket, capacity, tonumber(ARGV[3 * i - 1]), 0, now)
+          bucket.tokens = tonumber(tostring(math.min(capacity, bucket.tokens + tonumber(ARGV[3 * i]))))
+          save_bucket(KEYS[i], bucket)
+        end
+        return #KEYS
+        """;
+
     private readonly IConnectionMultiplexer _redis;
     private readonly NpgsqlDataSource _db;
     private readonly TimeProvider _time;
     private readonly Coalescer<int, AdmitCall, RedisResult[]> _admissions;
     private readonly Coalescer<int, ChargeCall, RedisResult[]> _charges;
     private readonly Histogram<int>? _shared;
+    private readonly Counter<long>? _leaseAdmissions;
+    private readonly Counter<long>? _leaseReturns;
+    private readonly AdmissionLeases? _leases;
+    private readonly ITimer? _leaseSweep;
+    private readonly ILogger _logger;
 
     /// <summary>Creates the ledger.</summary>
     /// <param name="redis">The shared Redis (buckets, spending counters, the usage buffer).</param>
     /// <param name="db">Postgres, to seed a period's spending from recorded usage.</param>
-    /// <param name="time">The clock for budget periods.</param>
-    /// <param name="options">How requests share scripts (defaults when null).</param>
-    /// <param name="meterFactory">For <c>platform.tenancy.ledger_shared_requests</c> (none when null).</param>
+    /// <param name="time">The clock for budget periods and leases.</param>
+    /// <param name="options">How requests share scripts and lease tokens (defaults when null).</param>
+    /// <param name="meterFactory">For <c>platform.tenancy.ledger_shared_requests</c> and the lease counters (none when null).</param>
+    /// <param name="logger">For tokens a lease could not hand back (none when null).</param>
     public UsageLedger(IConnectionMultiplexer redis, NpgsqlDataSource db, TimeProvider time, IOptions<UsageLedgerOptions>? options = null,
-        IMeterFactory? meterFactory = null)
+        IMeterFactory? meterFactory = null, ILogger<UsageLedger>? logger = null)
     {
         _redis = redis;
         _db = db;
         _time = time;
+        _logger = logger ?? (ILogger)NullLogger.Instance;
         var settings = options?.Value ?? new UsageLedgerOptions();
-        _shared = meterFactory?.Create("Platform.Tenancy").CreateHistogram<int>("platform.tenancy.ledger_shared_requests", unit: "{request}",
+        ArgumentOutOfRangeException.ThrowIfNegative(settings.LeaseTokens, "Tenancy:Ledger:LeaseTokens");
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(settings.LeaseDuration, TimeSpan.Zero, "Tenancy:Ledger:LeaseDuration");
+        var meter = meterFactory?.Create("Platform.Tenancy");
+        _shared = meter?.CreateHistogram<int>("platform.tenancy.ledger_shared_requests", unit: "{request}",
             description: "Requests that shared one ledger call, by operation (admit, charge; push: records with nothing to charge, one LPUSH)");
+        _leaseAdmissions = meter?.CreateCounter<long>("platform.tenancy.lease_admissions", unit: "{request}",
+            description: "Requests admitted from this replica's lease of their key's rate-limit tokens, without a Redis call");
+        _leaseReturns = meter?.CreateCounter<long>("platform.tenancy.lease_tokens_returned", unit: "{token}",
+            description: "Rate-limit tokens that expired leases handed back to their buckets");
+        if (settings.LeaseTokens >= 2)
+        {
+            _leases = new AdmissionLeases(settings.LeaseTokens, settings.LeaseDuration, time);
+            _leaseSweep = time.CreateTimer(static state => _ = ((UsageLedger)state!).ReturnExpiredLeasesAsync(), this, settings.LeaseDuration, settings.LeaseDuration);
+        }
+
         // Sharing off: every request leaves at once, alone (no bound on calls in flight, one request per script).
         var (callsInFlight, maxItems) = settings.CallsInFlight > 0 && settings.MaxItems > 1 ? (settings.CallsInFlight, settings.MaxItems) : (int.MaxValue, 1);
         _admissions = new(callsInFlight, maxItems, (_, batch) => SendAsync(batch, AdmitScript, BuildAdmit, "admit"));
         _charges = new(callsInFlight, maxItems, (_, batch) => AnyCharged(batch) ? SendAsync(batch, ChargeScript, BuildCharge, "charge") : PushAsync(batch));
     }
 
-    /// <summary>Takes a rate-limit token for the key and reads the tenant's budget state.</summary>
-    public async Task<Admission> AdmitAsync(TenantContext caller, RateLimit limit, CancellationToken cancellationToken)
+    /// <summary>
+    /// Takes a rate-limit token for the key (from this replica's lease of the key's tokens when it holds one) and reads the
+    /// tenant's budget state.
+    /// </summary>
+    public Task<Admission> AdmitAsync(TenantContext caller, RateLimit limit, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(caller);
         ArgumentNullException.ThrowIfNull(limit);
+        var bucket = $"ratelimit:{caller.KeyId:N}";
+        var lease = 0;
+        // A budget is checked against the spending counter on every admission: only keys without one lease tokens.
+        if (_leases is not null && caller.Budget is null)
+        {
+            if (_leases.TryTake(bucket, limit, out var remaining, out lease))
+            {
+                _leaseAdmissions?.Add(1);
+                return Task.FromResult(new Admission(new RateLimitDecision(true, remaining, TimeSpan.Zero), null));
+            }
+        }
+
+        return AdmitFromRedisAsync(caller, limit, bucket, lease, cancellationToken);
+    }
+
+    private async Task<Admission> AdmitFromRedisAsync(TenantContext caller, RateLimit limit, string bucket, int lease, CancellationToken cancellationToken)
+    {
         var now = _time.GetUtcNow();
         var budget = caller.Budget;
         var (start, end) = budget is null ? default : BudgetPeriods.Bounds(budget.Period, now);
         var spendKey = budget is null ? string.Empty : TenancyChannels.SpendKey(caller.Tenant.Id, start);
-        var call = new AdmitCall($"ratelimit:{caller.KeyId:N}", spendKey, limit);
-        var result = await _admissions.EnqueueAsync(0, call).WaitAsync(cancellationToken);
+        var call = new AdmitCall(bucket, spendKey, limit, lease);
+        var pending = _admissions.EnqueueAsync(0, call);
+        RedisResult[] result;
+        try
+        {
+            result = await pending.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (lease > 0)
+        {
+            // The lease is this replica's whether or not the request still waits for it: kept when it comes, handed back
+            // when it expires.
+            _ = pending.ContinueWith(static (admitted, state) =>
+            {
+                var (ledger, call) = ((UsageLedger, AdmitCall))state!;
+                ledger.LeaseAnswered(call, admitted.IsCompletedSuccessfully ? admitted.Result : null);
+            }, (this, call), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            throw;
+        }
+        catch (Exception ex)
+        {
+            if (lease > 0)
+            {
+                LeaseAnswered(call, null);
+            }
+
+            if (ex is RedisException or TimeoutException)
+            {
+                // Redis is failing: nothing more may be admitted from a lease taken while it worked.
+                _leases?.Clear();
+            }
+
+            throw;
+        }
+
+        if (lease > 0)
+        {
+            LeaseAnswered(call, result);
+        }
+
         var allowed = (long)result[0] == 1;
         var decision = new RateLimitDecision(allowed, (long)result[1], allowed ? TimeSpan.Zero : TimeSpan.FromTicks((long)result[2] * 10));
         if (budget is null)
@@ -206,6 +322,20 @@ public sealed class UsageLedger
         ArgumentNullException.ThrowIfNull(record);
         // UTF-8 straight into the Redis command: a UTF-16 string in between was 2–3 % of InferenceApi's allocations.
         var json = JsonSerializer.SerializeToUtf8Bytes(record, Json);
+        try
+        {
+            return await ChargeAsync(record, json, budget, cancellationToken);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            // Redis is failing: no request may be admitted from a lease while its record could not be stored.
+            _leases?.Clear();
+            throw;
+        }
+    }
+
+    private async Task<ChargeResult> ChargeAsync(UsageRecord record, byte[] json, Budget? budget, CancellationToken cancellationToken)
+    {
         var charged = budget is not null && record.Cost > 0 && string.Equals(record.Currency, budget.Currency, StringComparison.Ordinal);
         if (!charged)
         {
@@ -243,6 +373,7 @@ public sealed class UsageLedger
         values.Add(call.Limit.Burst);
         values.Add(call.Limit.RequestsPerSecond);
         values.Add(1);
+        values.Add(call.Lease);
     }
 
     private static void BuildCharge(ChargeCall call, List<RedisKey> keys, List<RedisValue> values)
@@ -316,7 +447,60 @@ public sealed class UsageLedger
 
     private static readonly RedisResult[] NothingCharged = [];
 
-    private sealed record AdmitCall(string Bucket, string SpendKey, RateLimit Limit);
+    private sealed record AdmitCall(string Bucket, string SpendKey, RateLimit Limit, int Lease);
+
+    // The admission that asked for a lease returned (result: the script's reply for it) or failed (null).
+    private void LeaseAnswered(AdmitCall call, RedisResult[]? result)
+    {
+        if (result is null)
+        {
+            _leases!.Abandoned(call.Bucket);
+            return;
+        }
+
+        _leases!.Granted(call.Bucket, call.Limit, (int)(long)result[4], (long)result[1]);
+    }
+
+    // Runs on the lease timer: what expired leases still hold goes back to the buckets, in one script.
+    private async Task ReturnExpiredLeasesAsync()
+    {
+        var expired = _leases!.TakeExpired();
+        if (expired.Count == 0)
+        {
+            return;
+        }
+
+        var keys = new RedisKey[expired.Count];
+        var values = new RedisValue[expired.Count * 3];
+        var tokens = 0L;
+        for (var i = 0; i < expired.Count; i++)
+        {
+            var (bucket, limit, left) = expired[i];
+            keys[i] = bucket;
+            values[3 * i] = limit.Burst;
+            values[3 * i + 1] = limit.RequestsPerSecond;
+            values[3 * i + 2] = left;
+            tokens += left;
+        }
+
+        try
+        {
+            await RedisSpans.TraceAsync("EVALSHA", "ledger.lease_return", expired.Count,
+                () => _redis.GetDatabase().ScriptEvaluateAsync(GiveBackScript, keys, values));
+            _leaseReturns?.Add(tokens);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            LogLeaseReturnFailed(_logger, tokens, expired.Count, ex.Message);
+        }
+    }
+
+    /// <summary>Stops handing back expired leases' tokens.</summary>
+    public void Dispose() => _leaseSweep?.Dispose();
+
+    [LoggerMessage(EventId = 60, Level = LogLevel.Warning,
+        Message = "{Tokens} rate-limit tokens of {Keys} expired leases could not be handed back to their buckets (they come back as the buckets refill): {Reason}")]
+    private static partial void LogLeaseReturnFailed(ILogger logger, long tokens, int keys, string reason);
 
     private sealed record ChargeCall(byte[] Json, string SpendKey, string Cost, long ExpireAt, string[] Thresholds);
 
