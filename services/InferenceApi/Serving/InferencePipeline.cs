@@ -92,12 +92,14 @@ public sealed class RequestTiming(long started)
         return text.ToStringAndClear();
     }
 
-    /// <summary>Appends one Server-Timing entry, <c>name;dur=milliseconds</c> (up to three decimals), without a separator.</summary>
+    /// <summary>Appends one Server-Timing entry, <c>name;dur=milliseconds</c> (three decimals), without a separator.</summary>
     internal static void AppendDuration(ref DefaultInterpolatedStringHandler text, string name, double milliseconds)
     {
         text.AppendLiteral(name);
         text.AppendLiteral(";dur=");
-        text.AppendFormatted(milliseconds, "0.###");
+        // A standard format: the custom "0.###" went through .NET's format-string interpreter, ~1 % of InferenceApi's CPU
+        // for the header's nine entries.
+        text.AppendFormatted(milliseconds, "F3");
     }
 
     private static void Append(ref DefaultInterpolatedStringHandler text, string name, long from, long to, TimeProvider clock, bool last = false)
