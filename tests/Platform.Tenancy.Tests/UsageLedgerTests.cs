@@ -164,6 +164,60 @@ public sealed class UsageLedgerTests(InfrastructureFixture infra) : IDisposable
     }
 
     [Fact]
+    public async Task WhenRedisStopsAnsweringNoRequestIsAdmittedFromALease()
+    {
+        // Short timeouts, so the paused server shows up as failed calls within the test.
+        await using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(infra.RedisConnectionString, o =>
+        {
+            Platform.Redis.RedisServiceCollectionExtensions.Configure(o);
+            o.AsyncTimeout = 300;
+            o.SyncTimeout = 300;
+        });
+        await using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(infra.RedisConnectionString, o =>
+        {
+            Platform.Redis.RedisServiceCollectionExtensions.Configure(o);
+            o.AllowAdmin = true;
+        });
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var ledger = LeasingLedger(redis, time);
+        var caller = Caller();
+        var limit = new RateLimit(0.01, 6400);
+        var leased = new List<long>();
+        using var listener = ListenTo("platform.tenancy.lease_admissions", leased);
+        Assert.Equal(200, await AdmittedAsync([ledger], caller, limit, 200));
+        time.Advance(TimeSpan.FromMilliseconds(250));
+        Assert.True((await ledger.AdmitAsync(caller, limit, Ct)).RateLimit.Allowed);
+        Assert.True((await ledger.AdmitAsync(caller, limit, Ct)).RateLimit.Allowed);
+        lock (leased)
+        {
+            Assert.Equal(1, leased.Sum());
+        }
+
+        // Redis holds every write (the scripts and LPUSH) as if it were away: the usage record fails, and with it the lease.
+        var server = admin.GetServer(admin.GetEndPoints()[0]);
+        await server.ExecuteAsync("CLIENT", "PAUSE", "5000", "WRITE");
+        try
+        {
+            var recorded = await Record.ExceptionAsync(() => ledger.RecordAsync(
+                new UsageRecord(Guid.CreateVersion7(), caller.Tenant.Id, null, "mlp", 1, 200, 1, 1, 0m, "EUR", null, DateTimeOffset.UtcNow, "paused"), null, Ct));
+            Assert.True(recorded is TimeoutException or StackExchange.Redis.RedisException, $"the record: {recorded}");
+            var admitted = await Record.ExceptionAsync(() => ledger.AdmitAsync(caller, limit, Ct));
+            Assert.True(admitted is TimeoutException or StackExchange.Redis.RedisException, $"the admission: {admitted}");
+        }
+        finally
+        {
+            await server.ExecuteAsync("CLIENT", "UNPAUSE");
+        }
+
+        lock (leased)
+        {
+            Assert.Equal(1, leased.Sum());
+        }
+
+        Assert.True((await ledger.AdmitAsync(caller, limit, Ct)).RateLimit.Allowed);
+    }
+
+    [Fact]
     public async Task KeysWithABudgetASmallBurstOrLittleTrafficTakeEveryTokenFromRedis()
     {
         await using var redis = infra.NewRedisConnection();

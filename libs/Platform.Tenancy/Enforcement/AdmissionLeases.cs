@@ -11,8 +11,8 @@ namespace Platform.Tenancy.Enforcement;
 /// </summary>
 internal sealed class AdmissionLeases(int maxTokens, TimeSpan duration, TimeProvider time)
 {
-    // A lease never holds more than this share of a key's burst.
-    private const int BurstShare = 64;
+    /// <summary>A lease never holds more than this share of a key's burst (1/64).</summary>
+    public const int BurstShare = 64;
 
     private readonly ConcurrentDictionary<string, Lease> _leases = new(StringComparer.Ordinal);
 

@@ -234,8 +234,9 @@ public sealed partial class UsageLedger : IDisposable
         ArgumentNullException.ThrowIfNull(limit);
         var bucket = $"ratelimit:{caller.KeyId:N}";
         var lease = 0;
-        // A budget is checked against the spending counter on every admission: only keys without one lease tokens.
-        if (_leases is not null && caller.Budget is null)
+        // A budget is checked against the spending counter on every admission: only keys without one lease tokens, and
+        // only with a burst whose 1/64 is at least 2 tokens.
+        if (_leases is not null && caller.Budget is null && limit.Burst >= 2 * AdmissionLeases.BurstShare)
         {
             if (_leases.TryTake(bucket, limit, out var remaining, out lease))
             {
