@@ -272,19 +272,9 @@ public sealed partial class UsageLedger : IDisposable
             }, (this, call), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             throw;
         }
-        catch (Exception ex)
+        catch (Exception) when (lease > 0)
         {
-            if (lease > 0)
-            {
-                LeaseAnswered(call, null);
-            }
-
-            if (ex is RedisException or TimeoutException)
-            {
-                // Redis is failing: nothing more may be admitted from a lease taken while it worked.
-                _leases?.Clear();
-            }
-
+            LeaseAnswered(call, null);
             throw;
         }
 
@@ -323,20 +313,6 @@ public sealed partial class UsageLedger : IDisposable
         ArgumentNullException.ThrowIfNull(record);
         // UTF-8 straight into the Redis command: a UTF-16 string in between was 2–3 % of InferenceApi's allocations.
         var json = JsonSerializer.SerializeToUtf8Bytes(record, Json);
-        try
-        {
-            return await ChargeAsync(record, json, budget, cancellationToken);
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            // Redis is failing: no request may be admitted from a lease while its record could not be stored.
-            _leases?.Clear();
-            throw;
-        }
-    }
-
-    private async Task<ChargeResult> ChargeAsync(UsageRecord record, byte[] json, Budget? budget, CancellationToken cancellationToken)
-    {
         var charged = budget is not null && record.Cost > 0 && string.Equals(record.Currency, budget.Currency, StringComparison.Ordinal);
         if (!charged)
         {
@@ -407,8 +383,18 @@ public sealed partial class UsageLedger : IDisposable
         }
 
         _shared?.Record(batch.Count, new KeyValuePair<string, object?>("operation", operation));
-        var results = (RedisResult[])(await RedisSpans.TraceAsync("EVALSHA", operation == "admit" ? "ledger.admit" : "ledger.charge", batch.Count,
-            () => _redis.GetDatabase().ScriptEvaluateAsync(script, [.. keys], [.. values])))!;
+        RedisResult[] results;
+        try
+        {
+            results = (RedisResult[])(await RedisSpans.TraceAsync("EVALSHA", operation == "admit" ? "ledger.admit" : "ledger.charge", batch.Count,
+                () => _redis.GetDatabase().ScriptEvaluateAsync(script, [.. keys], [.. values])))!;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            FailingRedis();
+            throw;
+        }
+
         for (var i = 0; i < batch.Count; i++)
         {
             batch[i].Completion.TrySetResult((RedisResult[])results[i]!);
@@ -439,7 +425,16 @@ public sealed partial class UsageLedger : IDisposable
         }
 
         _shared?.Record(batch.Count, new KeyValuePair<string, object?>("operation", "push"));
-        await RedisSpans.TraceAsync("LPUSH", "ledger.push", batch.Count, () => _redis.GetDatabase().ListLeftPushAsync(UsageBuffer.PendingKey, records));
+        try
+        {
+            await RedisSpans.TraceAsync("LPUSH", "ledger.push", batch.Count, () => _redis.GetDatabase().ListLeftPushAsync(UsageBuffer.PendingKey, records));
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            FailingRedis();
+            throw;
+        }
+
         foreach (var entry in batch)
         {
             entry.Completion.TrySetResult(NothingCharged);
@@ -449,6 +444,9 @@ public sealed partial class UsageLedger : IDisposable
     private static readonly RedisResult[] NothingCharged = [];
 
     private sealed record AdmitCall(string Bucket, string SpendKey, RateLimit Limit, int Lease);
+
+    // Redis is failing: nothing more may be admitted from a lease while an admission or a usage record cannot be stored.
+    private void FailingRedis() => _leases?.Clear();
 
     // The admission that asked for a lease returned (result: the script's reply for it) or failed (null).
     private void LeaseAnswered(AdmitCall call, RedisResult[]? result)
