@@ -459,7 +459,7 @@ foreach (var row in rows.Where(r => r.Split is not null))
     Console.WriteLine($"{row.Setup,-22} {row.Concurrency,5} {Get("client"),7:F3} {Get("enforce"),8:F3} {Get("read"),6:F3} {Get("decode"),7:F3} {Get("hop"),6:F3} {Get("queue"),7:F3} {Get("compute"),8:F3} {Get("encode"),7:F3} {Get("batch"),6:F0}");
 }
 
-Console.WriteLine("enforce = auth (key lookup, in memory after the first request) + admit (Redis script: rate limit + budget) + record (Redis script: usage record + charge); concurrent requests share scripts");
+Console.WriteLine("enforce = auth (key lookup, in memory after the first request) + admit (Redis script: rate limit + budget; for a busy key without a budget, a token leased ahead) + record (Redis script: usage record + charge); concurrent requests share scripts");
 
 // CPU each process spent per inference (user + system, from /proc): what the cores pay beyond ONNX Runtime's own compute.
 Console.WriteLine();

@@ -97,7 +97,8 @@ public sealed class UsageLedgerTests(InfrastructureFixture infra) : IDisposable
         using var second = LeasingLedger(b, time);
         var replicas = new[] { first, second };
         var caller = Caller();
-        // Burst 6,400 (leases of up to 100 tokens), refilling so slowly (0.01/s) that the test's own duration adds none.
+        // Burst 6,400 (1/64 of it is 100; these ledgers lease at most 64), refilling so slowly (0.01/s) that the test's own
+        // duration adds none.
         var limit = new RateLimit(0.01, 6400);
         var leased = new List<long>();
         using var listener = ListenTo("platform.tenancy.lease_admissions", leased);
