@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using Platform.Inference.Routing;
 
 namespace Platform.OpenInference.Tests;
@@ -7,19 +8,10 @@ public sealed class BalancerTests
     private static readonly Uri A = new("http://127.0.0.1:5001/");
     private static readonly Uri B = new("http://127.0.0.1:5002/");
 
-    private sealed class ManualTime : TimeProvider
-    {
-        public long Now { get; set; } = 1_000;
-
-        public override long GetTimestamp() => Now;
-
-        public override long TimestampFrequency => 1_000;
-    }
-
     [Fact]
     public void PicksTheReplicaWithFewestRequestsInFlight()
     {
-        var balancer = new ReplicaBalancer(new ManualTime(), TimeSpan.FromSeconds(5));
+        var balancer = new ReplicaBalancer(new FakeTimeProvider(), TimeSpan.FromSeconds(5));
         using var first = balancer.Acquire([A, B])!;
         using var second = balancer.Acquire([A, B])!;
         Assert.NotEqual(first.Replica, second.Replica);
@@ -37,7 +29,7 @@ public sealed class BalancerTests
     [Fact]
     public void IdleRequestsAlternate()
     {
-        var balancer = new ReplicaBalancer(new ManualTime(), TimeSpan.FromSeconds(5));
+        var balancer = new ReplicaBalancer(new FakeTimeProvider(), TimeSpan.FromSeconds(5));
         var picks = new List<Uri>();
         for (var i = 0; i < 10; i++)
         {
@@ -51,7 +43,7 @@ public sealed class BalancerTests
     [Fact]
     public void PackingFillsTheFirstReplicaUpToTheThresholdThenSpreads()
     {
-        var time = new ManualTime();
+        var time = new FakeTimeProvider();
         var balancer = new ReplicaBalancer(time, TimeSpan.FromSeconds(5), packBelow: 3);
         // Light load: one request at a time always lands on the first replica (no rotation).
         for (var i = 0; i < 4; i++)
@@ -76,7 +68,7 @@ public sealed class BalancerTests
             Assert.Equal(B, lease.Replica);
         }
 
-        time.Now += 5_001;
+        time.Advance(TimeSpan.FromMilliseconds(5_001));
         using (var lease = balancer.Acquire([A, B], [A])!)
         {
             Assert.Equal(B, lease.Replica);
@@ -91,7 +83,7 @@ public sealed class BalancerTests
     [Fact]
     public void ExcludedReplicasAreSkippedAndNoneLeftGivesNull()
     {
-        var balancer = new ReplicaBalancer(new ManualTime(), TimeSpan.FromSeconds(5));
+        var balancer = new ReplicaBalancer(new FakeTimeProvider(), TimeSpan.FromSeconds(5));
         for (var i = 0; i < 4; i++)
         {
             using var lease = balancer.Acquire([A, B], [A])!;
@@ -105,7 +97,7 @@ public sealed class BalancerTests
     [Fact]
     public void AFailedReplicaIsAvoidedDuringItsCooldownThenUsedAgain()
     {
-        var time = new ManualTime();
+        var time = new FakeTimeProvider();
         var balancer = new ReplicaBalancer(time, TimeSpan.FromSeconds(5));
         balancer.ReportFailure(A);
         for (var i = 0; i < 4; i++)
@@ -125,7 +117,7 @@ public sealed class BalancerTests
             Assert.Equal(A, onlyA.Replica);
         }
 
-        time.Now += 5_001;
+        time.Advance(TimeSpan.FromMilliseconds(5_001));
         busy.Dispose();
         busy2.Dispose();
         var picks = Enumerable.Range(0, 4).Select(_ =>
@@ -139,7 +131,7 @@ public sealed class BalancerTests
     [Fact]
     public void SuccessEndsTheCooldown()
     {
-        var balancer = new ReplicaBalancer(new ManualTime(), TimeSpan.FromSeconds(5));
+        var balancer = new ReplicaBalancer(new FakeTimeProvider(), TimeSpan.FromSeconds(5));
         balancer.ReportFailure(A);
         Assert.True(balancer.Snapshot().Single(s => s.Address == A).CoolingDown);
         balancer.ReportSuccess(A);
