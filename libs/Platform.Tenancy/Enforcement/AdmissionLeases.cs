@@ -81,13 +81,8 @@ internal sealed class AdmissionLeases(int maxTokens, TimeSpan duration, TimeProv
                 return;
             }
 
-            if (entry.Limit != limit && entry.Tokens > 0)
-            {
-                // Left from the key's old limit: they expire now and go back with the sweep's next round as they are.
-                entry.ExpiresAt = time.GetTimestamp();
-                return;
-            }
-
+            // A lease is asked for only when the entry is empty or holds tokens of this same limit (TryTake), so whatever
+            // it still holds is added to, never replaced.
             entry.Tokens += granted;
             entry.Limit = limit;
             entry.BucketTokens = bucketTokens;
