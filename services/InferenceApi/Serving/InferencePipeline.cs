@@ -166,21 +166,20 @@ public sealed partial class InferencePipeline(
             return RunRoutedAsync(routing, decoded, usage, timing, cancellationToken);
         }
 
-        var (route, rollout) = routing.Result;
-        return rollout is null
-            ? RunRouteAsync(route, decoded, usage, timing, cancellationToken)
-            : RunRolloutAsync(route, rollout, decoded, usage, timing, cancellationToken);
+        return RunOn(routing.Result, decoded, usage, timing, cancellationToken);
     }
 
     private async ValueTask<(InferenceAnswer? Answer, InferenceFailure? Failure)> RunRoutedAsync(
         ValueTask<(IReadOnlyList<ServedModel> Route, Rollout? Rollout)> routing, InferRequest decoded, InferenceUsageFeature? usage, RequestTiming timing,
-        CancellationToken cancellationToken)
-    {
-        var (route, rollout) = await routing;
-        return rollout is null
-            ? await RunRouteAsync(route, decoded, usage, timing, cancellationToken)
-            : await RunRolloutAsync(route, rollout, decoded, usage, timing, cancellationToken);
-    }
+        CancellationToken cancellationToken) =>
+        await RunOn(await routing, decoded, usage, timing, cancellationToken);
+
+    private ValueTask<(InferenceAnswer? Answer, InferenceFailure? Failure)> RunOn(
+        (IReadOnlyList<ServedModel> Route, Rollout? Rollout) routed, InferRequest decoded, InferenceUsageFeature? usage, RequestTiming timing,
+        CancellationToken cancellationToken) =>
+        routed.Rollout is null
+            ? RunRouteAsync(routed.Route, decoded, usage, timing, cancellationToken)
+            : RunRolloutAsync(routed.Route, routed.Rollout, decoded, usage, timing, cancellationToken);
 
     private async ValueTask<(InferenceAnswer? Answer, InferenceFailure? Failure)> RunRolloutAsync(
         IReadOnlyList<ServedModel> route, Rollout rollout, InferRequest decoded, InferenceUsageFeature? usage, RequestTiming timing,
