@@ -21,9 +21,8 @@ public sealed class ShadowTests(RolloutFixture platform, ITestOutputHelper outpu
         var applied = DateTimeOffset.UtcNow;
 
         var outcomes = new List<InferOutcome>(await platform.InferManyAsync(model, 100, parallel: 4));
-        var rollout = await RolledBackAsync(model, outcomes);
+        var rollback = await RolledBackAsync(model, outcomes);
         Assert.All(outcomes, o => Assert.Equal((200, 1L), (o.Status, o.ModelVersion)));
-        var rollback = rollout.GetProperty("events").EnumerateArray().Single(e => e.GetProperty("kind").GetString() == "rolled_back");
         output.WriteLine(rollback.GetProperty("reason").GetString() ?? string.Empty);
         Assert.StartsWith("shadow output drift", rollback.GetProperty("reason").GetString(), StringComparison.Ordinal);
         var shadow = rollback.GetProperty("observed").GetProperty("shadow");
@@ -53,15 +52,16 @@ public sealed class ShadowTests(RolloutFixture platform, ITestOutputHelper outpu
         await RolloutFixture.EventuallyAsync("shadow rule applied", async () => (await platform.InferAsync(model)).ModelVersion == 1);
 
         var outcomes = new List<InferOutcome>(await platform.InferManyAsync(model, 60, parallel: 4));
-        var rollout = await RolledBackAsync(model, outcomes);
+        var rollback = await RolledBackAsync(model, outcomes);
         Assert.All(outcomes, o => Assert.Equal((200, 1L), (o.Status, o.ModelVersion)));
-        var reason = rollout.GetProperty("events").EnumerateArray().Single(e => e.GetProperty("kind").GetString() == "rolled_back").GetProperty("reason").GetString();
+        var reason = rollback.GetProperty("reason").GetString();
         Assert.StartsWith("shadow error rate 1 > 0.5", reason, StringComparison.Ordinal);
     }
 
     // Copies start only once every worker replica has loaded the candidate (and the replicas' answer is cached for a
     // second), so a burst sent right after the versions first answered may leave no copy at all: traffic goes on, in small
-    // bursts, until the controller has judged the copies. Every request sent is kept in outcomes.
+    // bursts, until the controller has judged the copies. Every request sent is kept in outcomes. Returns the rollout's
+    // one rolled_back event.
     private async Task<JsonElement> RolledBackAsync(string model, List<InferOutcome> outcomes)
     {
         JsonElement rollout = default;
@@ -76,7 +76,7 @@ public sealed class ShadowTests(RolloutFixture platform, ITestOutputHelper outpu
             outcomes.AddRange(await platform.InferManyAsync(model, 4, parallel: 4));
             return false;
         }, TimeSpan.FromSeconds(90));
-        return rollout;
+        return rollout.GetProperty("events").EnumerateArray().Single(e => e.GetProperty("kind").GetString() == "rolled_back");
     }
 
     private async Task<long> UsageSinceAsync(string model, DateTimeOffset since, long? version)
