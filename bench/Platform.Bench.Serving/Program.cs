@@ -34,7 +34,9 @@ if (args.Contains("--help"))
                                      for admission and one for the charge, the behaviour before requests shared scripts)
           --api-setting K=V          any InferenceApi setting (repeatable), e.g. InferenceApi:OverlapAdmission=false (the
                                      behaviour before admission overlapped serving)
-          --service-env K=V          an environment variable of every service (repeatable), e.g. OTEL_TRACES_SAMPLER_ARG=0.1
+          --service-env K=V          an environment variable of every service (repeatable); trace sampling defaults to the
+                                     published platform's (OTEL_TRACES_SAMPLER=parentbased_traceidratio, _ARG=0.1), e.g.
+                                     OTEL_TRACES_SAMPLER=parentbased_always_on measures run mode's (every request traced)
           --worker-env K=V           an environment variable of the model workers only (repeatable)
           --execution-provider P     auto | cuda | cpu for the raw sessions and the workers (default auto, the workers' default)
           --raw-only                 only the raw ONNX Runtime part (no platform)
@@ -62,6 +64,14 @@ var coalesceCalls = args.SkipWhile(a => a != "--coalesce-calls").Skip(1).Select(
 var apiSettings = KeyValues(args, "--api-setting");
 // Environment of every service, e.g. --service-env OTEL_TRACES_SAMPLER=parentbased_traceidratio (repeatable).
 var serviceEnvironment = KeyValues(args, "--service-env");
+// Trace sampling as the published platform has it (AppHost, publish mode: one trace in ten, decided at the root), not
+// run mode's always_on, which is a developer's setting for the dashboard: at thousands of requests a second no
+// deployment records every request, and recording them costs each service ~8 % of its CPU (docs/inference-api.md).
+// --service-env OTEL_TRACES_SAMPLER=parentbased_always_on measures run mode's setting.
+if (!serviceEnvironment.Any(e => e.Key.StartsWith("OTEL_TRACES_SAMPLER", StringComparison.Ordinal)))
+{
+    serviceEnvironment = [.. serviceEnvironment, ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "0.1")];
+}
 // Environment of the model workers only, e.g. --worker-env DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 (repeatable).
 var workerEnvironment = KeyValues(args, "--worker-env");
 var ledgerCalls = args.SkipWhile(a => a != "--ledger-calls").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
@@ -76,6 +86,7 @@ var model = ModelCatalog.Generate("benchmark");
 Console.WriteLine($"load average at start: {File.ReadAllText("/proc/loadavg").Trim()}");
 const int Features = 512;
 const int TinyFeatures = 12;
+Console.WriteLine($"trace sampling: {string.Join(' ', serviceEnvironment.Where(e => e.Key.StartsWith("OTEL_TRACES_SAMPLER", StringComparison.Ordinal)).Select(e => $"{e.Key}={e.Value}"))}");
 Console.WriteLine($"benchmark model: {model.ParameterCount:N0} parameters, {model.FlopsPerSample / 1e6:F1} MFLOP/sample; {Environment.ProcessorCount} cores");
 
 // (a) raw ONNX Runtime in-process, the official package (Microsoft.ML.OnnxRuntime.Gpu.Linux). The process environment
