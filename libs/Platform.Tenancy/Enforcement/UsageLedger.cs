@@ -220,8 +220,8 @@ public sealed partial class UsageLedger : IDisposable
 
         // Sharing off: every request leaves at once, alone (no bound on calls in flight, one request per script).
         var (callsInFlight, maxItems) = settings.CallsInFlight > 0 && settings.MaxItems > 1 ? (settings.CallsInFlight, settings.MaxItems) : (int.MaxValue, 1);
-        _admissions = new(callsInFlight, maxItems, (_, batch) => SendAsync(batch, AdmitScript, BuildAdmit, "admit"));
-        _charges = new(callsInFlight, maxItems, (_, batch) => AnyCharged(batch) ? SendAsync(batch, ChargeScript, BuildCharge, "charge") : PushAsync(batch));
+        _admissions = new(callsInFlight, maxItems, (_, batch) => FailClosedAsync(SendAsync(batch, AdmitScript, BuildAdmit, "admit")));
+        _charges = new(callsInFlight, maxItems, (_, batch) => FailClosedAsync(AnyCharged(batch) ? SendAsync(batch, ChargeScript, BuildCharge, "charge") : PushAsync(batch)));
     }
 
     /// <summary>
@@ -383,18 +383,8 @@ public sealed partial class UsageLedger : IDisposable
         }
 
         _shared?.Record(batch.Count, new KeyValuePair<string, object?>("operation", operation));
-        RedisResult[] results;
-        try
-        {
-            results = (RedisResult[])(await RedisSpans.TraceAsync("EVALSHA", operation == "admit" ? "ledger.admit" : "ledger.charge", batch.Count,
-                () => _redis.GetDatabase().ScriptEvaluateAsync(script, [.. keys], [.. values])))!;
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            FailingRedis();
-            throw;
-        }
-
+        var results = (RedisResult[])(await RedisSpans.TraceAsync("EVALSHA", operation == "admit" ? "ledger.admit" : "ledger.charge", batch.Count,
+            () => _redis.GetDatabase().ScriptEvaluateAsync(script, [.. keys], [.. values])))!;
         for (var i = 0; i < batch.Count; i++)
         {
             batch[i].Completion.TrySetResult((RedisResult[])results[i]!);
@@ -425,16 +415,7 @@ public sealed partial class UsageLedger : IDisposable
         }
 
         _shared?.Record(batch.Count, new KeyValuePair<string, object?>("operation", "push"));
-        try
-        {
-            await RedisSpans.TraceAsync("LPUSH", "ledger.push", batch.Count, () => _redis.GetDatabase().ListLeftPushAsync(UsageBuffer.PendingKey, records));
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            FailingRedis();
-            throw;
-        }
-
+        await RedisSpans.TraceAsync("LPUSH", "ledger.push", batch.Count, () => _redis.GetDatabase().ListLeftPushAsync(UsageBuffer.PendingKey, records));
         foreach (var entry in batch)
         {
             entry.Completion.TrySetResult(NothingCharged);
@@ -445,8 +426,20 @@ public sealed partial class UsageLedger : IDisposable
 
     private sealed record AdmitCall(string Bucket, string SpendKey, RateLimit Limit, int Lease);
 
-    // Redis is failing: nothing more may be admitted from a lease while an admission or a usage record cannot be stored.
-    private void FailingRedis() => _leases?.Clear();
+    // Every shared call (admissions, charges, usage records) goes through here: while Redis fails, nothing more may be
+    // admitted from a lease, since an admission or a usage record cannot be stored. The callers then fail with the error.
+    private async Task FailClosedAsync(Task call)
+    {
+        try
+        {
+            await call;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            _leases?.Clear();
+            throw;
+        }
+    }
 
     // The admission that asked for a lease returned (result: the script's reply for it) or failed (null).
     private void LeaseAnswered(AdmitCall call, RedisResult[]? result)
