@@ -137,6 +137,37 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
     }
 
     [Fact]
+    public async Task ABatchPartlyWrittenBeforeIsCompletedWithoutDuplicates()
+    {
+        await using var redis = infra.NewRedisConnection();
+        var buffer = new UsageBuffer(redis);
+        var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, Telemetry, NullLogger<UsageWriter>.Instance);
+        var tenant = Guid.NewGuid();
+        var json = new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web);
+        var written = Enumerable.Range(0, 300).Select(i => Record(tenant, i)).ToList();
+        foreach (var record in written)
+        {
+            await buffer.AppendAsync(record, Ct);
+        }
+        while (await writer.DrainOnceAsync(Ct) > 0)
+        {
+        }
+
+        // A batch of several kilobytes in which the rows written before sit between new ones, as a writer that committed
+        // and died would leave it (with new records taken since): the COPY fails on them mid-stream.
+        var db = redis.GetDatabase();
+        var batch = written.Take(150).Concat(Enumerable.Range(300, 50).Select(i => Record(tenant, i))).Concat(written.Skip(150)).ToList();
+        foreach (var record in batch)
+        {
+            await db.ListRightPushAsync(UsageBuffer.ProcessingKey, System.Text.Json.JsonSerializer.Serialize(record, json));
+        }
+        Assert.Equal(batch.Count, await writer.DrainOnceAsync(Ct));
+
+        Assert.Equal(350, await CountAsync(tenant));
+        Assert.Equal(0, await buffer.BacklogAsync(Ct));
+    }
+
+    [Fact]
     public async Task RecordsBufferedWhilePostgresIsDownAreWrittenAfterItRestarts()
     {
         await using var redis = infra.NewRedisConnection();
