@@ -70,7 +70,7 @@ var inferenceApi = builder.AddProject<Projects.Platform_InferenceApi>("inference
 // is a warm standby that takes the overflow and the failovers. The busy replica's ONNX Runtime pool gets every core
 // (one thread per core; pool threads do not spin, so the standby's idle pool costs nothing). Measured back to back with
 // the earlier split (cores / replicas threads each, packing below 16): c64 2,897 -> 3,441 inf/s, c1 p50 3.2 -> 2.2 ms
-// (docs/inference-api.md). Published manifests keep the defaults: pods get their own cores and are spread across.
+// (docs/serving-performance-log.md). Published manifests keep the defaults: pods get their own cores and are spread across.
 if (builder.ExecutionContext.IsRunMode)
 {
     modelWorker.WithEnvironment("ModelWorker__IntraOpNumThreads", Environment.ProcessorCount.ToString(System.Globalization.CultureInfo.InvariantCulture));

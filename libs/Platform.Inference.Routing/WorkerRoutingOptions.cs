@@ -44,7 +44,7 @@ public sealed class WorkerRoutingOptions
     /// Worker calls per model version in flight from this process before further requests for that version queue and
     /// share the next call (0 turns sharing off: one call per request). Sharing is what makes the hop's per-call cost
     /// (HTTP/2 framing, protobuf, scheduling on both ends) a per-batch cost; a free slot sends a request at once. Two, not
-    /// more: fewer, larger calls cost both ends less per request (measured side by side against 4 and 1, docs/inference-api.md),
+    /// more: fewer, larger calls cost both ends less per request (measured side by side against 4 and 1, docs/serving-performance-log.md),
     /// and one call held up (a slow replica, a retry) still leaves a slot for the requests behind it.
     /// </summary>
     public int CoalesceCallsInFlight { get; set; } = 2;
