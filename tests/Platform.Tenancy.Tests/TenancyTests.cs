@@ -94,6 +94,17 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
     private static UsageRecord Record(Guid tenant, int i) => new(
         Guid.NewGuid(), tenant, null, "mlp", 1, 200, 1.5, 4, 0.000125m, "EUR", $"trace-{i}", DateTimeOffset.UtcNow);
 
+    /// <summary>A record as the buffer stores it, for tests that put entries into the lists themselves.</summary>
+    private static string Buffered(UsageRecord record) =>
+        System.Text.Json.JsonSerializer.Serialize(record, new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web));
+
+    private async Task DrainAllAsync(UsageWriter writer)
+    {
+        while (await writer.DrainOnceAsync(Ct) > 0)
+        {
+        }
+    }
+
     private async Task<long> CountAsync(Guid tenant)
     {
         await using var cmd = infra.Db.CreateCommand("SELECT count(*) FROM usage_records WHERE tenant_id = $1");
@@ -120,9 +131,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
         }
 
         var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, Telemetry, NullLogger<UsageWriter>.Instance);
-        while (await writer.DrainOnceAsync(Ct) > 0)
-        {
-        }
+        await DrainAllAsync(writer);
 
         Assert.Equal(120, await CountAsync(tenant));
         Assert.Equal(0, await buffer.BacklogAsync(Ct));
@@ -131,7 +140,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
         var duplicate = Record(tenant, 999);
         await buffer.AppendAsync(duplicate, Ct);
         await writer.DrainOnceAsync(Ct);
-        await db.ListLeftPushAsync(UsageBuffer.ProcessingKey, System.Text.Json.JsonSerializer.Serialize(duplicate, new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web)));
+        await db.ListLeftPushAsync(UsageBuffer.ProcessingKey, Buffered(duplicate));
         await writer.DrainOnceAsync(Ct);
         Assert.Equal(121, await CountAsync(tenant));
     }
@@ -143,15 +152,12 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
         var buffer = new UsageBuffer(redis);
         var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, Telemetry, NullLogger<UsageWriter>.Instance);
         var tenant = Guid.NewGuid();
-        var json = new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web);
         var written = Enumerable.Range(0, 300).Select(i => Record(tenant, i)).ToList();
         foreach (var record in written)
         {
             await buffer.AppendAsync(record, Ct);
         }
-        while (await writer.DrainOnceAsync(Ct) > 0)
-        {
-        }
+        await DrainAllAsync(writer);
 
         // A batch of several kilobytes in which the rows written before sit between new ones, as a writer that committed
         // and died would leave it (with new records taken since): the COPY fails on them mid-stream.
@@ -159,7 +165,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
         var batch = written.Take(150).Concat(Enumerable.Range(300, 50).Select(i => Record(tenant, i))).Concat(written.Skip(150)).ToList();
         foreach (var record in batch)
         {
-            await db.ListRightPushAsync(UsageBuffer.ProcessingKey, System.Text.Json.JsonSerializer.Serialize(record, json));
+            await db.ListRightPushAsync(UsageBuffer.ProcessingKey, Buffered(record));
         }
         Assert.Equal(batch.Count, await writer.DrainOnceAsync(Ct));
 
@@ -222,9 +228,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
             }
         });
         listener.Start();
-        while (await writer.DrainOnceAsync(Ct) > 0)
-        {
-        }
+        await DrainAllAsync(writer);
 
         Assert.Equal(50, await CountAsync(tenant));
         // The metrics say what happened: every record committed, each with its lag since the inference, nothing left.
@@ -245,9 +249,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
         await buffer.AppendAsync(Record(tenant, 2), Ct);
 
         var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, Telemetry, NullLogger<UsageWriter>.Instance);
-        while (await writer.DrainOnceAsync(Ct) > 0)
-        {
-        }
+        await DrainAllAsync(writer);
 
         Assert.Equal(2, await CountAsync(tenant));
         Assert.Equal(0, await buffer.BacklogAsync(Ct));
