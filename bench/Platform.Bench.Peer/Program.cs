@@ -1,5 +1,5 @@
 // A hand-rolled KServe v2 endpoint over ONNX Runtime: the peer the serving benchmark measures Platform against.
-//   dotnet Platform.Bench.Peer.dll --model <path.onnx> --urls http://127.0.0.1:<port>
+//   dotnet Platform.Bench.Peer.dll --model <path.onnx> --urls http://127.0.0.1:<port> [--exit-with-stdin true]
 // One FP32 input, one output: the shape of the benchmark's models. JSON or the binary tensor extension in and out.
 using System.Buffers.Binary;
 using System.Text.Json;
@@ -67,4 +67,20 @@ app.MapPost("/v2/models/{name}/infer", async (HttpContext context) =>
     context.Response.Headers["Inference-Header-Content-Length"] = head.Length.ToString(System.Globalization.CultureInfo.InvariantCulture);
     return Results.Bytes(payload, "application/octet-stream");
 });
+
+if (app.Configuration["exit-with-stdin"] == "true")
+{
+    // The benchmark holds the write end of this process's stdin: it closes when the benchmark exits, even when it is killed
+    // before it can stop the peer, and the peer then stops too instead of outliving it. A thread of its own, blocked in
+    // read, costs the measured request path nothing.
+    new Thread(() =>
+    {
+        using (var stdin = Console.OpenStandardInput())
+        {
+            stdin.CopyTo(Stream.Null);
+        }
+        app.Lifetime.StopApplication();
+    }) { IsBackground = true, Name = "exit-with-stdin" }.Start();
+}
+
 app.Run();

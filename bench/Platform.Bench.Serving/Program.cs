@@ -525,7 +525,8 @@ if (args.SkipWhile(a => a != "--hold-seconds").Skip(1).Select(double.Parse).Firs
         Console.WriteLine($"HOLD {hold} s: inference-api pid {string.Join(' ', app.ProcessIds("inference-api"))}, model-worker pids {string.Join(' ', app.ProcessIds("model-worker"))}");
         Console.WriteLine($"HOLD wrk -t1 -c64 -d30s -s {script} {new Uri(inferenceUri, "/v2/models/tiny/infer")}");
         Console.WriteLine($"HOLD wrk -t1 -c64 -d30s -s {benchScript} {new Uri(inferenceUri, "/v2/models/bench/infer")}");
-        // Ctrl+C or SIGTERM ends the hold early and still stops the platform and the peer below (they would outlive a kill).
+        // Ctrl+C or SIGTERM ends the hold early and stops the platform and the peer below in order (after a kill, the peer
+        // stops when its stdin pipe closes and DCP stops the platform when this process is gone).
         using var stop = new CancellationTokenSource();
         void Stop(PosixSignalContext signal)
         {
@@ -891,8 +892,10 @@ internal sealed class PeerProcess : IDisposable
         }
 
         var address = new Uri($"http://127.0.0.1:{port}");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in new[] { dll, "--model", modelPath, "--urls", address.ToString() })
+        // The peer's stdin is a pipe from this process: the peer stops when it closes, so a benchmark killed before it can
+        // stop the peer (e.g. a signal to `dotnet run` and to the benchmark at once) does not leave it running.
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { dll, "--model", modelPath, "--urls", address.ToString(), "--exit-with-stdin", "true" })
         {
             start.ArgumentList.Add(argument);
         }
