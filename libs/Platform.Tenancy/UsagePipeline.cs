@@ -293,7 +293,7 @@ public sealed partial class UsageWriter(
     [LoggerMessage(Level = LogLevel.Error, Message = "An entry of {Buffer} is not valid JSON for its type and was moved to {Buffer}:rejected: {Reason}")]
     private static partial void LogRejected(ILogger logger, string buffer, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "A batch of {Count} usage records was partly written before (a writer stopped after committing it); writing the rest")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A batch of {Count} usage records was written before, in part or whole (a writer stopped between committing it and removing it from Redis); writing what is missing")]
     private static partial void LogBatchWrittenBefore(ILogger logger, int count);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Usage records stay buffered in Redis; writing them failed: {Reason}")]

@@ -159,8 +159,9 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
         }
         await DrainAllAsync(writer);
 
-        // A batch of several kilobytes in which the rows written before sit between new ones, as a writer that committed
-        // and died would leave it (with new records taken since): the COPY fails on them mid-stream.
+        // A crash between commit and delete leaves exactly the committed batch in processing; this one mixes rows written
+        // before with new ones on both sides, several kilobytes in, so the COPY fails mid-stream and the insert that
+        // follows must skip the old rows one by one and still store the new.
         var db = redis.GetDatabase();
         var batch = written.Take(150).Concat(Enumerable.Range(300, 50).Select(i => Record(tenant, i))).Concat(written.Skip(150)).ToList();
         foreach (var record in batch)
