@@ -94,9 +94,10 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
     private static UsageRecord Record(Guid tenant, int i) => new(
         Guid.NewGuid(), tenant, null, "mlp", 1, 200, 1.5, 4, 0.000125m, "EUR", $"trace-{i}", DateTimeOffset.UtcNow);
 
+    private static readonly System.Text.Json.JsonSerializerOptions BufferJson = new(System.Text.Json.JsonSerializerDefaults.Web);
+
     /// <summary>A record as the buffer stores it, for tests that put entries into the lists themselves.</summary>
-    private static string Buffered(UsageRecord record) =>
-        System.Text.Json.JsonSerializer.Serialize(record, new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web));
+    private static string Buffered(UsageRecord record) => System.Text.Json.JsonSerializer.Serialize(record, BufferJson);
 
     private async Task DrainAllAsync(UsageWriter writer)
     {
