@@ -82,6 +82,8 @@ builder.Services.AddGrpc(grpc =>
 });
 // grpc.health.v1 answers from the same health checks as /health.
 builder.Services.AddGrpcHealthChecks();
+// Server reflection: grpcurl, Postman and other generic clients find the services and their messages without the .proto files.
+builder.Services.AddGrpcReflection();
 
 var app = builder.Build();
 
@@ -92,5 +94,6 @@ app.UseMiddleware<TenantEnforcementMiddleware>();
 app.MapOpenInference();
 app.MapGrpcService<OpenInferenceGrpcService>();
 app.MapGrpcHealthChecksService();
+app.MapGrpcReflectionService();
 
 app.Run();

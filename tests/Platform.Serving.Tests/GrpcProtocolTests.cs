@@ -123,6 +123,43 @@ public sealed class GrpcProtocolTests(ServingFixture fixture)
         Assert.Equal(HttpVersion.Version11, rest.Version);
     }
 
+    [Fact]
+    public async Task ServerReflectionDescribesTheInferenceService()
+    {
+        using var channel = GrpcServing.Channel(fixture);
+
+        // grpc.reflection.v1, as grpcurl and Postman ask first: the services, then the file that declares the inference
+        // service, with the protocol's field numbers.
+        using (var call = new Grpc.Reflection.V1.ServerReflection.ServerReflectionClient(channel).ServerReflectionInfo(cancellationToken: Ct))
+        {
+            await call.RequestStream.WriteAsync(new Grpc.Reflection.V1.ServerReflectionRequest { ListServices = "" }, Ct);
+            Assert.True(await call.ResponseStream.MoveNext(Ct));
+            var services = call.ResponseStream.Current.ListServicesResponse.Service.Select(service => service.Name).ToList();
+            Assert.Contains("inference.GRPCInferenceService", services);
+            Assert.Contains("grpc.health.v1.Health", services);
+
+            await call.RequestStream.WriteAsync(new Grpc.Reflection.V1.ServerReflectionRequest { FileContainingSymbol = "inference.GRPCInferenceService" }, Ct);
+            Assert.True(await call.ResponseStream.MoveNext(Ct));
+            var files = call.ResponseStream.Current.FileDescriptorResponse.FileDescriptorProto
+                .Select(bytes => Google.Protobuf.Reflection.FileDescriptorProto.Parser.ParseFrom(bytes)).ToList();
+            var declaring = Assert.Single(files, file => file.Service.Any(service => service.Name == "GRPCInferenceService"));
+            Assert.Equal("inference", declaring.Package);
+            Assert.Contains("ModelInfer", declaring.Service.Single(service => service.Name == "GRPCInferenceService").Method.Select(method => method.Name));
+            var request = declaring.MessageType.Single(message => message.Name == "ModelInferRequest");
+            Assert.Equal(7, request.Field.Single(field => field.Name == "raw_input_contents").Number);
+            await call.RequestStream.CompleteAsync();
+        }
+
+        // grpc.reflection.v1alpha, for older clients.
+        using (var call = new Grpc.Reflection.V1Alpha.ServerReflection.ServerReflectionClient(channel).ServerReflectionInfo(cancellationToken: Ct))
+        {
+            await call.RequestStream.WriteAsync(new Grpc.Reflection.V1Alpha.ServerReflectionRequest { ListServices = "" }, Ct);
+            Assert.True(await call.ResponseStream.MoveNext(Ct));
+            Assert.Contains("inference.GRPCInferenceService", call.ResponseStream.Current.ListServicesResponse.Service.Select(service => service.Name));
+            await call.RequestStream.CompleteAsync();
+        }
+    }
+
     public static TheoryData<string, StatusCode, string> Failures => new()
     {
         { "unknown-model", StatusCode.NotFound, "unknown model 'grpc-nope' (no active version)" },
