@@ -2,8 +2,9 @@ namespace Platform.OnnxRuntime;
 
 /// <summary>
 /// Tensor element types; the numbers are ONNX's <c>TensorProto.DataType</c> values, which ONNX Runtime's
-/// <c>ONNXTensorElementDataType</c> mirrors. Platform's own copy so that the batcher and the wire protocol name element
-/// types without depending on ONNX Runtime's package; it converts to ONNX Runtime's enum by number.
+/// <c>ONNXTensorElementDataType</c> mirrors. Part of this wrapper's narrow API: its callers (the batcher, the worker's
+/// wire handling) name element types, sizes and CLR mappings through it and never touch ONNX Runtime's managed types,
+/// so an ONNX Runtime upgrade changes this library only. It converts to ONNX Runtime's enum by number.
 /// </summary>
 public enum TensorElementType
 {
