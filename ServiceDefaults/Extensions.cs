@@ -10,6 +10,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry;
+using OpenTelemetry.Logs;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
@@ -63,8 +64,10 @@ public static class PlatformServiceDefaultsExtensions
     /// Traces, metrics and logs over OpenTelemetry. The resource takes <c>OTEL_SERVICE_NAME</c> and
     /// <c>OTEL_RESOURCE_ATTRIBUTES</c> (the AppHost's <c>service.instance.id</c> per replica); OTLP export is on when
     /// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set and reads the other <c>OTEL_EXPORTER_OTLP_*</c> variables itself.
-    /// Npgsql and StackExchange.Redis spans come from the Aspire client integrations the services use. A stopping service
-    /// flushes its telemetry for at most <c>Telemetry:ShutdownFlushTimeout</c> (2 s; <see cref="TelemetryShutdownOptions"/>).
+    /// Npgsql and StackExchange.Redis spans come from the Aspire client integrations the services use. Metrics go out over
+    /// OTLP and are served at <c>/metrics</c> unless <c>OTEL_METRICS_EXPORTER</c> picks one (<see cref="MetricExporters"/>).
+    /// A stopping service flushes its telemetry for at most <c>Telemetry:ShutdownFlushTimeout</c> (2 s;
+    /// <see cref="TelemetryShutdownOptions"/>).
     /// </summary>
     public static TBuilder ConfigureOpenTelemetry<TBuilder>(this TBuilder builder)
         where TBuilder : IHostApplicationBuilder
@@ -80,6 +83,8 @@ public static class PlatformServiceDefaultsExtensions
         builder.Services.AddOptions<TelemetryShutdownOptions>().BindConfiguration(TelemetryShutdownOptions.SectionName);
         builder.Services.AddHostedService<TelemetryShutdown>();
 
+        var exporters = MetricExporters.FromConfiguration(builder.Configuration);
+        builder.Services.AddSingleton(exporters);
         var applicationName = builder.Environment.ApplicationName;
         var otel = builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService(
@@ -88,14 +93,20 @@ public static class PlatformServiceDefaultsExtensions
                 // The AppHost names each replica in OTEL_RESOURCE_ATTRIBUTES; a generated id here would override it.
                 autoGenerateServiceInstanceId: !(builder.Configuration["OTEL_RESOURCE_ATTRIBUTES"] ?? string.Empty)
                     .Contains("service.instance.id=", StringComparison.Ordinal)))
-            .WithMetrics(metrics => metrics
-                .AddAspNetCoreInstrumentation()
-                .AddHttpClientInstrumentation()
-                .AddRuntimeInstrumentation()
-                .AddMeter(PlatformTelemetryPrefix, applicationName)
-                // The exporter's default 300 ms response cache serves a scrape taken just before a change to the next
-                // reader; Prometheus scrapes every 15 s anyway, so every scrape reads the live counters.
-                .AddPrometheusExporter(exporter => exporter.ScrapeResponseCacheDurationMilliseconds = 0))
+            .WithMetrics(metrics =>
+            {
+                metrics
+                    .AddAspNetCoreInstrumentation()
+                    .AddHttpClientInstrumentation()
+                    .AddRuntimeInstrumentation()
+                    .AddMeter(PlatformTelemetryPrefix, applicationName);
+                if (exporters.Prometheus)
+                {
+                    // The exporter's default 300 ms response cache serves a scrape taken just before a change to the next
+                    // reader; Prometheus scrapes every 15 s anyway, so every scrape reads the live counters.
+                    metrics.AddPrometheusExporter(exporter => exporter.ScrapeResponseCacheDurationMilliseconds = 0);
+                }
+            })
             .WithTracing(tracing => tracing
                 .SetSampler(OperationRootSampler.FromConfiguration(builder.Configuration))
                 .AddSource(PlatformTelemetryPrefix, applicationName)
@@ -105,7 +116,16 @@ public static class PlatformServiceDefaultsExtensions
 
         if (!string.IsNullOrWhiteSpace(builder.Configuration[OtlpEndpointKey]))
         {
-            otel.UseOtlpExporter();
+            if (exporters.Otlp)
+            {
+                otel.UseOtlpExporter();
+            }
+            else
+            {
+                // UseOtlpExporter covers every signal; without metrics each of the other two gets its own exporter (which
+                // reads the same OTEL_EXPORTER_OTLP_* settings).
+                otel.WithTracing(tracing => tracing.AddOtlpExporter()).WithLogging(logging => logging.AddOtlpExporter());
+            }
         }
 
         return builder;
@@ -123,8 +143,8 @@ public static class PlatformServiceDefaultsExtensions
 
     /// <summary>
     /// Maps <c>/health</c> (readiness: every check), <c>/alive</c> (liveness: checks tagged "live"), both answering a JSON
-    /// report, and <c>/metrics</c> (Prometheus text). Unlike Aspire's template they are mapped in every environment:
-    /// Kubernetes probes and scrapes them.
+    /// report, and <c>/metrics</c> (Prometheus text; not when <c>OTEL_METRICS_EXPORTER</c> leaves <c>prometheus</c> out).
+    /// Unlike Aspire's template they are mapped in every environment: Kubernetes probes and scrapes them.
     /// </summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
@@ -135,7 +155,11 @@ public static class PlatformServiceDefaultsExtensions
             Predicate = registration => registration.Tags.Contains(LiveTag),
             ResponseWriter = HealthResponseWriter.WriteAsync,
         });
-        app.MapPrometheusScrapingEndpoint(MetricsPath);
+        if (app.Services.GetService<MetricExporters>() is not { Prometheus: false })
+        {
+            app.MapPrometheusScrapingEndpoint(MetricsPath);
+        }
+
         return app;
     }
 

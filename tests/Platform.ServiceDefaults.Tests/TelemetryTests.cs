@@ -115,15 +115,7 @@ public sealed class TelemetryTests
     {
         var ct = TestContext.Current.CancellationToken;
         var received = new ConcurrentQueue<string>();
-        await using var collector = await TestHost.StartAsync(
-            app => app.MapPost("/v1/{signal}", async (HttpContext context) =>
-            {
-                await context.Request.Body.CopyToAsync(Stream.Null, context.RequestAborted);
-                received.Enqueue(context.Request.Path);
-                return Results.Ok();
-            }),
-            serviceDefaults: false,
-            cancellationToken: ct);
+        await using var collector = await TestHost.StartCollectorAsync(received, ct);
 
         var service = await TestHost.StartAsync(
             app => app.MapGet("/flushed-on-stop", () => "x"),

@@ -65,6 +65,21 @@ internal sealed class TestHost : IAsyncDisposable
         return new TestHost(app, new Uri(address));
     }
 
+    /// <summary>
+    /// An OTLP/HTTP collector that takes every export (<c>POST /v1/{signal}</c>) and notes its path in
+    /// <paramref name="received"/>.
+    /// </summary>
+    public static Task<TestHost> StartCollectorAsync(System.Collections.Concurrent.ConcurrentQueue<string> received, CancellationToken cancellationToken) =>
+        StartAsync(
+            app => app.MapPost("/v1/{signal}", async (Microsoft.AspNetCore.Http.HttpContext context) =>
+            {
+                await context.Request.Body.CopyToAsync(Stream.Null, context.RequestAborted);
+                received.Enqueue(context.Request.Path);
+                return Microsoft.AspNetCore.Http.Results.Ok();
+            }),
+            serviceDefaults: false,
+            cancellationToken: cancellationToken);
+
     public async ValueTask DisposeAsync()
     {
         await App.StopAsync();
