@@ -41,14 +41,21 @@ public sealed class UsageBuffer(IConnectionMultiplexer redis)
     /// <summary>Redis list of records a writer has taken but not yet committed.</summary>
     public const string ProcessingKey = "usage:processing";
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    /// <summary>
+    /// The buffers' format (records and budget events as web-style JSON): one definition for everything that writes or
+    /// reads these Redis lists — this buffer, <see cref="Enforcement.UsageLedger"/>'s shared pushes and <see cref="UsageWriter"/>.
+    /// </summary>
+    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     /// <summary>Appends a record; returns once Redis has it.</summary>
     public async Task AppendAsync(UsageRecord record, CancellationToken cancellationToken = default)
     {
         var db = redis.GetDatabase();
-        await db.ListLeftPushAsync(PendingKey, JsonSerializer.Serialize(record, Json));
+        await db.ListLeftPushAsync(PendingKey, Serialize(record));
     }
+
+    /// <summary>A record as the buffer stores it.</summary>
+    internal static string Serialize(UsageRecord record) => JsonSerializer.Serialize(record, Json);
 
     /// <summary>Records waiting (pending + in processing).</summary>
     public async Task<long> BacklogAsync(CancellationToken cancellationToken = default)
@@ -56,16 +63,14 @@ public sealed class UsageBuffer(IConnectionMultiplexer redis)
         var db = redis.GetDatabase();
         return await db.ListLengthAsync(PendingKey) + await db.ListLengthAsync(ProcessingKey);
     }
-
-    internal static UsageRecord Parse(string json) => JsonSerializer.Deserialize<UsageRecord>(json, Json)
-        ?? throw new FormatException("Empty usage record.");
 }
 
 /// <summary>
 /// Moves usage records (and budget events) from their Redis buffers into Postgres. Each drain takes a batch atomically
-/// from the pending list into a processing list (one Lua call), inserts it in one statement with <c>ON CONFLICT DO
-/// NOTHING</c>, and only then deletes the processing list; a writer that dies in between leaves the batch in processing,
-/// where the next drain finds and re-inserts it. A short Redis lease keeps two AdminApi replicas from draining at once.
+/// from the pending list into a processing list (one Lua call), stores it in one statement (a binary <c>COPY</c> for
+/// usage records, falling back to an insert with <c>ON CONFLICT DO NOTHING</c> when the batch was written before), and
+/// only then deletes the processing list; a writer that dies in between leaves the batch in processing, where the next
+/// drain finds and writes it again without duplicates. A short Redis lease keeps two AdminApi replicas from draining at once.
 /// </summary>
 public sealed partial class UsageWriter(
     IConnectionMultiplexer redis, NpgsqlDataSource db, TimeProvider time, UsageWriterTelemetry telemetry, ILogger<UsageWriter> logger) : BackgroundService
@@ -74,7 +79,6 @@ public sealed partial class UsageWriter(
     public const int BatchSize = 1000;
 
     private const string LeaseKey = "usage:writer-lease";
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private readonly string _leaseOwner = Guid.NewGuid().ToString("N");
 
     // KEYS: pending, processing. ARGV: batch size. An unfinished batch in processing is returned again first.
@@ -129,7 +133,7 @@ public sealed partial class UsageWriter(
         {
             try
             {
-                parsed.Add(JsonSerializer.Deserialize<T>((string)raw!, Json) ?? throw new JsonException("null"));
+                parsed.Add(JsonSerializer.Deserialize<T>((string)raw!, UsageBuffer.Json) ?? throw new JsonException("null"));
             }
             catch (JsonException ex)
             {

@@ -94,11 +94,6 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
     private static UsageRecord Record(Guid tenant, int i) => new(
         Guid.NewGuid(), tenant, null, "mlp", 1, 200, 1.5, 4, 0.000125m, "EUR", $"trace-{i}", DateTimeOffset.UtcNow);
 
-    private static readonly System.Text.Json.JsonSerializerOptions BufferJson = new(System.Text.Json.JsonSerializerDefaults.Web);
-
-    /// <summary>A record as the buffer stores it, for tests that put entries into the lists themselves.</summary>
-    private static string Buffered(UsageRecord record) => System.Text.Json.JsonSerializer.Serialize(record, BufferJson);
-
     private async Task DrainAllAsync(UsageWriter writer)
     {
         while (await writer.DrainOnceAsync(Ct) > 0)
@@ -141,7 +136,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
         var duplicate = Record(tenant, 999);
         await buffer.AppendAsync(duplicate, Ct);
         await writer.DrainOnceAsync(Ct);
-        await db.ListLeftPushAsync(UsageBuffer.ProcessingKey, Buffered(duplicate));
+        await db.ListLeftPushAsync(UsageBuffer.ProcessingKey, UsageBuffer.Serialize(duplicate));
         await writer.DrainOnceAsync(Ct);
         Assert.Equal(121, await CountAsync(tenant));
     }
@@ -167,7 +162,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
         var batch = written.Take(150).Concat(Enumerable.Range(300, 50).Select(i => Record(tenant, i))).Concat(written.Skip(150)).ToList();
         foreach (var record in batch)
         {
-            await db.ListRightPushAsync(UsageBuffer.ProcessingKey, Buffered(record));
+            await db.ListRightPushAsync(UsageBuffer.ProcessingKey, UsageBuffer.Serialize(record));
         }
         Assert.Equal(batch.Count, await writer.DrainOnceAsync(Ct));
 

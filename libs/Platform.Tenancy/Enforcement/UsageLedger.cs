@@ -75,8 +75,6 @@ public sealed class UsageLedgerOptions
 /// </summary>
 public sealed partial class UsageLedger : IDisposable
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
-
     // KEYS: bucket and spend counter ('' = no budget) per request. ARGV per request: capacity, refill/s, cost and the
     // tokens to lease besides (0: none). Returns per request: allowed, whole tokens left, retry µs, spending (nil without a
     // budget or a counter), tokens leased (granted only to an admitted request, and only while the bucket keeps half its
@@ -312,7 +310,7 @@ public sealed partial class UsageLedger : IDisposable
     {
         ArgumentNullException.ThrowIfNull(record);
         // UTF-8 straight into the Redis command: a UTF-16 string in between was 2–3 % of InferenceApi's allocations.
-        var json = JsonSerializer.SerializeToUtf8Bytes(record, Json);
+        var json = JsonSerializer.SerializeToUtf8Bytes(record, UsageBuffer.Json);
         var charged = budget is not null && record.Cost > 0 && string.Equals(record.Currency, budget.Currency, StringComparison.Ordinal);
         if (!charged)
         {
@@ -337,7 +335,7 @@ public sealed partial class UsageLedger : IDisposable
 
         if (crossed.Count > 0)
         {
-            await _redis.GetDatabase().ListLeftPushAsync(TenancyChannels.PendingBudgetEvents, [.. crossed.Select(e => (RedisValue)JsonSerializer.Serialize(e, Json))]);
+            await _redis.GetDatabase().ListLeftPushAsync(TenancyChannels.PendingBudgetEvents, [.. crossed.Select(e => (RedisValue)JsonSerializer.Serialize(e, UsageBuffer.Json))]);
         }
 
         return new ChargeResult(new BudgetState(budget, spent, start, end), crossed);
