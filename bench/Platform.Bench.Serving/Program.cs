@@ -108,39 +108,20 @@ using (var session = ort.CreateSession(model.Bytes, new InferenceSessionOptions
         (session.ExecutionProviderFallbackReason is { } reason ? $" (CUDA not used: {reason})" : string.Empty));
     var random = new Random(1);
     var single = RandomRows(random, 1);
-    var latencies = new List<double>();
     for (var i = 0; i < 50; i++)
     {
         Run(session, single, 1);
     }
 
-    var sw = Stopwatch.StartNew();
-    while (sw.Elapsed < measure)
-    {
-        var t = Stopwatch.GetTimestamp();
-        Run(session, single, 1);
-        latencies.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
-    }
-
-    rawSingleP50Ms = Percentile(latencies, 0.5);
-    rows.Add(new Row("raw ORT", "batch 1", 1, latencies.Count / sw.Elapsed.TotalSeconds, rawSingleP50Ms, Percentile(latencies, 0.99)));
+    rows.Add(TimedRuns("raw ORT", 1, measure, _ => Run(session, single, 1)));
+    rawSingleP50Ms = rows[^1].P50Ms;
     rawBest = 0;
     foreach (var batch in new[] { 8, 32, 64, 128 })
     {
         var input = RandomRows(random, batch);
         Run(session, input, batch);
-        var runs = new List<double>();
-        sw.Restart();
-        while (sw.Elapsed < measure / 2)
-        {
-            var t = Stopwatch.GetTimestamp();
-            Run(session, input, batch);
-            runs.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
-        }
-
-        var throughput = runs.Count * batch / sw.Elapsed.TotalSeconds;
-        rawBest = Math.Max(rawBest, throughput);
-        rows.Add(new Row("raw ORT", $"batch {batch}", 1, throughput, Percentile(runs, 0.5), Percentile(runs, 0.99)));
+        rows.Add(TimedRuns("raw ORT", batch, measure / 2, _ => Run(session, input, batch)));
+        rawBest = Math.Max(rawBest, rows[^1].Throughput);
     }
 
     rawBest = Math.Max(rawBest, rows[0].Throughput);
@@ -156,31 +137,12 @@ using (var session = ort.CreateSession(model.Bytes, new InferenceSessionOptions 
         Run(session, single, 1);
     }
 
-    var latencies = new List<double>();
-    var sw = Stopwatch.StartNew();
-    while (sw.Elapsed < measure / 2)
-    {
-        var t = Stopwatch.GetTimestamp();
-        Run(session, single, 1);
-        latencies.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
-    }
-
-    rows.Add(new Row("raw ORT no spinning", "batch 1", 1, latencies.Count / sw.Elapsed.TotalSeconds, Percentile(latencies, 0.5), Percentile(latencies, 0.99)));
+    rows.Add(TimedRuns("raw ORT no spinning", 1, measure / 2, _ => Run(session, single, 1)));
 
     // Control: the same single row, each run ~1 ms after the last one ended, as requests arrive at a worker at c1 (e2e
     // c1 answers 700-900 requests/s). Back to back the weights stay in the caches; a millisecond later other work on the
     // host (this machine's other processes, other tenants sharing the L3) has evicted part of them, whatever the worker does.
-    latencies.Clear();
-    sw.Restart();
-    while (sw.Elapsed < measure / 2)
-    {
-        Thread.Sleep(1);
-        var t = Stopwatch.GetTimestamp();
-        Run(session, single, 1);
-        latencies.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
-    }
-
-    rows.Add(new Row("raw ORT 1 ms apart", "batch 1", 1, latencies.Count / sw.Elapsed.TotalSeconds, Percentile(latencies, 0.5), Percentile(latencies, 0.99)));
+    rows.Add(TimedRuns("raw ORT 1 ms apart", 1, measure / 2, _ => Run(session, single, 1), before: () => Thread.Sleep(1)));
 
     // CPU time per inference with the workers' settings: unlike wall-clock figures it hardly moves when other processes
     // compete for the cores (idle pool threads sleep, so the process only burns CPU for the work).
@@ -191,7 +153,7 @@ using (var session = ort.CreateSession(model.Bytes, new InferenceSessionOptions 
         using var self = Process.GetCurrentProcess();
         var cpuBefore = self.TotalProcessorTime;
         var inferences = 0;
-        sw.Restart();
+        var sw = Stopwatch.StartNew();
         while (sw.Elapsed < measure / 2)
         {
             Run(session, cpuInput, cpuBatch);
@@ -210,16 +172,7 @@ using (var session = ort.CreateSession(model.Bytes, new InferenceSessionOptions 
         Run(i % 2 == 0 ? session : other, single, 1);
     }
 
-    latencies.Clear();
-    sw.Restart();
-    for (var i = 0; sw.Elapsed < measure / 2; i++)
-    {
-        var t = Stopwatch.GetTimestamp();
-        Run(i % 2 == 0 ? session : other, single, 1);
-        latencies.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
-    }
-
-    rows.Add(new Row("raw ORT 2 sessions alt.", "batch 1", 1, latencies.Count / sw.Elapsed.TotalSeconds, Percentile(latencies, 0.5), Percentile(latencies, 0.99)));
+    rows.Add(TimedRuns("raw ORT 2 sessions alt.", 1, measure / 2, i => Run(i % 2 == 0 ? session : other, single, 1)));
 }
 
 if (args.Contains("--raw-only"))
@@ -854,6 +807,23 @@ static Dictionary<string, double> ThreadCpuSeconds(PlatformApp app)
     }
 
     return result;
+}
+
+// In-process runs of `rowsPerRun` rows for `duration`, each timed alone (`before` runs untimed ahead of each; the
+// throughput counts it); run i gets i.
+static Row TimedRuns(string setup, int rowsPerRun, TimeSpan duration, Action<int> run, Action? before = null)
+{
+    var latencies = new List<double>();
+    var sw = Stopwatch.StartNew();
+    for (var i = 0; sw.Elapsed < duration; i++)
+    {
+        before?.Invoke();
+        var t = Stopwatch.GetTimestamp();
+        run(i);
+        latencies.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+    }
+
+    return new Row(setup, $"batch {rowsPerRun}", 1, latencies.Count * rowsPerRun / sw.Elapsed.TotalSeconds, Percentile(latencies, 0.5), Percentile(latencies, 0.99));
 }
 
 static double Percentile(List<double> values, double p)
