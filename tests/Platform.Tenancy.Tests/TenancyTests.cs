@@ -94,6 +94,8 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
     private static UsageRecord Record(Guid tenant, int i) => new(
         Guid.NewGuid(), tenant, null, "mlp", 1, 200, 1.5, 4, 0.000125m, "EUR", $"trace-{i}", DateTimeOffset.UtcNow);
 
+    private UsageWriter NewWriter(StackExchange.Redis.IConnectionMultiplexer redis) => new(redis, infra.Db, TimeProvider.System, Telemetry, NullLogger<UsageWriter>.Instance);
+
     private async Task DrainAllAsync(UsageWriter writer)
     {
         while (await writer.DrainOnceAsync(Ct) > 0)
@@ -126,7 +128,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
             await db.ListRightPopLeftPushAsync(UsageBuffer.PendingKey, UsageBuffer.ProcessingKey);
         }
 
-        var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, Telemetry, NullLogger<UsageWriter>.Instance);
+        var writer = NewWriter(redis);
         await DrainAllAsync(writer);
 
         Assert.Equal(120, await CountAsync(tenant));
@@ -146,7 +148,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
     {
         await using var redis = infra.NewRedisConnection();
         var buffer = new UsageBuffer(redis);
-        var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, Telemetry, NullLogger<UsageWriter>.Instance);
+        var writer = NewWriter(redis);
         var tenant = Guid.NewGuid();
         var written = Enumerable.Range(0, 300).Select(i => Record(tenant, i)).ToList();
         foreach (var record in written)
@@ -175,7 +177,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
     {
         await using var redis = infra.NewRedisConnection();
         var buffer = new UsageBuffer(redis);
-        var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, Telemetry, NullLogger<UsageWriter>.Instance);
+        var writer = NewWriter(redis);
         var tenant = Guid.NewGuid();
 
         await infra.App.StopAsync("postgres", cancellationToken: Ct);
@@ -245,7 +247,7 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
         await db.ListLeftPushAsync(UsageBuffer.PendingKey, "{not json");
         await buffer.AppendAsync(Record(tenant, 2), Ct);
 
-        var writer = new UsageWriter(redis, infra.Db, TimeProvider.System, Telemetry, NullLogger<UsageWriter>.Instance);
+        var writer = NewWriter(redis);
         await DrainAllAsync(writer);
 
         Assert.Equal(2, await CountAsync(tenant));
