@@ -1,5 +1,5 @@
 // A hand-rolled KServe v2 endpoint over ONNX Runtime: the peer the serving benchmark measures Platform against.
-//   dotnet Platform.Bench.Peer.dll --model <path.onnx> --urls http://127.0.0.1:<port> [--exit-with-stdin true]
+//   dotnet Platform.Bench.Peer.dll --model <path.onnx> --urls http://127.0.0.1:<port> [--intra-op-threads N] [--exit-with-stdin true]
 // One FP32 input, one output: the shape of the benchmark's models. JSON or the binary tensor extension in and out.
 using System.Buffers.Binary;
 using System.Text.Json;
@@ -8,7 +8,15 @@ using Microsoft.ML.OnnxRuntime;
 var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.ClearProviders();
 var path = builder.Configuration["model"] ?? throw new ArgumentException("--model <path.onnx> is required");
-using var session = new InferenceSession(path);
+// ONNX Runtime's defaults unless told otherwise (a spinning pool of a thread per core); --intra-op-threads 1 is the tuned
+// alternative, where concurrent requests rather than one run's threads use the cores.
+using var sessionOptions = new Microsoft.ML.OnnxRuntime.SessionOptions();
+if (builder.Configuration["intra-op-threads"] is { } threads)
+{
+    sessionOptions.IntraOpNumThreads = int.Parse(threads, System.Globalization.CultureInfo.InvariantCulture);
+}
+
+using var session = new InferenceSession(path, sessionOptions);
 var input = session.InputMetadata.Single();
 var output = session.OutputNames.Single();
 var features = input.Value.Dimensions[^1];

@@ -38,13 +38,16 @@ if (args.Contains("--help"))
                                      published platform's (OTEL_TRACES_SAMPLER=parentbased_traceidratio, _ARG=0.1), e.g.
                                      OTEL_TRACES_SAMPLER=parentbased_always_on measures run mode's (every request traced)
           --worker-env K=V           an environment variable of the model workers only (repeatable)
+          --peer-intra-op-threads N  the hand-rolled peer's intra-op threads (default: ONNX Runtime's, a spinning thread per
+                                     core; 1 = concurrent requests use the cores instead of one run's threads)
           --execution-provider P     auto | cuda | cpu for the raw sessions and the workers (default auto, the workers' default)
           --raw-only                 only the raw ONNX Runtime part (no platform)
           --hold-seconds N           keep the platform up N s at the end (prints the pids and wrk commands for both models)
           --threads                  CPU time per thread of each end-to-end configuration
         Prints tables and RESULT lines: e2e_over_raw, server_cpu_over_raw_c64, batching_efficiency_c32, added_p50_ms_c1,
         tiny_over_peer_c64, tiny_added_p50_ms_c1 (Platform vs the hand-rolled peer, bench/Platform.Bench.Peer, on a
-        12->24->5 MLP) and more; raw_ort_* always.
+        12->24->5 MLP), bench_over_peer_c64, bench_added_p50_ms_c1 (the same on the benchmark model) and more;
+        raw_ort_* always.
         """);
     return 0;
 }
@@ -75,6 +78,7 @@ if (!serviceEnvironment.Any(IsTraceSampling))
 }
 // Environment of the model workers only, e.g. --worker-env DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 (repeatable).
 var workerEnvironment = KeyValues(args, "--worker-env");
+var peerThreads = args.SkipWhile(a => a != "--peer-intra-op-threads").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
 var ledgerCalls = args.SkipWhile(a => a != "--ledger-calls").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
 // Execution provider of the raw sessions and of the workers (ModelWorker:ExecutionProvider).
 var providerName = args.SkipWhile(a => a != "--execution-provider").Skip(1).FirstOrDefault() ?? "auto";
@@ -333,6 +337,23 @@ foreach (var concurrency in new[] { 1, 32 })
     }
 }
 
+// The compute case against the same peer: the benchmark model, the request bytes of the e2e steps, Platform as the
+// e2e steps left it (batching on). The peer runs a row per request on one session with ONNX Runtime's defaults (a
+// spinning pool of a thread per core), what a team would write; at c1 both servers pay for a row whose weights the
+// other processes on the cores pushed out of the cache, so this difference is the servers' own.
+Dictionary<(string Server, int Concurrency), Row> benchPeerRows;
+var benchPath = Path.Combine(Path.GetTempPath(), $"platform-bench-benchmark-{Environment.ProcessId}.onnx");
+await File.WriteAllBytesAsync(benchPath, model.Bytes);
+using (var benchPeer = PeerProcess.Start(benchPath, peerThreads))
+{
+    var benchPeerSend = LeanHttpConnection.Factory(benchPeer.Address, "/v2/models/bench/infer", null, request);
+    await WaitServedAsync(benchPeerSend);
+    benchPeerRows = await AgainstPeerAsync(app, benchPeer, "bench", measure,
+        [(1, "Platform", restBinary), (1, "peer", benchPeerSend), (64, "Platform", restBinary), (64, "peer", benchPeerSend)]);
+}
+
+File.Delete(benchPath);
+
 // The overhead case: a 12->24->5 MLP, where the model costs microseconds and serving is nearly everything. Platform
 // (governance on: key, rate limit, usage record; batching on) against the hand-rolled peer (bench/Platform.Bench.Peer:
 // one ASP.NET Core process, ONNX Runtime per request, nothing else), with the same client and request bytes.
@@ -349,29 +370,19 @@ var tinyPlatform = LeanHttpConnection.Factory(inferenceUri, "/v2/models/tiny/inf
 await WaitServedAsync(tinyPlatform);
 var tinyPath = Path.Combine(Path.GetTempPath(), $"platform-bench-tiny-{Environment.ProcessId}.onnx");
 await File.WriteAllBytesAsync(tinyPath, tiny.Bytes);
-using var peer = PeerProcess.Start(tinyPath);
+using var peer = PeerProcess.Start(tinyPath, peerThreads);
 using var peerHttp = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256, UseProxy = false, PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5) })
 {
     BaseAddress = peer.Address,
 };
 var tinyPeer = LeanHttpConnection.Factory(peer.Address, "/v2/models/tiny/infer", null, tinyRequest);
 await WaitServedAsync(tinyPeer);
-var tinyRows = new Dictionary<(string Server, int Concurrency), Row>();
-var tinySteps = new[]
-{
+var tinyRows = await AgainstPeerAsync(app, peer, "tiny", measure,
+[
     (1, "Platform", tinyPlatform), (1, "peer", tinyPeer), (64, "Platform", tinyPlatform), (64, "peer", tinyPeer),
     (64, "Platform, HttpClient", Shared(Sender(http, "/v2/models/tiny/infer", tinyRequest))),
     (64, "peer, HttpClient", Shared(Sender(peerHttp, "/v2/models/tiny/infer", tinyRequest))),
-};
-foreach (var (concurrency, name, send) in tinySteps)
-{
-    await LoadAsync(send, concurrency, TimeSpan.FromSeconds(2)); // warm-up (JIT tiers in every process on the path)
-    var peerCpuBefore = peer.CpuSeconds();
-    var (measured, _, _) = await MeasureAsync(app, send, concurrency, measure);
-    var served = Math.Max(1, measured.Throughput * measure.TotalSeconds);
-    var cpu = new Dictionary<string, double>(measured.CpuMsPerInference!) { ["peer"] = (peer.CpuSeconds() - peerCpuBefore) * 1000 / served };
-    tinyRows[(name, concurrency)] = measured with { Setup = $"tiny {name}", CpuMsPerInference = cpu };
-}
+]);
 
 // An independent check of the lean client: wrk (Debian's package, eng/install.sh), one thread, the same request bytes.
 var wrkRows = new List<(string Server, int Concurrency, WrkResult Result)>();
@@ -387,16 +398,9 @@ if (Wrk.Find() is { } wrk)
 File.Delete(tinyPath);
 
 Console.WriteLine();
-Console.WriteLine($"{"tiny 12->24->5 MLP",-24} {"conc",5} {"inf/s",8} {"p50 ms",8} {"p99 ms",8} {"errors",7} {"client",7} {"server",7} {"api",7} {"workers",8}  (CPU ms per inference; server = api + workers, or the peer)");
-foreach (var ((name, concurrency), row2) in tinyRows)
-{
-    var cpu = row2.CpuMsPerInference!;
-    var isPeer = name.StartsWith("peer", StringComparison.Ordinal);
-    var server = isPeer ? cpu["peer"] : cpu.GetValueOrDefault("inference-api") + cpu.GetValueOrDefault("model-worker");
-    var parts = isPeer ? string.Empty
-        : string.Create(CultureInfo.InvariantCulture, $" {cpu.GetValueOrDefault("inference-api"),7:F3} {cpu.GetValueOrDefault("model-worker"),8:F3}");
-    Console.WriteLine($"{name,-24} {concurrency,5} {row2.Throughput,8:F0} {row2.P50Ms,8:F3} {row2.P99Ms,8:F3} {row2.Errors,7} {cpu.GetValueOrDefault("client"),7:F3} {server,7:F3}{parts}");
-}
+Console.WriteLine($"the hand-rolled peer: intra-op threads {peerThreads?.ToString(CultureInfo.InvariantCulture) ?? "ONNX Runtime's default (a spinning thread per core)"}, a row per run");
+PrintAgainstPeer("benchmark model (5 M)", benchPeerRows);
+PrintAgainstPeer("tiny 12->24->5 MLP", tinyRows);
 
 if (wrkRows.Count > 0)
 {
@@ -454,7 +458,7 @@ Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"raw ORT best: {2
 
 Console.WriteLine();
 Console.WriteLine($"{"KB allocated per inf.",-22} {"conc",5} {"api",8} {"workers",8}  (.NET GC allocations; ONNX Runtime's native buffers not included)");
-foreach (var row in rows.Concat(tinyRows.Values).Where(r => r.AllocatedKbPerInference is not null))
+foreach (var row in rows.Concat(benchPeerRows.Values).Concat(tinyRows.Values).Where(r => r.AllocatedKbPerInference is not null))
 {
     var allocated = row.AllocatedKbPerInference!;
     Console.WriteLine($"{row.Setup,-22} {row.Concurrency,5} {allocated.GetValueOrDefault("inference-api"),8:F2} {allocated.GetValueOrDefault("model-worker"),8:F2}");
@@ -478,6 +482,8 @@ Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT added_p50
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT tiny_over_peer_c64={tinyRows[("Platform", 64)].Throughput / tinyRows[("peer", 64)].Throughput:F3}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT tiny_added_p50_ms_c1={tinyRows[("Platform", 1)].P50Ms - tinyRows[("peer", 1)].P50Ms:F3}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT batching_gain_c32={batchingGain:F3}"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT bench_over_peer_c64={benchPeerRows[("Platform", 64)].Throughput / benchPeerRows[("peer", 64)].Throughput:F3}"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT bench_added_p50_ms_c1={benchPeerRows[("Platform", 1)].P50Ms - benchPeerRows[("peer", 1)].P50Ms:F3}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT grpc_over_rest_binary_c32={transportRows[("gRPC (Grpc.Net.Client)", 32)].Throughput / transportRows[("REST binary", 32)].Throughput:F3}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT rest_json_over_rest_binary_c32={transportRows[("REST JSON", 32)].Throughput / transportRows[("REST binary", 32)].Throughput:F3}"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT grpc_added_p50_ms_c1={transportRows[("gRPC (Grpc.Net.Client)", 1)].P50Ms - rawSingleP50Ms:F3}"));
@@ -523,6 +529,40 @@ static void PrintRawResults(List<Row> rows, double rawBest, Dictionary<int, doub
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT raw_ort_best_inf_s={rawBest:F0}"));
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT raw_ort_no_spinning_batch1_p50_ms={rows.Single(r => r.Setup == "raw ORT no spinning").P50Ms:F3}"));
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"RESULT raw_ort_no_spinning_1ms_apart_batch1_p50_ms={rows.Single(r => r.Setup == "raw ORT 1 ms apart").P50Ms:F3}"));
+}
+
+// Platform against a hand-rolled peer on one model: each step (concurrency, server, client) after its own warm-up, the
+// peer's CPU read from its process beside the platform's.
+static async Task<Dictionary<(string Server, int Concurrency), Row>> AgainstPeerAsync(
+    PlatformApp app, PeerProcess peer, string label, TimeSpan measure, (int Concurrency, string Server, Func<ISender> Send)[] steps)
+{
+    var rows = new Dictionary<(string Server, int Concurrency), Row>();
+    foreach (var (concurrency, server, send) in steps)
+    {
+        await LoadAsync(send, concurrency, TimeSpan.FromSeconds(2)); // warm-up (JIT tiers in every process on the path)
+        var peerCpuBefore = peer.CpuSeconds();
+        var (measured, _, _) = await MeasureAsync(app, send, concurrency, measure);
+        var served = Math.Max(1, measured.Throughput * measure.TotalSeconds);
+        var cpu = new Dictionary<string, double>(measured.CpuMsPerInference!) { ["peer"] = (peer.CpuSeconds() - peerCpuBefore) * 1000 / served };
+        rows[(server, concurrency)] = measured with { Setup = $"{label} {server}", CpuMsPerInference = cpu };
+    }
+
+    return rows;
+}
+
+static void PrintAgainstPeer(string title, Dictionary<(string Server, int Concurrency), Row> rows)
+{
+    Console.WriteLine();
+    Console.WriteLine($"{title,-24} {"conc",5} {"inf/s",8} {"p50 ms",8} {"p99 ms",8} {"errors",7} {"client",7} {"server",7} {"api",7} {"workers",8}  (CPU ms per inference; server = api + workers, or the peer)");
+    foreach (var ((name, concurrency), row) in rows)
+    {
+        var cpu = row.CpuMsPerInference!;
+        var isPeer = name.StartsWith("peer", StringComparison.Ordinal);
+        var server = isPeer ? cpu["peer"] : cpu.GetValueOrDefault("inference-api") + cpu.GetValueOrDefault("model-worker");
+        var parts = isPeer ? string.Empty
+            : string.Create(CultureInfo.InvariantCulture, $" {cpu.GetValueOrDefault("inference-api"),7:F3} {cpu.GetValueOrDefault("model-worker"),8:F3}");
+        Console.WriteLine($"{name,-24} {concurrency,5} {row.Throughput,8:F0} {row.P50Ms,8:F3} {row.P99Ms,8:F3} {row.Errors,7} {cpu.GetValueOrDefault("client"),7:F3} {server,7:F3}{parts}");
+    }
 }
 
 // One measured step: load for `duration` with CPU (per process) and thread CPU read before and after.
@@ -860,7 +900,7 @@ internal sealed class PeerProcess : IDisposable
 
     public Uri Address { get; }
 
-    public static PeerProcess Start(string modelPath)
+    public static PeerProcess Start(string modelPath, int? intraOpThreads)
     {
         // bench/Platform.Bench.Serving/bin/<configuration>/net10.0/ -> bench/Platform.Bench.Peer/bin/<configuration>/net10.0/
         var here = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
@@ -884,6 +924,12 @@ internal sealed class PeerProcess : IDisposable
         foreach (var argument in new[] { dll, "--model", modelPath, "--urls", address.ToString(), "--exit-with-stdin", "true" })
         {
             start.ArgumentList.Add(argument);
+        }
+
+        if (intraOpThreads is { } threads)
+        {
+            start.ArgumentList.Add("--intra-op-threads");
+            start.ArgumentList.Add(threads.ToString(CultureInfo.InvariantCulture));
         }
 
         var process = Process.Start(start) ?? throw new InvalidOperationException("the peer did not start");
