@@ -463,6 +463,14 @@ foreach (var row in rows.Concat(benchPeerRows.Values).Concat(tinyRows.Values).Wh
     var allocated = row.AllocatedKbPerInference!;
     Console.WriteLine($"{row.Setup,-22} {row.Concurrency,5} {allocated.GetValueOrDefault("inference-api"),8:F2} {allocated.GetValueOrDefault("model-worker"),8:F2}");
 }
+if (!serviceEnvironment.Any(e => e.Key == "DOTNET_GCDynamicAdaptationMode" && e.Value == "0"))
+{
+    // The services run Server GC with DATAS (.NET's default), whose total-allocated counter sums only the heaps active at
+    // the moment: while DATAS takes a heap away, the counter stands still (or drops), so a step measured then reads low.
+    Console.WriteLine("allocations are read from dotnet.gc.heap.total_allocated, which stands still while Server GC's DATAS changes the heap count " +
+        "(dotnet/runtime#131069): a row near 0 is that; --service-env DOTNET_GCDynamicAdaptationMode=0 measures them exactly (fixed heaps)");
+}
+
 Console.WriteLine($"load average: {File.ReadAllText("/proc/loadavg").Trim()}");
 
 var e2eOverRaw = results[(true, 64)].Throughput / rawBest;
