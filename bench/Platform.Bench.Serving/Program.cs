@@ -338,9 +338,8 @@ foreach (var concurrency in new[] { 1, 32 })
 }
 
 // The compute case against the same peer: the benchmark model, the request bytes of the e2e steps, Platform as the
-// e2e steps left it (batching on). The peer runs a row per request on one session with ONNX Runtime's defaults (a
-// spinning pool of a thread per core), what a team would write; at c1 both servers pay for a row whose weights the
-// other processes on the cores pushed out of the cache, so this difference is the servers' own.
+// e2e steps left it (batching on). The peer runs a row per request on one session, by default with ONNX Runtime's
+// threads (a spinning pool of a thread per core), what a team would write, or as --peer-intra-op-threads says.
 Dictionary<(string Server, int Concurrency), Row> benchPeerRows;
 var benchPath = Path.Combine(Path.GetTempPath(), $"platform-bench-benchmark-{Environment.ProcessId}.onnx");
 await File.WriteAllBytesAsync(benchPath, model.Bytes);
