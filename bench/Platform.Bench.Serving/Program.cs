@@ -56,13 +56,13 @@ var seconds = args.SkipWhile(a => a != "--seconds").Skip(1).Select(double.Parse)
 var measure = TimeSpan.FromSeconds(seconds);
 // ONNX Runtime intra-op threads per worker replica (0 = ORT's default, one per core; absent = the AppHost's run-mode
 // setting, the cores divided among the replicas).
-var workerThreads = args.SkipWhile(a => a != "--worker-threads").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
+var workerThreads = IntOption(args, "--worker-threads");
 // The batching-on queue delay (µs).
-var queueDelayMicros = args.SkipWhile(a => a != "--queue-delay-us").Skip(1).Select(int.Parse).FirstOrDefault(2000);
+var queueDelayMicros = IntOption(args, "--queue-delay-us") ?? 2000;
 // InferenceApi's WorkerRouting:PackBelow (0 = spread by least outstanding requests; N = pack onto the first replica
 // below N requests in flight; absent = the AppHost's run-mode setting).
-var packBelow = args.SkipWhile(a => a != "--pack-below").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
-var coalesceCalls = args.SkipWhile(a => a != "--coalesce-calls").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
+var packBelow = IntOption(args, "--pack-below");
+var coalesceCalls = IntOption(args, "--coalesce-calls");
 // Any other InferenceApi setting, e.g. --api-setting InferenceApi:OverlapAdmission=false (repeatable).
 var apiSettings = KeyValues(args, "--api-setting");
 // Environment of every service, e.g. --service-env OTEL_TRACES_SAMPLER=parentbased_traceidratio (repeatable).
@@ -78,8 +78,8 @@ if (!serviceEnvironment.Any(IsTraceSampling))
 }
 // Environment of the model workers only, e.g. --worker-env DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 (repeatable).
 var workerEnvironment = KeyValues(args, "--worker-env");
-var peerThreads = args.SkipWhile(a => a != "--peer-intra-op-threads").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
-var ledgerCalls = args.SkipWhile(a => a != "--ledger-calls").Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
+var peerThreads = IntOption(args, "--peer-intra-op-threads");
+var ledgerCalls = IntOption(args, "--ledger-calls");
 // Execution provider of the raw sessions and of the workers (ModelWorker:ExecutionProvider).
 var providerName = args.SkipWhile(a => a != "--execution-provider").Skip(1).FirstOrDefault() ?? "auto";
 if (!Enum.TryParse<ExecutionProviderPreference>(providerName, ignoreCase: true, out var provider) || !Enum.IsDefined(provider))
@@ -591,6 +591,10 @@ static async Task<(Row Row, Dictionary<string, double> ThreadsBefore, Dictionary
         CoresBusy = cpuAfter.Sum(c => c.Value - cpuBefore.GetValueOrDefault(c.Key)) / duration.TotalSeconds,
     }, threadsBefore, threadsAfter);
 }
+
+// The integer after "--option", or null when the option is absent.
+static int? IntOption(string[] args, string option) =>
+    args.SkipWhile(a => a != option).Skip(1).Select(a => (int?)int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault();
 
 // Every value of a repeatable "--option K=V" (V empty when there is no '=').
 static (string Key, string Value)[] KeyValues(string[] args, string option) =>
