@@ -457,7 +457,9 @@ Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"raw ORT best: {2
 
 Console.WriteLine();
 Console.WriteLine($"{"KB allocated per inf.",-22} {"conc",5} {"api",8} {"workers",8}  (.NET GC allocations; ONNX Runtime's native buffers not included)");
-foreach (var row in rows.Concat(benchPeerRows.Values).Concat(tinyRows.Values).Where(r => r.AllocatedKbPerInference is not null))
+// Platform's steps only: the columns are its services', which stand idle while the peer is measured.
+var platformRows = benchPeerRows.Concat(tinyRows).Where(r => r.Key.Server.StartsWith("Platform", StringComparison.Ordinal)).Select(r => r.Value);
+foreach (var row in rows.Concat(platformRows).Where(r => r.AllocatedKbPerInference is not null))
 {
     var allocated = row.AllocatedKbPerInference!;
     Console.WriteLine($"{row.Setup,-22} {row.Concurrency,5} {allocated.GetValueOrDefault("inference-api"),8:F2} {allocated.GetValueOrDefault("model-worker"),8:F2}");
