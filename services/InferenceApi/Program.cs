@@ -84,12 +84,16 @@ builder.Services.AddGrpc(grpc =>
 builder.Services.AddGrpcHealthChecks();
 // Server reflection: grpcurl, Postman and other generic clients find the services and their messages without the .proto files.
 builder.Services.AddGrpcReflection();
+// Triton's HTTP clients can compress request bodies (Content-Encoding gzip or deflate); the framework's middleware
+// decompresses them, still bounded by the body size limit, and InferenceHandler refuses any coding it left in place.
+builder.Services.AddRequestDecompression();
 
 var app = builder.Build();
 
 app.MapDefaultEndpoints();
 app.MapServiceInfo("inference-api");
 app.UseForwardedHeaders();
+app.UseRequestDecompression();
 app.UseMiddleware<TenantEnforcementMiddleware>();
 app.MapOpenInference();
 app.MapGrpcService<OpenInferenceGrpcService>();

@@ -69,6 +69,12 @@ public sealed class GrpcProtocolTests(ServingFixture fixture)
             Assert.Equal(rest, decoded["probabilities"].Data.ToArray());
         }
 
+        // A compressed request message, as a client with compression on sends it (grpc-encoding: gzip).
+        var compressed = GrpcServing.With(key, Ct);
+        compressed.Headers!.Add("grpc-internal-encoding-request", "gzip");
+        var unpacked = GrpcInferCodec.ReadResponse(await client.ModelInferAsync(GrpcInferCodec.WriteRequest("grpc-parity", null, [input], raw: true), compressed));
+        Assert.Equal(rest, unpacked["probabilities"].Data.ToArray());
+
         // Node (grpc-js + proto-loader reading the .proto file): its own checks, then the bytes.
         var node = await GrpcServing.RunNodeClientAsync(new
         {

@@ -52,10 +52,16 @@ public sealed class ServingClient(HttpClient admin, HttpClient inference)
         return await PostRawAsync(path, buffer.WrittenSpan.ToArray(), encoding == TensorEncoding.Binary ? jsonLength : null, ct);
     }
 
-    public async Task<(int Status, byte[] Body, HttpResponseMessage Response)> PostRawAsync(string path, byte[] body, int? headerLength, CancellationToken ct)
+    public async Task<(int Status, byte[] Body, HttpResponseMessage Response)> PostRawAsync(string path, byte[] body, int? headerLength, CancellationToken ct,
+        string? contentEncoding = null)
     {
         using var content = new ByteArrayContent(body);
         content.Headers.ContentType = new MediaTypeHeaderValue(headerLength is null ? "application/json" : "application/octet-stream");
+        if (contentEncoding is not null)
+        {
+            content.Headers.ContentEncoding.Add(contentEncoding);
+        }
+
         if (headerLength is { } length)
         {
             content.Headers.Add(InferRequestReader.HeaderContentLengthHeader, length.ToString(System.Globalization.CultureInfo.InvariantCulture));

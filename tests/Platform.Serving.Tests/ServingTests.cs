@@ -194,6 +194,62 @@ public sealed class ServingTests(ServingFixture fixture)
         Assert.StartsWith("Inference-Header-Content-Length", JsonDocument.Parse(body).RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("gzip")]
+    [InlineData("deflate")]
+    [InlineData("br")]
+    public async Task CompressedRequestBodiesAnswerAsUncompressedOnes(string coding)
+    {
+        // Triton's HTTP clients compress request bodies on request (Content-Encoding gzip or deflate; deflate is zlib's format).
+        var model = await DeployAsync($"compressed-{coding}", 16);
+        var input = Input(2, 7);
+        var expected = OrtReference(model, input);
+        foreach (var encoding in new[] { TensorEncoding.JsonFlat, TensorEncoding.Binary })
+        {
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+            var jsonLength = InferClientCodec.WriteRequest(buffer, [input], encoding, [new RequestedOutput("probabilities", BinaryData: true)], null, null);
+            var (status, body, response) = await Client.PostRawAsync($"/v2/models/compressed-{coding}/infer", Compress(buffer.WrittenSpan.ToArray(), coding),
+                encoding == TensorEncoding.Binary ? jsonLength : null, Ct, coding);
+            Assert.True(status == 200, Encoding.UTF8.GetString(body));
+            Assert.Equal(expected, ServingClient.Decode(body, response)["probabilities"].Data.ToArray());
+        }
+    }
+
+    [Fact]
+    public async Task AnUnknownContentEncodingIs415AndACorruptBodyIs400()
+    {
+        await EnsureDeployedAsync("errors", 14);
+        var json = Encoding.UTF8.GetBytes("""{"inputs":[{"name":"input","datatype":"FP32","shape":[1,16],"data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}]}""");
+
+        var (status, body, _) = await Client.PostRawAsync("/v2/models/errors/infer", json, null, Ct, "zstd");
+        Assert.Equal(415, status);
+        Assert.Equal("Content-Encoding: 'zstd' is not supported; send the body uncompressed or as gzip, deflate or br",
+            JsonDocument.Parse(body).RootElement.GetProperty("error").GetString());
+
+        // A gzip header followed by a deflate block of the reserved type 3.
+        (status, body, _) = await Client.PostRawAsync("/v2/models/errors/infer", [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff], null, Ct, "gzip");
+        Assert.Equal(400, status);
+        Assert.StartsWith("body: the compressed request body could not be decoded", JsonDocument.Parse(body).RootElement.GetProperty("error").GetString(),
+            StringComparison.Ordinal);
+    }
+
+    private static byte[] Compress(byte[] data, string coding)
+    {
+        using var compressed = new MemoryStream();
+        using (Stream stream = coding switch
+        {
+            "gzip" => new System.IO.Compression.GZipStream(compressed, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true),
+            "deflate" => new System.IO.Compression.ZLibStream(compressed, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true),
+            "br" => new System.IO.Compression.BrotliStream(compressed, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true),
+            _ => throw new ArgumentOutOfRangeException(nameof(coding)),
+        })
+        {
+            stream.Write(data);
+        }
+
+        return compressed.ToArray();
+    }
+
     [Fact]
     public async Task CacheHitReturnsIdenticalOutput()
     {

@@ -41,9 +41,26 @@ public sealed class InferenceHandler(InferencePipeline pipeline, IOptions<Infere
                 return;
             }
 
+            if (context.Request.Headers.ContentEncoding is { Count: > 0 } coding && !IsIdentity(coding))
+            {
+                // The decompression middleware takes the codings it knows off the request; anything left is unreadable.
+                status = await WriteErrorAsync(context, 415, $"Content-Encoding: '{coding}' is not supported; send the body uncompressed or as gzip, deflate or br");
+                return;
+            }
+
             var length = 0;
             var timing = new RequestTiming(started) { Arrived = context.Features.Get<UsageRecording>()?.Arrived ?? 0 };
-            (body, length) = await ReadBodyAsync(context.Request, options.Value.MaxRequestBytes, cancellationToken);
+            try
+            {
+                (body, length) = await ReadBodyAsync(context.Request, options.Value.MaxRequestBytes, cancellationToken);
+            }
+            catch (InvalidDataException ex)
+            {
+                // The decompression stream's verdict on a body that is not what its Content-Encoding says.
+                status = await WriteErrorAsync(context, 400, $"body: the compressed request body could not be decoded ({ex.Message})");
+                return;
+            }
+
             timing.Read = timeProvider.GetTimestamp();
             if (body is null)
             {
@@ -185,6 +202,9 @@ public sealed class InferenceHandler(InferencePipeline pipeline, IOptions<Infere
 
     /// <summary>Retry-After is whole seconds: round up so a client never comes back early, and say at least 1.</summary>
     public static int RetryAfterSeconds(int retryAfterMs) => Math.Max(1, (retryAfterMs + 999) / 1000);
+
+    private static bool IsIdentity(Microsoft.Extensions.Primitives.StringValues coding) =>
+        coding.Count == 1 && string.Equals(coding[0]?.Trim(), "identity", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Reads the whole body into a pooled buffer; null buffer when it exceeds <paramref name="max"/>.</summary>
     private static async Task<(byte[]? Buffer, int Length)> ReadBodyAsync(HttpRequest request, long max, CancellationToken cancellationToken)
