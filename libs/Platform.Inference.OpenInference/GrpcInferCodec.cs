@@ -36,6 +36,14 @@ public static class GrpcInferCodec
             }
 
             var what = $"input '{input.Name}'";
+            if (input.Parameters.Count > 0)
+            {
+                foreach (var parameter in input.Parameters.Keys)
+                {
+                    UnsupportedExtensions.Refuse(what, parameter);
+                }
+            }
+
             for (var j = 0; j < i; j++)
             {
                 if (inputs[j].Name == input.Name)
@@ -92,6 +100,14 @@ public static class GrpcInferCodec
             if (outputs.Exists(o => o.Name == name))
             {
                 throw new InferenceRequestException($"output '{name}' is requested more than once");
+            }
+
+            if (request.Outputs[i].Parameters.Count > 0)
+            {
+                foreach (var parameter in request.Outputs[i].Parameters.Keys)
+                {
+                    UnsupportedExtensions.Refuse($"outputs[{i}]", parameter);
+                }
             }
 
             outputs.Add(new RequestedOutput(name, null));

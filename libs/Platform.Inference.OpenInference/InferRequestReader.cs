@@ -327,6 +327,7 @@ public static class InferRequestReader
             }
             else
             {
+                UnsupportedExtensions.Refuse(what, reader.GetString()!);
                 reader.Read();
                 reader.Skip();
             }
@@ -377,6 +378,7 @@ public static class InferRequestReader
                         }
                         else
                         {
+                            UnsupportedExtensions.Refuse($"outputs[{position}]", reader.GetString()!);
                             reader.Read();
                             reader.Skip();
                         }

@@ -69,6 +69,8 @@ public sealed class GrpcCodecTests
         { () => Typed("FP32", new InferTensorContents(), 2), "input 'x' has neither contents nor raw_input_contents" },
         { () => WithContents(Request(("x", "FP32", [1], Raw(4))), new InferTensorContents { Fp32Contents = { 1 } }), "input 'x' has contents, but the request uses raw_input_contents (it is one or the other for all inputs)" },
         { () => WithOutputs(Request(("x", "FP32", [1], Raw(4))), "y", "y"), "output 'y' is requested more than once" },
+        { () => WithOutputParameter(Request(("x", "FP32", [1], Raw(4))), "classification", new InferParameter { Int64Param = 3 }), "outputs[0]: parameters.classification is not supported (Triton's classification extension); request the output itself and take its top classes" },
+        { () => WithInputParameter(Request(("x", "FP32", [1], null)), "shared_memory_region", new InferParameter { StringParam = "r0" }), "input 'x': parameters.shared_memory_region is not supported (Triton's shared-memory extensions); send the tensor's data in the request" },
         { () => WithParameter(Request(), "cache", new InferParameter { StringParam = "yes" }), "parameters.cache must be a bool_param" },
         { () => WithParameter(Request(), "timeout", new InferParameter { Int64Param = -1 }), "parameters.timeout must be a positive int64_param (microseconds)" },
         { () => WithParameter(Request(), "entity_id", new InferParameter { Int64Param = 4 }), "parameters.entity_id must be a non-empty string_param (the entity whose features fill bound inputs)" },
@@ -131,6 +133,20 @@ public sealed class GrpcCodecTests
     private static ModelInferRequest WithOutputs(ModelInferRequest request, params string[] names)
     {
         request.Outputs.Add(names.Select(n => new ModelInferRequest.Types.InferRequestedOutputTensor { Name = n }));
+        return request;
+    }
+
+    private static ModelInferRequest WithOutputParameter(ModelInferRequest request, string name, InferParameter value)
+    {
+        var output = new ModelInferRequest.Types.InferRequestedOutputTensor { Name = "p" };
+        output.Parameters[name] = value;
+        request.Outputs.Add(output);
+        return request;
+    }
+
+    private static ModelInferRequest WithInputParameter(ModelInferRequest request, string name, InferParameter value)
+    {
+        request.Inputs[0].Parameters[name] = value;
         return request;
     }
 
