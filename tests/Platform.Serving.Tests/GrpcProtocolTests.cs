@@ -107,13 +107,18 @@ public sealed class GrpcProtocolTests(ServingFixture fixture)
         Assert.True((await client.ServerReadyAsync(new ServerReadyRequest(), cancellationToken: Ct)).Ready);
         var server = await client.ServerMetadataAsync(new ServerMetadataRequest(), cancellationToken: Ct);
         Assert.Equal("platform-inference-api", server.Name);
-        Assert.Equal(["binary_tensor_data", "statistics", "model_repository"], server.Extensions);
+        Assert.Equal(["binary_tensor_data", "statistics", "model_repository", "model_configuration"], server.Extensions);
 
         var metadata = await client.ModelMetadataAsync(new ModelMetadataRequest { Name = "grpc-meta" }, key);
         Assert.Equal(("grpc-meta", "onnxruntime_onnx"), (metadata.Name, metadata.Platform));
         Assert.Equal(["1"], metadata.Versions);
         Assert.Equal(("input", "FP32"), (metadata.Inputs[0].Name, metadata.Inputs[0].Datatype));
         Assert.Equal([-1L, 16], metadata.Inputs[0].Shape);
+        var config = (await client.ModelConfigAsync(new ModelConfigRequest { Name = "grpc-meta" }, key)).Config;
+        Assert.Equal(("grpc-meta", "onnxruntime_onnx", "onnxruntime", 32), (config.Name, config.Platform, config.Backend, config.MaxBatchSize));
+        Assert.Equal(("input", ModelDataType.TypeFp32, 16L), (config.Input[0].Name, config.Input[0].DataType, Assert.Single(config.Input[0].Dims)));
+        Assert.Equal(("probabilities", ModelDataType.TypeFp32, 4L), (config.Output[0].Name, config.Output[0].DataType, Assert.Single(config.Output[0].Dims)));
+        Assert.Equal(1000UL, config.DynamicBatching.MaxQueueDelayMicroseconds);
         Assert.True((await client.ModelReadyAsync(new ModelReadyRequest { Name = "grpc-meta" }, key)).Ready);
         Assert.True((await client.ModelReadyAsync(new ModelReadyRequest { Name = "grpc-meta", Version = "1" }, key)).Ready);
 

@@ -194,6 +194,36 @@ public sealed class ServingTests(ServingFixture fixture)
         Assert.StartsWith("Inference-Header-Content-Length", JsonDocument.Parse(body).RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task TheModelConfigurationIsTritonsWithTheBatchDimensionLeftOut()
+    {
+        await DeployAsync("configured", 17);
+        var http = Client.Inference;
+        using var server = JsonDocument.Parse(await http.GetStringAsync("/v2", Ct));
+        Assert.Contains("model_configuration", server.RootElement.GetProperty("extensions").EnumerateArray().Select(e => e.GetString()));
+        foreach (var path in new[] { "/v2/models/configured/config", "/v2/models/configured/versions/1/config" })
+        {
+            using var config = JsonDocument.Parse(await http.GetStringAsync(path, Ct));
+            var root = config.RootElement;
+            Assert.Equal(("configured", "onnxruntime_onnx", "onnxruntime"),
+                (root.GetProperty("name").GetString(), root.GetProperty("platform").GetString(), root.GetProperty("backend").GetString()));
+            // The model's settings: 32 rows per batch and a 1 ms window by default.
+            Assert.Equal(32, root.GetProperty("max_batch_size").GetInt32());
+            Assert.Equal(1000, root.GetProperty("dynamic_batching").GetProperty("max_queue_delay_microseconds").GetInt64());
+            Assert.False(root.GetProperty("model_transaction_policy").GetProperty("decoupled").GetBoolean());
+            var input = Assert.Single(root.GetProperty("input").EnumerateArray());
+            Assert.Equal(("input", "TYPE_FP32"), (input.GetProperty("name").GetString(), input.GetProperty("data_type").GetString()));
+            Assert.Equal([16L], input.GetProperty("dims").EnumerateArray().Select(d => d.GetInt64()));
+            var output = Assert.Single(root.GetProperty("output").EnumerateArray());
+            Assert.Equal(("probabilities", "TYPE_FP32"), (output.GetProperty("name").GetString(), output.GetProperty("data_type").GetString()));
+            Assert.Equal([4L], output.GetProperty("dims").EnumerateArray().Select(d => d.GetInt64()));
+        }
+
+        using var missing = await http.GetAsync("/v2/models/configured/versions/9/config", Ct);
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.Equal("model 'configured' has no active version 9", JsonDocument.Parse(await missing.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("error").GetString());
+    }
+
     [Theory]
     [InlineData("gzip")]
     [InlineData("deflate")]

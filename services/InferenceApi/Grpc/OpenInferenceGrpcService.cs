@@ -80,6 +80,39 @@ public sealed class OpenInferenceGrpcService(
     }
 
     /// <inheritdoc />
+    public override async Task<ModelConfigResponse> ModelConfig(ModelConfigRequest request, ServerCallContext context)
+    {
+        await AuthenticateAsync(context, Required(request.Name, "name"));
+        var (configuration, failure) = await OpenInferenceEndpoints.ConfigurationAsync(catalog, request.Name, request.Version, context.CancellationToken);
+        if (configuration is null)
+        {
+            throw GrpcFailures.From(failure!);
+        }
+
+        var config = new ModelConfig
+        {
+            Name = configuration.Name,
+            Platform = configuration.Platform,
+            Backend = configuration.Backend,
+            MaxBatchSize = configuration.MaxBatchSize,
+            ModelTransactionPolicy = new ModelTransactionPolicy { Decoupled = configuration.ModelTransactionPolicy.Decoupled },
+        };
+        config.Input.AddRange(configuration.Input.Select(t => new ModelInput { Name = t.Name, DataType = ConfigurationDataType(t.DataType), Dims = { t.Dims } }));
+        config.Output.AddRange(configuration.Output.Select(t => new ModelOutput { Name = t.Name, DataType = ConfigurationDataType(t.DataType), Dims = { t.Dims } }));
+        if (configuration.DynamicBatching is { } batching)
+        {
+            config.DynamicBatching = new ModelDynamicBatching { MaxQueueDelayMicroseconds = (ulong)batching.MaxQueueDelayMicroseconds };
+        }
+
+        return new ModelConfigResponse { Config = config };
+    }
+
+    // The enum's value names in the .proto are Triton's datatype names (TYPE_FP32...), which C# renames.
+    private static ModelDataType ConfigurationDataType(string name) =>
+        (ModelDataType)(GrpcServiceReflection.Descriptor.FindTypeByName<Google.Protobuf.Reflection.EnumDescriptor>("ModelDataType").FindValueByName(name)?.Number
+            ?? throw new InvalidOperationException($"no configuration datatype {name}"));
+
+    /// <inheritdoc />
     public override async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
     {
         var started = time.GetTimestamp();

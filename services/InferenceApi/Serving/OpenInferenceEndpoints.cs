@@ -12,10 +12,13 @@ namespace Platform.InferenceApi.Serving;
 public static class OpenInferenceEndpoints
 {
     /// <summary>Extensions listed by <c>GET /v2</c> and ServerMetadata.</summary>
-    public static IReadOnlyList<string> Extensions { get; } = ["binary_tensor_data", "statistics", "model_repository"];
+    public static IReadOnlyList<string> Extensions { get; } = ["binary_tensor_data", "statistics", "model_repository", "model_configuration"];
 
     /// <summary>Platform name reported in model metadata (Triton's name for ONNX Runtime models).</summary>
     public const string ModelPlatform = "onnxruntime_onnx";
+
+    /// <summary>Backend name reported in model configurations (Triton's name for its ONNX Runtime backend).</summary>
+    public const string ModelBackend = "onnxruntime";
 
     /// <summary>Server name reported by <c>GET /v2</c> and ServerMetadata.</summary>
     public const string ServerName = "platform-inference-api";
@@ -46,6 +49,12 @@ public static class OpenInferenceEndpoints
             ReadyAnswer(name, await IsModelReadyAsync(catalog, workers, name, null, ct)));
         v2.MapGet("/models/{name}/versions/{version}/ready", async (string name, string version, ServedModelCatalog catalog, WorkerClient workers, CancellationToken ct) =>
             ReadyAnswer(name, await IsModelReadyAsync(catalog, workers, name, version, ct)));
+
+        // Triton's model configuration extension: what tools such as perf_analyzer read before they send requests.
+        v2.MapGet("/models/{name}/config", async (string name, ServedModelCatalog catalog, CancellationToken ct) =>
+            Answer(await ConfigurationAsync(catalog, name, null, ct)));
+        v2.MapGet("/models/{name}/versions/{version}/config", async (string name, string version, ServedModelCatalog catalog, CancellationToken ct) =>
+            Answer(await ConfigurationAsync(catalog, name, version, ct)));
 
         // The handler is a singleton taken once here: resolving it per request would create a DI scope per inference.
         var handler = endpoints.ServiceProvider.GetRequiredService<InferenceHandler>();
@@ -97,6 +106,41 @@ public static class OpenInferenceEndpoints
             [.. model.Signature.Inputs.Select(i => new TensorMetadata(i.Name, i.DataType.ToProtocolName(), i.Shape))],
             [.. model.Signature.Outputs.Select(o => new TensorMetadata(o.Name, o.DataType.ToProtocolName(), o.Shape))]), null);
     }
+
+    /// <summary>
+    /// A model's (or version's) configuration in Triton's terms, or 404. Dimension 0 is the batch dimension when it is
+    /// dynamic (-1) in every input and output, as the workers batch along it: then <c>max_batch_size</c> is the model's
+    /// batch bound and <c>dims</c> leave dimension 0 out, as Triton's configurations do; otherwise <c>max_batch_size</c>
+    /// is 0 and <c>dims</c> are the whole shapes.
+    /// </summary>
+    public static async Task<(ModelConfiguration? Configuration, InferenceFailure? Failure)> ConfigurationAsync(
+        ServedModelCatalog catalog, string name, string? versionText, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        var (model, failure) = await catalog.ResolveAsync(name, versionText, ct);
+        if (model is null)
+        {
+            return (null, failure);
+        }
+
+        var signature = model.Signature;
+        var batched = signature.Inputs.Concat(signature.Outputs).All(t => t.Shape is [-1, ..]);
+        ConfigurationTensor Tensor(TensorSpec spec) =>
+            new(spec.Name, ConfigurationDataType(spec.DataType), batched ? spec.Shape[1..] : spec.Shape);
+        var settings = model.Settings;
+        return (new ModelConfiguration(
+            model.Name,
+            ModelPlatform,
+            ModelBackend,
+            batched ? settings.MaxBatchSize : 0,
+            [.. signature.Inputs.Select(Tensor)],
+            [.. signature.Outputs.Select(Tensor)],
+            batched && settings.MaxBatchSize > 1 ? new ConfigurationDynamicBatching(settings.MaxQueueDelayMicros) : null,
+            new ConfigurationTransactionPolicy(Decoupled: false)), null);
+    }
+
+    /// <summary>Triton's name for a datatype in model configurations: <c>TYPE_</c> and the protocol's name, BYTES being <c>TYPE_STRING</c>.</summary>
+    public static string ConfigurationDataType(DataType type) => type == DataType.Bytes ? "TYPE_STRING" : "TYPE_" + type.ToProtocolName();
 
     /// <summary>
     /// Active in the registry is not enough: ready means at least one worker replica has the version loaded (the workers'
@@ -271,6 +315,40 @@ public sealed record TensorMetadata(string Name, string Datatype, IReadOnlyList<
 
 /// <summary><c>GET /v2/models/{name}</c>.</summary>
 public sealed record ModelMetadata(string Name, IReadOnlyList<string> Versions, string Platform, IReadOnlyList<TensorMetadata> Inputs, IReadOnlyList<TensorMetadata> Outputs);
+
+/// <summary><c>GET /v2/models/{name}/config</c>: the fields of Triton's model configuration that Platform fills.</summary>
+/// <param name="Name">Model name.</param>
+/// <param name="Platform">Always <see cref="OpenInferenceEndpoints.ModelPlatform"/>.</param>
+/// <param name="Backend">Always <see cref="OpenInferenceEndpoints.ModelBackend"/>.</param>
+/// <param name="MaxBatchSize">Rows per batch when dimension 0 is the batch dimension, else 0.</param>
+/// <param name="Input">Inputs, <c>dims</c> without the batch dimension when <paramref name="MaxBatchSize"/> is above 0.</param>
+/// <param name="Output">Outputs, likewise.</param>
+/// <param name="DynamicBatching">The workers' batching window; absent when the model is not batched.</param>
+/// <param name="ModelTransactionPolicy">One response per request.</param>
+public sealed record ModelConfiguration(
+    string Name,
+    string Platform,
+    string Backend,
+    int MaxBatchSize,
+    IReadOnlyList<ConfigurationTensor> Input,
+    IReadOnlyList<ConfigurationTensor> Output,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    ConfigurationDynamicBatching? DynamicBatching,
+    ConfigurationTransactionPolicy ModelTransactionPolicy);
+
+/// <summary>An input or output in a model configuration.</summary>
+/// <param name="Name">Tensor name.</param>
+/// <param name="DataType">Triton's datatype name, e.g. <c>TYPE_FP32</c>.</param>
+/// <param name="Dims">Dimensions (-1 = any size).</param>
+public sealed record ConfigurationTensor(string Name, string DataType, IReadOnlyList<long> Dims);
+
+/// <summary>A model configuration's <c>dynamic_batching</c>.</summary>
+/// <param name="MaxQueueDelayMicroseconds">How long the first request of a batch may wait for others.</param>
+public sealed record ConfigurationDynamicBatching(long MaxQueueDelayMicroseconds);
+
+/// <summary>A model configuration's <c>model_transaction_policy</c>.</summary>
+/// <param name="Decoupled">Whether a request may get other than one response (never, on Platform).</param>
+public sealed record ConfigurationTransactionPolicy(bool Decoupled);
 
 /// <summary>Error body of every 4xx/5xx answer.</summary>
 public sealed record ErrorResponse(string Error);
