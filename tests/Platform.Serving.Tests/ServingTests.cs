@@ -140,6 +140,13 @@ public sealed class ServingTests(ServingFixture fixture)
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/v2/models/meta/versions/1/ready", Ct)).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/v2/models/meta/versions/9/ready", Ct)).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/v2/models/nope", Ct)).StatusCode);
+        foreach (var path in new[] { "/v2/models/meta/labels", "/v2/nowhere" })
+        {
+            using var unknown = await http.GetAsync(path, Ct);
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+            Assert.StartsWith($"no route GET {path};", JsonDocument.Parse(await unknown.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("error").GetString(),
+                StringComparison.Ordinal);
+        }
     }
 
     public static TheoryData<string, string?, int, string> ErrorCases => new()

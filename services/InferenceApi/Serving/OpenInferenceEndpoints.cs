@@ -75,6 +75,11 @@ public static class OpenInferenceEndpoints
         v2.MapPost("/repository/index", RepositoryIndexAsync);
         v2.MapPost("/repository/models/{name}/load", RepositoryLoadAsync);
         v2.MapPost("/repository/models/{name}/unload", RepositoryUnloadAsync);
+
+        // Anything else under /v2 is a path the protocol does not have: say so in the protocol's error shape.
+        v2.MapFallback("{**path}", (HttpContext context) => Results.Json(
+            new ErrorResponse($"no route {context.Request.Method} {context.Request.Path}; the Open Inference Protocol's routes are under /v2/health, /v2/models and /v2/repository"),
+            statusCode: StatusCodes.Status404NotFound));
         return endpoints;
     }
 
