@@ -102,15 +102,22 @@ public static class GrpcInferCodec
                 throw new InferenceRequestException($"output '{name}' is requested more than once");
             }
 
+            int? classification = null;
             if (request.Outputs[i].Parameters.Count > 0)
             {
-                foreach (var parameter in request.Outputs[i].Parameters.Keys)
+                foreach (var (parameter, value) in request.Outputs[i].Parameters)
                 {
                     UnsupportedExtensions.Refuse($"outputs[{i}]", parameter);
+                    if (parameter == "classification")
+                    {
+                        classification = value.ParameterChoiceCase == InferParameter.ParameterChoiceOneofCase.Int64Param && value.Int64Param is > 0 and <= int.MaxValue
+                            ? (int)value.Int64Param
+                            : throw new InferenceRequestException($"outputs[{i}]: parameters.classification must be a positive int64_param (the number of classes)");
+                    }
                 }
             }
 
-            outputs.Add(new RequestedOutput(name, null));
+            outputs.Add(new RequestedOutput(name, null, classification));
         }
 
         return new InferRequest(request.Id.Length == 0 ? null : request.Id, inputs, outputs, ReadParameters(request.Parameters));

@@ -16,7 +16,8 @@ public sealed record InferRequest(
 /// <summary>An entry of the request's <c>outputs</c> array.</summary>
 /// <param name="Name">Output name.</param>
 /// <param name="BinaryData">The output's <c>parameters.binary_data</c>; null when not given (the request-wide setting applies).</param>
-public sealed record RequestedOutput(string Name, bool? BinaryData);
+/// <param name="Classification">The output's <c>parameters.classification</c>: return its top N classes (<see cref="OutputClassification"/>); null for the tensor itself.</param>
+public sealed record RequestedOutput(string Name, bool? BinaryData, int? Classification = null);
 
 /// <summary>Request-level <c>parameters</c> the server acts on; others are accepted and ignored.</summary>
 public sealed record InferRequestParameters

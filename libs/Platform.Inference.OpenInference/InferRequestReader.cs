@@ -353,6 +353,7 @@ public static class InferRequestReader
 
             string? name = null;
             bool? binary = null;
+            int? classification = null;
             while (NextProperty(ref reader))
             {
                 if (reader.ValueTextEquals("name"u8))
@@ -375,6 +376,13 @@ public static class InferRequestReader
                         {
                             reader.Read();
                             binary = ReadBool(ref reader, $"outputs[{position}]: parameters.binary_data");
+                        }
+                        else if (reader.ValueTextEquals("classification"u8))
+                        {
+                            reader.Read();
+                            classification = reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var count) && count > 0
+                                ? count
+                                : throw new InferenceRequestException($"outputs[{position}]: parameters.classification must be a positive integer (the number of classes)");
                         }
                         else
                         {
@@ -401,7 +409,7 @@ public static class InferRequestReader
                 throw new InferenceRequestException($"output '{name}' is requested more than once");
             }
 
-            outputs.Add(new RequestedOutput(name, binary));
+            outputs.Add(new RequestedOutput(name, binary, classification));
         }
     }
 

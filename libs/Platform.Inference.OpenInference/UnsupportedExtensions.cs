@@ -3,7 +3,7 @@ using Platform.Inference.Protocol;
 namespace Platform.Inference.OpenInference;
 
 /// <summary>
-/// Tensor parameters of Triton extensions Platform does not offer (classification, shared memory). Skipping them as
+/// Tensor parameters of Triton extensions Platform does not offer (shared memory). Skipping them as
 /// unknown would answer something other than what the client asked for, so a request carrying one is refused, over
 /// REST and gRPC alike.
 /// </summary>
@@ -14,12 +14,6 @@ internal static class UnsupportedExtensions
     /// <param name="parameter">The parameter's name.</param>
     public static void Refuse(string what, string parameter)
     {
-        if (parameter == "classification")
-        {
-            throw new InferenceRequestException(
-                $"{what}: parameters.classification is not supported (Triton's classification extension); request the output itself and take its top classes");
-        }
-
         if (parameter.StartsWith("shared_memory_", StringComparison.Ordinal))
         {
             throw new InferenceRequestException(

@@ -107,7 +107,7 @@ public sealed class GrpcProtocolTests(ServingFixture fixture)
         Assert.True((await client.ServerReadyAsync(new ServerReadyRequest(), cancellationToken: Ct)).Ready);
         var server = await client.ServerMetadataAsync(new ServerMetadataRequest(), cancellationToken: Ct);
         Assert.Equal("platform-inference-api", server.Name);
-        Assert.Equal(["binary_tensor_data", "statistics", "model_repository", "model_configuration"], server.Extensions);
+        Assert.Equal(["binary_tensor_data", "classification", "statistics", "model_repository", "model_configuration"], server.Extensions);
 
         var metadata = await client.ModelMetadataAsync(new ModelMetadataRequest { Name = "grpc-meta" }, key);
         Assert.Equal(("grpc-meta", "onnxruntime_onnx"), (metadata.Name, metadata.Platform));

@@ -202,6 +202,41 @@ public sealed class ServingTests(ServingFixture fixture)
     }
 
     [Fact]
+    public async Task ClassificationReturnsEachRowsTopClassesOverRestAndGrpc()
+    {
+        var model = await DeployAsync("classified", 18);
+        var input = Input(2, 9);
+        var probabilities = MemoryMarshal.Cast<byte, float>(OrtReference(model, input)).ToArray();
+        // What Triton's classification extension answers: per row the two highest values and their indices, highest first.
+        var expected = Enumerable.Range(0, 2).SelectMany(row => Enumerable.Range(0, 4)
+            .OrderByDescending(c => probabilities[row * 4 + c]).ThenBy(c => c).Take(2)
+            .Select(c => $"{probabilities[row * 4 + c].ToString("F6", System.Globalization.CultureInfo.InvariantCulture)}:{c}")).ToArray();
+
+        var data = string.Join(",", MemoryMarshal.Cast<byte, float>(input.Data.Span).ToArray().Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)));
+        var json = $$$"""{"inputs":[{"name":"input","datatype":"FP32","shape":[2,16],"data":[{{{data}}}]}],"outputs":[{"name":"probabilities","parameters":{"classification":2}}]}""";
+        var (status, body, _) = await Client.PostRawAsync("/v2/models/classified/infer", Encoding.UTF8.GetBytes(json), null, Ct);
+        Assert.True(status == 200, Encoding.UTF8.GetString(body));
+        var output = JsonDocument.Parse(body).RootElement.GetProperty("outputs")[0];
+        Assert.Equal(("probabilities", "BYTES"), (output.GetProperty("name").GetString(), output.GetProperty("datatype").GetString()));
+        Assert.Equal([2L, 2], output.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()));
+        Assert.Equal(expected, output.GetProperty("data").EnumerateArray().Select(e => e.GetString()));
+
+        using var channel = GrpcServing.Channel(fixture);
+        var request = GrpcInferCodec.WriteRequest("classified", null, [input], raw: true);
+        var requested = new Platform.Inference.OpenInference.Grpc.ModelInferRequest.Types.InferRequestedOutputTensor { Name = "probabilities" };
+        requested.Parameters["classification"] = new Platform.Inference.OpenInference.Grpc.InferParameter { Int64Param = 2 };
+        request.Outputs.Add(requested);
+        var answer = GrpcInferCodec.ReadResponse(await GrpcServing.Client(channel).ModelInferAsync(request, GrpcServing.With(GrpcServing.Key(fixture), Ct)));
+        Assert.Equal(expected, BytesCodec.DecodeStrings("probabilities", answer["probabilities"].Data.Span, 4));
+
+        // More classes than the output has is the client's mistake: 400 naming the parameter.
+        (status, body, _) = await Client.PostRawAsync("/v2/models/classified/infer", Encoding.UTF8.GetBytes(json.Replace("\"classification\":2", "\"classification\":5", StringComparison.Ordinal)), null, Ct);
+        Assert.Equal(400, status);
+        Assert.Equal("output 'probabilities': parameters.classification asks for 5 classes but the output has 4 per batch row",
+            JsonDocument.Parse(body).RootElement.GetProperty("error").GetString());
+    }
+
+    [Fact]
     public async Task TheModelConfigurationIsTritonsWithTheBatchDimensionLeftOut()
     {
         await DeployAsync("configured", 17);

@@ -153,6 +153,33 @@ public sealed partial class InferencePipeline(
         ArgumentNullException.ThrowIfNull(served);
         ArgumentNullException.ThrowIfNull(decoded);
         ArgumentNullException.ThrowIfNull(timing);
+        return OutputClassification.Requested(decoded.Outputs)
+            ? RunClassifiedAsync(served, pinned, decoded, usage, timing, cancellationToken)
+            : RunTensorsAsync(served, pinned, decoded, usage, timing, cancellationToken);
+    }
+
+    // Classification replaces outputs only in the answer to the client: the cache, the worker and a shadow copy's
+    // comparison all see the tensors the model produced.
+    private async ValueTask<(InferenceAnswer? Answer, InferenceFailure? Failure)> RunClassifiedAsync(
+        ServedModel served, bool pinned, InferRequest decoded, InferenceUsageFeature? usage, RequestTiming timing, CancellationToken cancellationToken)
+    {
+        try
+        {
+            OutputClassification.Check(decoded.Outputs, served.Signature);
+            var (answer, failure) = await RunTensorsAsync(served, pinned, decoded, usage, timing, cancellationToken);
+            return answer is null
+                ? (null, failure)
+                : (answer with { Outputs = OutputClassification.Apply(answer.Request.Outputs, answer.Outputs, answer.Model.Signature) }, null);
+        }
+        catch (InferenceRequestException ex)
+        {
+            return (null, new InferenceFailure(400, ex.Message));
+        }
+    }
+
+    private ValueTask<(InferenceAnswer? Answer, InferenceFailure? Failure)> RunTensorsAsync(
+        ServedModel served, bool pinned, InferRequest decoded, InferenceUsageFeature? usage, RequestTiming timing, CancellationToken cancellationToken)
+    {
         if (pinned)
         {
             return RunRouteAsync([served], decoded, usage, timing, cancellationToken);

@@ -12,7 +12,7 @@ namespace Platform.InferenceApi.Serving;
 public static class OpenInferenceEndpoints
 {
     /// <summary>Extensions listed by <c>GET /v2</c> and ServerMetadata.</summary>
-    public static IReadOnlyList<string> Extensions { get; } = ["binary_tensor_data", "statistics", "model_repository", "model_configuration"];
+    public static IReadOnlyList<string> Extensions { get; } = ["binary_tensor_data", "classification", "statistics", "model_repository", "model_configuration"];
 
     /// <summary>Platform name reported in model metadata (Triton's name for ONNX Runtime models).</summary>
     public const string ModelPlatform = "onnxruntime_onnx";
