@@ -19,6 +19,14 @@ public sealed class ObjectStoreOptions
 
     /// <summary>Region used for request signing; MinIO and s3rver accept any, S3 wants the bucket's.</summary>
     public string Region { get; set; } = "us-east-1";
+
+    /// <summary>
+    /// How long one attempt of a request to the store (a PUT, one part, a GET's response headers) may take; with one
+    /// retry, a store that accepts connections but does not answer fails a call after about twice this, instead of
+    /// holding uploads and model loads for the SDK's 100 s per attempt and three attempts. 20 s moves a 64 MB PUT (the
+    /// largest single one; bigger files go in 16 MB parts) at 3.2 MB/s.
+    /// </summary>
+    public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(20);
 }
 
 /// <summary>

@@ -20,7 +20,7 @@ public static class ObjectStoreServiceCollectionExtensions
 
     /// <summary>
     /// Registers <see cref="IObjectStore"/> (S3 API) from <c>ConnectionStrings:{connectionName}</c>, options from section
-    /// <c>ObjectStore</c> (Bucket, MultipartThresholdBytes, PartSizeBytes, Region) and the <c>objectstore</c> health check.
+    /// <c>ObjectStore</c> (Bucket, MultipartThresholdBytes, PartSizeBytes, Region, RequestTimeout) and the <c>objectstore</c> health check.
     /// </summary>
     /// <exception cref="InvalidOperationException">The connection string is missing or malformed.</exception>
     public static IHostApplicationBuilder AddPlatformObjectStore(this IHostApplicationBuilder builder, string connectionName = DefaultConnectionName)
@@ -46,7 +46,10 @@ public static class ObjectStoreServiceCollectionExtensions
 
         builder.Services.AddOptions<ObjectStoreOptions>().BindConfiguration(ObjectStoreOptions.SectionName);
         builder.Services.TryAddSingleton<IAmazonS3>(sp =>
-            S3ObjectStore.CreateClient(connection, sp.GetRequiredService<IOptions<ObjectStoreOptions>>().Value.Region));
+        {
+            var options = sp.GetRequiredService<IOptions<ObjectStoreOptions>>().Value;
+            return S3ObjectStore.CreateClient(connection, options.Region, options.RequestTimeout);
+        });
         builder.Services.TryAddSingleton<S3ObjectStore>();
         builder.Services.TryAddSingleton<IObjectStore>(sp => sp.GetRequiredService<S3ObjectStore>());
         builder.Services.AddHealthChecks().AddCheck<ObjectStoreHealthCheck>(HealthCheckName, timeout: TimeSpan.FromSeconds(5));

@@ -25,7 +25,10 @@ public sealed partial class S3ObjectStore(IAmazonS3 s3, IOptions<ObjectStoreOpti
     public string Bucket => _options.Bucket;
 
     /// <summary>Builds an S3 client configured for MinIO/s3rver-style endpoints (path-style addressing, no chunked uploads).</summary>
-    public static AmazonS3Client CreateClient(ObjectStoreConnection connection, string region = "us-east-1")
+    /// <param name="connection">Endpoint and credentials.</param>
+    /// <param name="region">Signing region.</param>
+    /// <param name="requestTimeout">Per-attempt timeout with one retry (<see cref="ObjectStoreOptions.RequestTimeout"/>); null keeps the SDK's.</param>
+    public static AmazonS3Client CreateClient(ObjectStoreConnection connection, string region = "us-east-1", TimeSpan? requestTimeout = null)
     {
         ArgumentNullException.ThrowIfNull(connection);
         var config = new AmazonS3Config
@@ -37,6 +40,12 @@ public sealed partial class S3ObjectStore(IAmazonS3 s3, IOptions<ObjectStoreOpti
             RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
             ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
         };
+        if (requestTimeout is { } timeout)
+        {
+            config.Timeout = timeout;
+            config.MaxErrorRetry = 1;
+        }
+
         return new AmazonS3Client(new BasicAWSCredentials(connection.AccessKey, connection.SecretKey), config);
     }
 

@@ -27,8 +27,13 @@ builder.AddPlatformRolloutController();
 // Uploads are validated by loading them with ONNX Runtime (CPU, one thread: a check, not serving).
 builder.Services.AddSingleton(_ => new OrtEnvironment());
 builder.Services.AddSingleton<ModelUpload>();
+// A server being away is a 503 + Retry-After naming it, not a 500 (the framework's handler answers everything else).
+builder.Services.AddExceptionHandler<DependencyFailureHandler>();
+builder.Services.AddProblemDetails();
 
 var app = builder.Build();
+
+app.UseExceptionHandler();
 
 app.MapDefaultEndpoints();
 app.MapServiceInfo("admin-api");

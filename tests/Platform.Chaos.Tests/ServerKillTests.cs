@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using Npgsql;
+using Platform.OnnxModels;
 using Platform.Tenancy;
 using Platform.TestSupport;
 
@@ -60,6 +61,15 @@ public sealed class ServerKillTests(ChaosFixture fixture)
             }
         }
 
+        // AdminApi answers what needs the server with 503 + Retry-After naming it, never a bare 500.
+        if (AdminCallNeeding(server) is var (call, named))
+        {
+            using var refused = await call();
+            var text = await refused.Content.ReadAsStringAsync(Ct);
+            Assert.True(refused.StatusCode == HttpStatusCode.ServiceUnavailable && refused.Headers.RetryAfter is not null, $"AdminApi with {server} gone: {(int)refused.StatusCode} {text}");
+            Assert.StartsWith($"{{\"error\":\"{named} is unavailable, retry shortly (", text, StringComparison.Ordinal);
+        }
+
         await fixture.App.StartAsync(server, cancellationToken: Ct);
         var answeredAtRestart = burst.Answered.Count;
         var restarted = Stopwatch.StartNew();
@@ -82,6 +92,18 @@ public sealed class ServerKillTests(ChaosFixture fixture)
         Assert.All(byRequest, r => Assert.True(r.Value.Count == 1, $"{r.Key} recorded {r.Value.Count} times"));
         await fixture.App.WaitForAllHealthyAsync(Ct);
     }
+
+    private (Func<Task<HttpResponseMessage>> Call, string Named)? AdminCallNeeding(string server) => server switch
+    {
+        "postgres" => (() => fixture.Admin.GetAsync("/api/tenants", Ct), "the database"),
+        "objectstore" => (async () =>
+        {
+            using var onnx = new ByteArrayContent(ModelCatalog.Generate("mlp", new ModelRequest { Seed = 7001 }).Bytes);
+            onnx.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/octet-stream");
+            return await fixture.Admin.PostAsync("/api/models/chaos-upload/versions", onnx, Ct);
+        }, "the object store"),
+        _ => null,
+    };
 
     private static JsonContent Body(string id, int seed) =>
         JsonContent.Create(new
