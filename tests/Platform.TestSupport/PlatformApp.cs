@@ -305,6 +305,30 @@ public sealed class PlatformApp : IAsyncDisposable
         await WaitForInstanceAsync(id, "exited", s => s.State?.Text is not (null or "Running" or "Starting"), cancellationToken);
     }
 
+    /// <summary>
+    /// Freezes one replica's process (SIGSTOP): its sockets stay open and it answers nothing, as a hung process or a
+    /// frozen VM does, until <see cref="ResumeAsync"/>.
+    /// </summary>
+    public Task PauseAsync(string resource, int replica = 0, CancellationToken cancellationToken = default) =>
+        SignalAsync(ProcessId(resource, replica), "STOP", cancellationToken);
+
+    /// <summary>Lets a process frozen by <see cref="PauseAsync"/> run again (SIGCONT).</summary>
+    public Task ResumeAsync(string resource, int replica = 0, CancellationToken cancellationToken = default) =>
+        SignalAsync(ProcessId(resource, replica), "CONT", cancellationToken);
+
+    private static async Task SignalAsync(int processId, string signal, CancellationToken cancellationToken)
+    {
+        using var kill = Process.Start(new ProcessStartInfo("kill", ["-" + signal, processId.ToString(System.Globalization.CultureInfo.InvariantCulture)])
+        {
+            UseShellExecute = false,
+        }) ?? throw new InvalidOperationException("could not start kill");
+        await kill.WaitForExitAsync(cancellationToken);
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill -{signal} {processId} exited with {kill.ExitCode}");
+        }
+    }
+
     /// <summary>What <see cref="Logs"/> puts before a line the process wrote to stderr.</summary>
     public const string StderrMark = "stderr: ";
 
