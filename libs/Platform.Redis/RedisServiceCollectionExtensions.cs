@@ -34,12 +34,8 @@ public static class RedisServiceCollectionExtensions
     /// <summary>
     /// Start without Redis and keep reconnecting (no abort on connect); reconnect every 500 ms rather than backing off, since
     /// enforcement fails closed while Redis is away and every second of backoff is a second of refused inferences; and fail
-    /// a command at once without a connection instead of holding it in a backlog for the timeout, so callers answer
-    /// 503 + Retry-After or read through to Postgres; and give up on an async command after 2 s instead of 5: Redis
-    /// answers in well under a millisecond, so a command outstanding for seconds means a Redis that is hung (stopped,
-    /// swapping, a stalled fork) while its connection stays open, and every inference waits on it twice (admission and
-    /// the usage record). Measured with Redis SIGSTOPped for 12 s under 16 connections: requests were refused (503)
-    /// after up to 11.6 s with the 5 s default.
+    /// a command at once without a connection instead of holding it in a backlog for the timeout (5 s), so callers answer
+    /// 503 + Retry-After or read through to Postgres.
     /// </summary>
     public static void Configure(ConfigurationOptions options)
     {
@@ -47,7 +43,6 @@ public static class RedisServiceCollectionExtensions
         options.AbortOnConnectFail = false;
         options.ReconnectRetryPolicy = new LinearRetry(500);
         options.BacklogPolicy = BacklogPolicy.FailFast;
-        options.AsyncTimeout = 2000;
     }
 }
 
