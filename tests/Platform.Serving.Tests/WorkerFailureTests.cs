@@ -21,49 +21,12 @@ public sealed class WorkerFailureTests(ServingFixture fixture)
     [Fact]
     public async Task KillingOneOfTwoWorkersDuringABurstFailsNoRequest()
     {
-        var client = fixture.Client;
-        var model = ModelCatalog.Generate("mlp", new ModelRequest { Seed = 31 });
-        var version = await client.UploadAsync("failover", model.Bytes, Ct);
-        await client.ActivateAsync("failover", version, Ct);
-        var values = Enumerable.Range(0, 16).Select(i => i / 16f).ToArray();
-        var input = new InferTensor("input", DataType.Fp32, [1, 16], MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
-        await client.WaitServedAsync("failover", version, input, Ct);
+        var input = await DeployAsync("failover", 31);
 
-        var failures = new List<string>();
-        var completed = 0;
-        var killAt = new TaskCompletionSource();
-        var burst = Enumerable.Range(0, 16).Select(async worker =>
-        {
-            for (var i = 0; i < 40; i++)
-            {
-                if (worker == 0 && i == 10)
-                {
-                    killAt.TrySetResult();
-                }
-
-                var (status, body, _) = await client.PostAsync("/v2/models/failover/infer", [input], TensorEncoding.Binary, ct: Ct);
-                Interlocked.Increment(ref completed);
-                if (status != 200)
-                {
-                    lock (failures)
-                    {
-                        failures.Add($"{status} {Encoding.UTF8.GetString(body)}");
-                    }
-                }
-            }
-        }).ToArray();
-
-        await killAt.Task.WaitAsync(TimeSpan.FromSeconds(60), Ct);
         // Replica 0: in run mode InferenceApi packs requests onto the first replica, so this is the one serving the burst.
-        try
-        {
-            await fixture.App.StopAsync("model-worker", replica: 0, Ct);
-            await Task.WhenAll(burst);
-        }
-        finally
-        {
-            await fixture.App.StartAsync("model-worker", replica: 0, Ct);
-        }
+        var (failures, completed, _) = await BurstAsync("failover", input, 40, null,
+            () => fixture.App.StopAsync("model-worker", replica: 0, Ct),
+            () => fixture.App.StartAsync("model-worker", replica: 0, Ct));
 
         Assert.Equal(16 * 40, completed);
         Assert.True(failures.Count == 0, $"{failures.Count} failed: {string.Join("; ", failures.Distinct().Take(5))}");
@@ -73,32 +36,54 @@ public sealed class WorkerFailureTests(ServingFixture fixture)
     [Fact]
     public async Task AHungWorkerHoldsItsCallsForSecondsNotUntilTheirDeadline()
     {
-        var client = fixture.Client;
-        var model = ModelCatalog.Generate("mlp", new ModelRequest { Seed = 32 });
-        var version = await client.UploadAsync("hung", model.Bytes, Ct);
-        await client.ActivateAsync("hung", version, Ct);
-        var values = Enumerable.Range(0, 16).Select(i => i / 32f).ToArray();
-        var input = new InferTensor("input", DataType.Fp32, [1, 16], MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
-        await client.WaitServedAsync("hung", version, input, Ct);
-        // A call stuck on the frozen replica until this deadline would be a 504: the test's failure.
-        var parameters = new InferRequestParameters { TimeoutMicroseconds = 20_000_000 };
+        var input = await DeployAsync("hung", 32);
 
+        // Replica 0 serves the burst; frozen, it keeps its connections open and answers nothing. The unanswered HTTP/2
+        // ping closes them and the calls move to replica 1. A call stuck until its 20 s deadline would be a 504.
+        var (failures, completed, slowest) = await BurstAsync("hung", input, 30, new InferRequestParameters { TimeoutMicroseconds = 20_000_000 },
+            () => fixture.App.PauseAsync("model-worker", replica: 0, Ct),
+            () => fixture.App.ResumeAsync("model-worker", replica: 0, Ct));
+
+        Assert.Equal(16 * 30, completed);
+        Assert.True(failures.Count == 0, $"{failures.Count} failed: {string.Join("; ", failures.Distinct().Take(5))}");
+        Assert.True(slowest < TimeSpan.FromSeconds(15), $"the slowest request took {slowest.TotalSeconds:0.0} s");
+        await fixture.App.WaitForHealthyAsync("model-worker", cancellationToken: Ct);
+    }
+
+    private async Task<InferTensor> DeployAsync(string name, ulong seed)
+    {
+        var model = ModelCatalog.Generate("mlp", new ModelRequest { Seed = seed });
+        var version = await fixture.Client.UploadAsync(name, model.Bytes, Ct);
+        await fixture.Client.ActivateAsync(name, version, Ct);
+        var values = Enumerable.Range(0, 16).Select(i => i / 16f).ToArray();
+        var input = new InferTensor("input", DataType.Fp32, [1, 16], MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+        await fixture.Client.WaitServedAsync(name, version, input, Ct);
+        return input;
+    }
+
+    // Sixteen clients send `requests` inferences each; `disrupt` runs once the first client reaches its tenth, and
+    // `restore` after the burst whatever happened.
+    private async Task<(List<string> Failures, int Completed, TimeSpan Slowest)> BurstAsync(
+        string model, InferTensor input, int requests, InferRequestParameters? parameters, Func<Task> disrupt, Func<Task> restore)
+    {
         var failures = new List<string>();
+        var completed = 0;
         var slowest = TimeSpan.Zero;
-        var pauseAt = new TaskCompletionSource();
-        var burst = Enumerable.Range(0, 16).Select(async worker =>
+        var disruptAt = new TaskCompletionSource();
+        var burst = Enumerable.Range(0, 16).Select(async client =>
         {
-            for (var i = 0; i < 30; i++)
+            for (var i = 0; i < requests; i++)
             {
-                if (worker == 0 && i == 10)
+                if (client == 0 && i == 10)
                 {
-                    pauseAt.TrySetResult();
+                    disruptAt.TrySetResult();
                 }
 
                 var started = System.Diagnostics.Stopwatch.StartNew();
-                var (status, body, _) = await client.PostAsync("/v2/models/hung/infer", [input], TensorEncoding.Binary, parameters: parameters, ct: Ct);
+                var (status, body, _) = await fixture.Client.PostAsync($"/v2/models/{model}/infer", [input], TensorEncoding.Binary, parameters: parameters, ct: Ct);
                 lock (failures)
                 {
+                    completed++;
                     slowest = started.Elapsed > slowest ? started.Elapsed : slowest;
                     if (status != 200)
                     {
@@ -108,21 +93,17 @@ public sealed class WorkerFailureTests(ServingFixture fixture)
             }
         }).ToArray();
 
-        await pauseAt.Task.WaitAsync(TimeSpan.FromSeconds(60), Ct);
-        // Replica 0 serves the burst (run mode packs requests onto the first replica); frozen, it keeps its connections
-        // open and answers nothing. The unanswered HTTP/2 ping closes them and the calls move to replica 1.
+        await disruptAt.Task.WaitAsync(TimeSpan.FromSeconds(60), Ct);
         try
         {
-            await fixture.App.PauseAsync("model-worker", replica: 0, Ct);
+            await disrupt();
             await Task.WhenAll(burst);
         }
         finally
         {
-            await fixture.App.ResumeAsync("model-worker", replica: 0, Ct);
+            await restore();
         }
 
-        Assert.True(failures.Count == 0, $"{failures.Count} failed: {string.Join("; ", failures.Distinct().Take(5))}");
-        Assert.True(slowest < TimeSpan.FromSeconds(15), $"the slowest request took {slowest.TotalSeconds:0.0} s");
-        await fixture.App.WaitForHealthyAsync("model-worker", cancellationToken: Ct);
+        return (failures, completed, slowest);
     }
 }
