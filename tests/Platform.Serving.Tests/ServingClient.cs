@@ -71,6 +71,24 @@ public sealed class ServingClient(HttpClient admin, HttpClient inference)
         return ((int)response.StatusCode, await response.Content.ReadAsByteArrayAsync(ct), response);
     }
 
+    /// <summary><paramref name="data"/> in HTTP content coding <paramref name="coding"/> (gzip, deflate as zlib, br).</summary>
+    public static byte[] Compress(byte[] data, string coding)
+    {
+        using var compressed = new MemoryStream();
+        using (Stream stream = coding switch
+        {
+            "gzip" => new System.IO.Compression.GZipStream(compressed, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true),
+            "deflate" => new System.IO.Compression.ZLibStream(compressed, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true),
+            "br" => new System.IO.Compression.BrotliStream(compressed, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true),
+            _ => throw new ArgumentOutOfRangeException(nameof(coding)),
+        })
+        {
+            stream.Write(data);
+        }
+
+        return compressed.ToArray();
+    }
+
     public static InferResponse Decode(byte[] body, HttpResponseMessage response)
     {
         int? headerLength = response.Headers.TryGetValues(InferRequestReader.HeaderContentLengthHeader, out var values)

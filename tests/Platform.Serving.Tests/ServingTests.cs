@@ -280,7 +280,7 @@ public sealed class ServingTests(ServingFixture fixture)
         {
             var buffer = new System.Buffers.ArrayBufferWriter<byte>();
             var jsonLength = InferClientCodec.WriteRequest(buffer, [input], encoding, [new RequestedOutput("probabilities", BinaryData: true)], null, null);
-            var (status, body, response) = await Client.PostRawAsync($"/v2/models/compressed-{coding}/infer", Compress(buffer.WrittenSpan.ToArray(), coding),
+            var (status, body, response) = await Client.PostRawAsync($"/v2/models/compressed-{coding}/infer", ServingClient.Compress(buffer.WrittenSpan.ToArray(), coding),
                 encoding == TensorEncoding.Binary ? jsonLength : null, Ct, coding);
             Assert.True(status == 200, Encoding.UTF8.GetString(body));
             Assert.Equal(expected, ServingClient.Decode(body, response)["probabilities"].Data.ToArray());
@@ -303,23 +303,6 @@ public sealed class ServingTests(ServingFixture fixture)
         Assert.Equal(400, status);
         Assert.StartsWith("body: the compressed request body could not be decoded", JsonDocument.Parse(body).RootElement.GetProperty("error").GetString(),
             StringComparison.Ordinal);
-    }
-
-    private static byte[] Compress(byte[] data, string coding)
-    {
-        using var compressed = new MemoryStream();
-        using (Stream stream = coding switch
-        {
-            "gzip" => new System.IO.Compression.GZipStream(compressed, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true),
-            "deflate" => new System.IO.Compression.ZLibStream(compressed, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true),
-            "br" => new System.IO.Compression.BrotliStream(compressed, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true),
-            _ => throw new ArgumentOutOfRangeException(nameof(coding)),
-        })
-        {
-            stream.Write(data);
-        }
-
-        return compressed.ToArray();
     }
 
     [Fact]
