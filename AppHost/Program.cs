@@ -73,6 +73,14 @@ var inferenceApi = builder.AddProject<Projects.Platform_InferenceApi>("inference
 // (docs/serving-performance-log.md). Published manifests keep the defaults: pods get their own cores and are spread across.
 if (builder.ExecutionContext.IsRunMode)
 {
+    // A stopping service keeps serving while its callers move away (ServiceDefaults' Shutdown:DrainDelay, 5 s for pods,
+    // where Services and ingresses take a few seconds to drop it). Here callers learn of a stopping worker within the
+    // second (its announcement is withdrawn) and nothing else balances: 2 s keeps Ctrl+C and restarts quick.
+    foreach (var service in new[] { adminApi, modelWorker, contextEnrichment, inferenceApi })
+    {
+        service.WithEnvironment("Shutdown__DrainDelay", "00:00:02");
+    }
+
     modelWorker.WithEnvironment("ModelWorker__IntraOpNumThreads", Environment.ProcessorCount.ToString(System.Globalization.CultureInfo.InvariantCulture));
     inferenceApi.WithEnvironment("WorkerRouting__PackBelow", "64");
 }

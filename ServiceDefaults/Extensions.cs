@@ -16,6 +16,7 @@ using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 using Platform.ServiceDefaults;
 using Platform.ServiceDefaults.Health;
+using Platform.ServiceDefaults.Shutdown;
 
 // Same namespace as Aspire's template so `builder.AddServiceDefaults()` needs no using in Program.cs.
 namespace Microsoft.Extensions.Hosting;
@@ -49,6 +50,7 @@ public static class PlatformServiceDefaultsExtensions
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.ConfigureOpenTelemetry();
         builder.AddDefaultHealthChecks();
+        builder.AddShutdownDrain();
 
         builder.Services.AddServiceDiscovery();
         builder.Services.ConfigureHttpClientDefaults(http =>
@@ -131,13 +133,32 @@ public static class PlatformServiceDefaultsExtensions
         return builder;
     }
 
-    /// <summary>Adds the <c>self</c> liveness check; dependency checks are added by the clients that own them.</summary>
+    /// <summary>
+    /// Adds the <c>self</c> liveness check and the <c>shutdown</c> readiness check (unhealthy once the service is stopping);
+    /// dependency checks are added by the clients that own them.
+    /// </summary>
     public static TBuilder AddDefaultHealthChecks<TBuilder>(this TBuilder builder)
         where TBuilder : IHostApplicationBuilder
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddHealthChecks()
-            .AddCheck("self", () => HealthCheckResult.Healthy("process is responsive"), [LiveTag]);
+            .AddCheck("self", () => HealthCheckResult.Healthy("process is responsive"), [LiveTag])
+            .AddCheck<ShutdownHealthCheck>("shutdown");
+        return builder;
+    }
+
+    /// <summary>
+    /// A stopping service keeps serving for <c>Shutdown:DrainDelay</c> (5 s; <see cref="ShutdownOptions"/>) with readiness
+    /// down and HTTP/1.x connections closing after each response, then stops its server, which finishes the requests it
+    /// is running: a rolling update or scale-down loses no request.
+    /// </summary>
+    public static TBuilder AddShutdownDrain<TBuilder>(this TBuilder builder)
+        where TBuilder : IHostApplicationBuilder
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddOptions<ShutdownOptions>().BindConfiguration(ShutdownOptions.SectionName);
+        builder.Services.AddHostedService<ShutdownDrain>();
+        builder.Services.AddTransient<Microsoft.AspNetCore.Hosting.IStartupFilter, ClosingConnectionsStartupFilter>();
         return builder;
     }
 

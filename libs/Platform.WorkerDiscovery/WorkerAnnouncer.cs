@@ -11,7 +11,7 @@ namespace Platform.WorkerDiscovery;
 
 /// <summary>
 /// Runs in a model-worker replica: once its server listens, announces the replica's addresses in Redis and renews them every
-/// <see cref="WorkerDiscoveryOptions.HeartbeatInterval"/>; withdraws them on a graceful stop so callers stop at once.
+/// <see cref="WorkerDiscoveryOptions.HeartbeatInterval"/>; withdraws them as soon as the host is told to stop, while the server still serves, so callers move on before it stops.
 /// A Redis outage only delays the next heartbeat: callers keep their last known list meanwhile.
 /// </summary>
 public sealed partial class WorkerAnnouncer(
@@ -48,7 +48,10 @@ public sealed partial class WorkerAnnouncer(
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (!await WaitForStartedAsync(stoppingToken).ConfigureAwait(false))
+        // Heartbeats end when the host is told to stop, not when hosted services stop: the server keeps serving through
+        // the shutdown drain (ServiceDefaults' Shutdown:DrainDelay), and callers should leave it during that time.
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, lifetime.ApplicationStopping);
+        if (!await WaitForStartedAsync(stopping.Token).ConfigureAwait(false))
         {
             return;
         }
@@ -57,41 +60,43 @@ public sealed partial class WorkerAnnouncer(
         LogAnnouncing(logger, _self.InstanceId, _self.Address, _self.GrpcAddress);
         var payload = JsonSerializer.Serialize(_self);
         using var timer = new PeriodicTimer(_options.HeartbeatInterval, timeProvider);
-        do
+        try
         {
-            try
+            do
             {
-                var db = redis.GetDatabase();
-                var now = timeProvider.GetUtcNow().ToUnixTimeMilliseconds();
-                var batch = db.CreateBatch();
-                var set = batch.HashSetAsync(EndpointsKey, _self.InstanceId, payload);
-                var beat = batch.SortedSetAddAsync(HeartbeatsKey, _self.InstanceId, now);
-                batch.Execute();
-                await Task.WhenAll(set, beat).WaitAsync(stoppingToken).ConfigureAwait(false);
+                try
+                {
+                    var db = redis.GetDatabase();
+                    var now = timeProvider.GetUtcNow().ToUnixTimeMilliseconds();
+                    var batch = db.CreateBatch();
+                    var set = batch.HashSetAsync(EndpointsKey, _self.InstanceId, payload);
+                    var beat = batch.SortedSetAddAsync(HeartbeatsKey, _self.InstanceId, now);
+                    batch.Execute();
+                    await Task.WhenAll(set, beat).WaitAsync(stopping.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is RedisException or TimeoutException)
+                {
+                    LogHeartbeatFailed(logger, ex.Message);
+                }
             }
-            catch (Exception ex) when (ex is RedisException or TimeoutException)
-            {
-                LogHeartbeatFailed(logger, ex.Message);
-            }
+            while (await timer.WaitForNextTickAsync(stopping.Token).ConfigureAwait(false));
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            // Stopping: withdraw below.
+        }
+
+        await WithdrawAsync(_self, stoppingToken).ConfigureAwait(false);
     }
 
-    /// <inheritdoc />
-    public override async Task StopAsync(CancellationToken cancellationToken)
+    private async Task WithdrawAsync(WorkerEndpoint self, CancellationToken cancellationToken)
     {
-        await base.StopAsync(cancellationToken).ConfigureAwait(false);
-        if (_self is null)
-        {
-            return;
-        }
-
         try
         {
             var db = redis.GetDatabase();
-            await db.SortedSetRemoveAsync(HeartbeatsKey, _self.InstanceId).WaitAsync(cancellationToken).ConfigureAwait(false);
-            await db.HashDeleteAsync(EndpointsKey, _self.InstanceId).WaitAsync(cancellationToken).ConfigureAwait(false);
-            LogWithdrawn(logger, _self.InstanceId);
+            await db.SortedSetRemoveAsync(HeartbeatsKey, self.InstanceId).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await db.HashDeleteAsync(EndpointsKey, self.InstanceId).WaitAsync(cancellationToken).ConfigureAwait(false);
+            LogWithdrawn(logger, self.InstanceId);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException or OperationCanceledException)
         {

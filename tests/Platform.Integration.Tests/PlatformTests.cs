@@ -57,10 +57,10 @@ public sealed class PlatformTests(PlatformFixture fixture)
     }
 
     [Theory]
-    [InlineData("inference-api", new[] { "self", "PostgreSql", "StackExchange.Redis" })]
-    [InlineData("admin-api", new[] { "self", "PostgreSql", "StackExchange.Redis", "objectstore" })]
-    [InlineData("context-enrichment", new[] { "self", "PostgreSql", "StackExchange.Redis" })]
-    [InlineData("model-worker", new[] { "self", "StackExchange.Redis", "objectstore" })]
+    [InlineData("inference-api", new[] { "self", "shutdown", "PostgreSql", "StackExchange.Redis" })]
+    [InlineData("admin-api", new[] { "self", "shutdown", "PostgreSql", "StackExchange.Redis", "objectstore" })]
+    [InlineData("context-enrichment", new[] { "self", "shutdown", "PostgreSql", "StackExchange.Redis" })]
+    [InlineData("model-worker", new[] { "self", "shutdown", "StackExchange.Redis", "objectstore" })]
     public async Task EachServiceHealthListsItsDependencies(string service, string[] checks)
     {
         using var http = fixture.App.CreateHttpClient(service);

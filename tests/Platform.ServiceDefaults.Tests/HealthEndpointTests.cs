@@ -28,7 +28,7 @@ public sealed class HealthEndpointTests
         Assert.Equal("application/json; charset=utf-8", response.Content.Headers.ContentType?.ToString());
         Assert.Equal("Unhealthy", body.RootElement.GetProperty("status").GetString());
         var checks = body.RootElement.GetProperty("checks").EnumerateArray().ToDictionary(c => c.GetProperty("name").GetString()!);
-        Assert.Equal(["postgres", "redis", "self"], checks.Keys.Order());
+        Assert.Equal(["postgres", "redis", "self", "shutdown"], checks.Keys.Order());
         Assert.Equal("Unhealthy", checks["postgres"].GetProperty("status").GetString());
         Assert.Equal("connection refused", checks["postgres"].GetProperty("description").GetString());
         Assert.Equal("Healthy", checks["redis"].GetProperty("status").GetString());

@@ -42,6 +42,8 @@ internal sealed class TestHost : IAsyncDisposable
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        // Hosts stop at once unless a test asks for the shutdown drain.
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Shutdown:DrainDelay"] = "00:00:00" });
         if (configuration is not null)
         {
             builder.Configuration.AddInMemoryCollection(configuration);

@@ -306,6 +306,17 @@ public sealed class PlatformApp : IAsyncDisposable
     }
 
     /// <summary>
+    /// SIGTERMs one replica's process, as Kubernetes does to a pod it removes, and returns at once: the replica drains
+    /// and stops by itself (<see cref="WaitForExitAsync"/>).
+    /// </summary>
+    public Task TerminateAsync(string resource, int replica = 0, CancellationToken cancellationToken = default) =>
+        SignalAsync(ProcessId(resource, replica), "TERM", cancellationToken);
+
+    /// <summary>Waits until Aspire sees one replica's process gone (after <see cref="TerminateAsync"/>).</summary>
+    public Task WaitForExitAsync(string resource, int replica = 0, CancellationToken cancellationToken = default) =>
+        WaitForInstanceAsync(InstanceId(resource, replica), "exited", s => s.State?.Text is not (null or "Running" or "Starting" or "Stopping"), cancellationToken);
+
+    /// <summary>
     /// Freezes one replica's process (SIGSTOP): its sockets stay open and it answers nothing, as a hung process or a
     /// frozen VM does, until <see cref="ResumeAsync"/>.
     /// </summary>

@@ -30,6 +30,7 @@ public sealed class OpenInferenceGrpcService(
     WorkerClient workers,
     ModelStatisticsService statistics,
     ModelRepository repository,
+    IHostApplicationLifetime lifetime,
     TimeProvider time) : GRPCInferenceService.GRPCInferenceServiceBase
 {
     /// <summary>Response header with the Server-Timing phases (as the REST header).</summary>
@@ -44,7 +45,7 @@ public sealed class OpenInferenceGrpcService(
 
     /// <inheritdoc />
     public override async Task<ServerReadyResponse> ServerReady(ServerReadyRequest request, ServerCallContext context) =>
-        new() { Ready = await OpenInferenceEndpoints.IsServerReadyAsync(catalog, workers, context.CancellationToken) };
+        new() { Ready = await OpenInferenceEndpoints.IsServerReadyAsync(catalog, workers, lifetime, context.CancellationToken) };
 
     /// <inheritdoc />
     public override Task<ServerMetadataResponse> ServerMetadata(ServerMetadataRequest request, ServerCallContext context) =>

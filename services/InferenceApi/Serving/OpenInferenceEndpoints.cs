@@ -35,9 +35,9 @@ public static class OpenInferenceEndpoints
 
         v2.MapGet("/", () => Results.Json(new ServerMetadata(ServerName, ServerVersion, Extensions)));
         v2.MapGet("/health/live", () => Results.Json(new LiveResponse(true)));
-        v2.MapGet("/health/ready", async (ServedModelCatalog catalog, WorkerClient workers, CancellationToken ct) =>
+        v2.MapGet("/health/ready", async (ServedModelCatalog catalog, WorkerClient workers, IHostApplicationLifetime lifetime, CancellationToken ct) =>
         {
-            var ready = await IsServerReadyAsync(catalog, workers, ct);
+            var ready = await IsServerReadyAsync(catalog, workers, lifetime, ct);
             return Results.Json(new ReadyResponse(ready), statusCode: ready ? 200 : 503);
         });
 
@@ -83,12 +83,13 @@ public static class OpenInferenceEndpoints
         return endpoints;
     }
 
-    /// <summary>Ready: the registry has been read and model workers are known.</summary>
-    public static async Task<bool> IsServerReadyAsync(ServedModelCatalog catalog, WorkerClient workers, CancellationToken ct)
+    /// <summary>Ready: not stopping (a stopping replica drains), the registry has been read and model workers are known.</summary>
+    public static async Task<bool> IsServerReadyAsync(ServedModelCatalog catalog, WorkerClient workers, IHostApplicationLifetime lifetime, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(workers);
-        return catalog.Loaded && (await workers.GetReplicasAsync(ct)).Count > 0;
+        ArgumentNullException.ThrowIfNull(lifetime);
+        return !lifetime.ApplicationStopping.IsCancellationRequested && catalog.Loaded && (await workers.GetReplicasAsync(ct)).Count > 0;
     }
 
     /// <summary>A model's (or version's) metadata, or 404.</summary>
