@@ -149,8 +149,7 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
             answered.Add(id);
         }
 
-        var records = await fixture.SettledUsageAsync(tenant.Id, warmUp.Count + answered.Count, Ct);
-        var recorded = records.Where(r => r.RequestId is not null).GroupBy(r => r.RequestId!).ToDictionary(g => g.Key, g => g.Count());
+        var recorded = await fixture.SettledRecordsPerRequestAsync(tenant.Id, warmUp.Count + answered.Count, Ct);
         // Every answered request has exactly one record; nothing was recorded that was not sent; at most the requests
         // in flight at the kill (4) have a record without an answer (recorded, then killed before the bytes went out).
         Assert.All(answered, id => Assert.Equal(1, recorded.GetValueOrDefault(id)));

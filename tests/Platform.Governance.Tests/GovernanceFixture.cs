@@ -120,6 +120,11 @@ public sealed class GovernanceFixture : IAsyncLifetime
         return rows;
     }
 
+    /// <summary>Once the tenant's usage has settled (<see cref="SettledUsageAsync"/>): how many records each request id has.</summary>
+    public async Task<IReadOnlyDictionary<string, int>> SettledRecordsPerRequestAsync(Guid tenant, int expectedAtLeast, CancellationToken ct) =>
+        (await SettledUsageAsync(tenant, expectedAtLeast, ct))
+            .Where(r => r.RequestId is not null).GroupBy(r => r.RequestId!).ToDictionary(g => g.Key, g => g.Count());
+
     public async ValueTask DisposeAsync()
     {
         Admin?.Dispose();

@@ -89,8 +89,7 @@ public sealed class ShutdownDrainTests(GovernanceFixture fixture)
 
             Assert.Empty(failures);
             Assert.NotEmpty(closing);
-            var records = await fixture.SettledUsageAsync(tenant.Id, warmUp.Count + answered.Count, Ct);
-            var recorded = records.Where(r => r.RequestId is not null).GroupBy(r => r.RequestId!).ToDictionary(g => g.Key, g => g.Count());
+            var recorded = await fixture.SettledRecordsPerRequestAsync(tenant.Id, warmUp.Count + answered.Count, Ct);
             // A drained stop leaves nothing half done: each answered request has one record and nothing else has any.
             Assert.All(answered, id => Assert.Equal(1, recorded.GetValueOrDefault(id)));
             Assert.Equal(answered.Count, recorded.Count(r => r.Key.StartsWith("drain-", StringComparison.Ordinal)));
