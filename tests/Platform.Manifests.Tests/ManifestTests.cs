@@ -192,9 +192,16 @@ public sealed partial class ManifestTests(PublishFixture fixture)
         Assert.Equal("{platformdb.connectionString}", (string?)Resources["admin-api"]!["env"]!["ConnectionStrings__platformdb"]);
         Assert.Equal("{admin-api.bindings.http.url}", (string?)Resources["inference-api"]!["env"]!["services__admin-api__http__0"]);
 
-        // The AppHost's tuning for replicas sharing one machine's cores is run mode only: pods get their own cores.
+        // Redis keeps usage records and the ledger: its pod writes the append-only file beside Aspire's snapshots and
+        // bounds its memory below the pod's limit (RedisServerTests runs the rendered command).
+        Assert.Equal(["-c", "redis-server --requirepass $REDIS_PASSWORD --save 60 1 --appendonly yes --appendfsync everysec --maxmemory $((REDIS_MEMORY_LIMIT_MIB * 4 / 5))mb --maxmemory-policy noeviction"],
+            Resources["redis"]!["args"]!.AsArray().Select(a => (string?)a));
+
+        // The AppHost's tuning for replicas sharing one machine's cores is run mode only: pods get their own cores, and
+        // their drain on SIGTERM keeps its default.
         Assert.Null(Resources["model-worker"]!["env"]?["ModelWorker__IntraOpNumThreads"]);
         Assert.Null(Resources["inference-api"]!["env"]!["WorkerRouting__PackBelow"]);
+        Assert.Null(Resources["inference-api"]!["env"]!["Shutdown__DrainDelay"]);
     }
 
     [Fact]

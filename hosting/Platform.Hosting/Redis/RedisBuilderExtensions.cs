@@ -38,9 +38,22 @@ namespace Platform.Hosting
         public const string ImageTag = "7.0.15";
 
         /// <summary>
+        /// Server options publish mode adds to Aspire's Redis command (a shell command line): the append-only file run
+        /// mode has too, and <c>maxmemory</c> at 80 % of the container's memory limit (<c>REDIS_MEMORY_LIMIT_MIB</c>, which
+        /// the Kubernetes generator sets from the downward API; unset means no limit) with <c>noeviction</c>. A full Redis
+        /// then refuses writes (inference answers 503 + Retry-After, the cache skips its writes) until cached responses
+        /// expire, instead of being OOM-killed and reloading the same data into the same limit; the 20 % left covers the
+        /// AOF rewrite's copy-on-write pages and buffers. Nothing is evicted: usage records and ledger counters are data.
+        /// </summary>
+        public const string ServerOptions =
+            "--appendonly yes --appendfsync everysec --maxmemory $((REDIS_MEMORY_LIMIT_MIB * 4 / 5))mb --maxmemory-policy noeviction";
+
+        /// <summary>
         /// Adds Redis named <paramref name="name"/> (password parameter <c>&lt;name&gt;-password</c>, AOF persistence).
         /// Run mode: <c>redis-server</c> as a native process, data in <c>.platform/&lt;name&gt;</c>. Publish mode: Aspire's
-        /// <c>AddRedis</c> with a data volume and persistence.
+        /// <c>AddRedis</c> with a data volume, its snapshots (<c>--save 60 1</c>) and the append-only file
+        /// and a memory bound (<see cref="ServerOptions"/>): Redis holds usage records until AdminApi moves them to Postgres, and the
+        /// ledger's limits and charges; with snapshots alone a restarted pod would lose up to a minute of them.
         /// </summary>
         public static IResourceBuilder<IResourceWithConnectionString> AddPlatformRedis(this IDistributedApplicationBuilder builder, string name)
         {
@@ -48,7 +61,25 @@ namespace Platform.Hosting
             var password = builder.AddPassword($"{name}-password");
             return builder.ExecutionContext.IsPublishMode
                 ? builder.AddRedis(name, password: password).WithImageTag(ImageTag).WithDataVolume($"{name}-data").WithPersistence()
+                    .WithArgs(AppendToServerCommand)
                 : builder.AddNativeRedis(name, password.Resource);
+        }
+
+        /// <summary>
+        /// Aspire runs its Redis image as <c>/bin/sh -c "redis-server …"</c> built by an earlier argument callback; the
+        /// options go at the end of that command. A different shape fails the publish instead of dropping them.
+        /// </summary>
+        private static void AppendToServerCommand(CommandLineArgsCallbackContext context)
+        {
+            var shell = context.Args.IndexOf("-c");
+            if (shell < 0 || shell + 1 >= context.Args.Count || context.Args[shell + 1] is not string command
+                || !command.StartsWith("redis-server", StringComparison.Ordinal))
+            {
+                throw new InvalidOperationException(
+                    $"Aspire's Redis arguments are no longer '-c \"redis-server …\"' ({string.Join(' ', context.Args)}); {ServerOptions} cannot be added");
+            }
+
+            context.Args[shell + 1] = $"{command} {ServerOptions}";
         }
 
         /// <summary>Adds Redis as a native process (run mode only).</summary>

@@ -38,6 +38,17 @@ internal static class ImageConventions
         _ => [],
     };
 
+    /// <summary>
+    /// Variables holding the container's own resources (the downward API's <c>resourceFieldRef</c>): name, resource and
+    /// divisor. Redis reads its memory limit in MiB to set <c>maxmemory</c> below it (Platform.Hosting's
+    /// <c>RedisBuilderExtensions.ServerOptions</c>); without a limit Kubernetes gives the node's allocatable memory.
+    /// </summary>
+    public static IEnumerable<(string Name, string Resource, string Divisor)> ResourceFields(WorkloadResource w) => Repository(w) switch
+    {
+        "redis" => [("REDIS_MEMORY_LIMIT_MIB", "limits.memory", "1Mi")],
+        _ => [],
+    };
+
     /// <summary>Paths besides /tmp the process writes to (emptyDir volumes under a read-only root).</summary>
     public static IEnumerable<string> WritablePaths(WorkloadResource w) => Repository(w) switch
     {

@@ -145,6 +145,7 @@ internal sealed partial class Workload
         }
 
         Env.AddRange(direct.Select(d => SecretRef(d.Name, d.Secret)));
+        Env.AddRange(ImageConventions.ResourceFields(Resource).Select(f => ResourceFieldRef(f.Name, f.Resource, f.Divisor)));
         if (IsProject)
         {
             // Each replica names itself (telemetry's service.instance.id) and announces its own address for per-replica
@@ -176,6 +177,12 @@ internal sealed partial class Workload
     {
         ["name"] = name,
         ["valueFrom"] = new Map { ["secretKeyRef"] = new Map { ["name"] = secret.Name, ["key"] = SecretKey } },
+    };
+
+    private static Map ResourceFieldRef(string name, string resource, string divisor) => new()
+    {
+        ["name"] = name,
+        ["valueFrom"] = new Map { ["resourceFieldRef"] = new Map { ["resource"] = resource, ["divisor"] = divisor } },
     };
 
     private static Map FieldRef(string name, string path) => new()
