@@ -81,8 +81,20 @@ public sealed partial class UsageWriter(
     private const string LeaseKey = "usage:writer-lease";
     private readonly string _leaseOwner = Guid.NewGuid().ToString("N");
 
+    // Redis at maxmemory (the published pod's noeviction bound) refuses writes that may grow memory, and a full Redis is
+    // what a long Postgres outage leaves: draining is what frees it, so the writer's scripts declare allow-oom (Redis 7).
+
+    // KEYS: lease. ARGV: owner, seconds. Takes the lease when free; 1 when this owner holds it.
+    private const string LeaseScript = """
+        #!lua flags=allow-oom
+        if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
+        if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+        return 0
+        """;
+
     // KEYS: pending, processing. ARGV: batch size. An unfinished batch in processing is returned again first.
     private const string TakeScript = """
+        #!lua flags=allow-oom
         local existing = redis.call('LRANGE', KEYS[2], 0, -1)
         if #existing > 0 then return existing end
         local items = redis.call('LRANGE', KEYS[1], -tonumber(ARGV[1]), -1)
@@ -96,8 +108,7 @@ public sealed partial class UsageWriter(
     public async Task<int> DrainOnceAsync(CancellationToken cancellationToken)
     {
         var cache = redis.GetDatabase();
-        if (!await cache.StringSetAsync(LeaseKey, _leaseOwner, TimeSpan.FromSeconds(30), When.NotExists)
-            && await cache.StringGetAsync(LeaseKey) != _leaseOwner)
+        if ((long)await cache.ScriptEvaluateAsync(LeaseScript, [(RedisKey)LeaseKey], [_leaseOwner, 30]) == 0)
         {
             return 0; // another replica is draining
         }

@@ -16,6 +16,9 @@ public sealed class InfrastructureFixture : IAsyncLifetime
 
     public string RedisConnectionString { get; private set; } = string.Empty;
 
+    /// <summary>A second Redis for tests that change server-wide settings (e.g. fill it with <c>maxmemory</c>).</summary>
+    public string IsolatedRedisConnectionString { get; private set; } = string.Empty;
+
     public NpgsqlDataSource Db { get; private set; } = null!;
 
     public async ValueTask InitializeAsync()
@@ -23,10 +26,12 @@ public sealed class InfrastructureFixture : IAsyncLifetime
         App = await PlatformApp.StartModelAsync(builder =>
         {
             builder.AddNativeRedis("redis", builder.AddParameter("redis-password", Guid.NewGuid().ToString("N"), secret: true).Resource);
+            builder.AddNativeRedis("redis-isolated", builder.AddParameter("redis-isolated-password", Guid.NewGuid().ToString("N"), secret: true).Resource);
             builder.AddNativePostgres("postgres", builder.AddParameter("postgres-password", Guid.NewGuid().ToString("N"), secret: true).Resource)
                 .AddDatabase("db");
         });
         RedisConnectionString = await App.GetConnectionStringAsync("redis");
+        IsolatedRedisConnectionString = await App.GetConnectionStringAsync("redis-isolated");
         Db = NpgsqlDataSource.Create(await App.GetConnectionStringAsync("db"));
         // AdminApi's own migrations, in order (the same files, embedded).
         foreach (var name in new[] { "migrations.0200.sql", "migrations.0201.sql" })

@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
+using StackExchange.Redis;
 
 namespace Platform.Tenancy.Tests;
 
@@ -141,6 +142,38 @@ public sealed class UsagePipelineTests(InfrastructureFixture infra) : IDisposabl
         await db.ListLeftPushAsync(UsageBuffer.ProcessingKey, UsageBuffer.Serialize(duplicate));
         await writer.DrainOnceAsync(Ct);
         Assert.Equal(121, await CountAsync(tenant));
+    }
+
+    [Fact]
+    public async Task AFullRedisStillDrainsItsRecordsToPostgres()
+    {
+        // What a long Postgres outage leaves behind on a Redis bounded by maxmemory with noeviction (the published pod).
+        var options = ConfigurationOptions.Parse(infra.IsolatedRedisConnectionString);
+        Platform.Redis.RedisServiceCollectionExtensions.Configure(options);
+        options.AllowAdmin = true;
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(options);
+        var server = redis.GetServer(redis.GetEndPoints()[0]);
+        var buffer = new UsageBuffer(redis);
+        var tenant = Guid.NewGuid();
+        for (var i = 0; i < 1_500; i++)
+        {
+            await buffer.AppendAsync(Record(tenant, i), Ct);
+        }
+
+        await server.ConfigSetAsync("maxmemory", "1");
+        try
+        {
+            // Full: a new record is refused (InferenceApi then answers 503 + Retry-After), yet the writer empties it.
+            var refused = await Assert.ThrowsAsync<RedisServerException>(() => buffer.AppendAsync(Record(tenant, -1), Ct));
+            Assert.StartsWith("OOM", refused.Message, StringComparison.Ordinal);
+            await DrainAllAsync(NewWriter(redis));
+            Assert.Equal(1_500, await CountAsync(tenant));
+            Assert.Equal(0, await buffer.BacklogAsync(Ct));
+        }
+        finally
+        {
+            await server.ConfigSetAsync("maxmemory", "0");
+        }
     }
 
     [Fact]
