@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Sockets;
+using Grpc.Net.Client;
+using Platform.Inference.OpenInference.Grpc;
 using Platform.TestSupport;
 
 namespace Platform.Governance.Tests;
@@ -19,6 +20,9 @@ public sealed class ShutdownDrainTests(GovernanceFixture fixture)
         await GovernanceFixture.WaitServedAsync(victim, GovernanceFixture.Model, Ct);
         await GovernanceFixture.WaitServedAsync(survivor, GovernanceFixture.Model, Ct);
         var warmUp = await fixture.SettledUsageAsync(tenant.Id, 2, Ct);
+        using var channel = GrpcChannel.ForAddress(fixture.App.ReplicaAddress("inference-api", 0, "grpc"));
+        var grpc = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
+        Assert.True((await grpc.ServerReadyAsync(new ServerReadyRequest(), cancellationToken: Ct)).Ready);
 
         // Four clients behind a balancer that sends them to replica 0 until it has seen its readiness down and a little
         // longer (endpoints take a moment to propagate), then to replica 1: what a rollout looks like to clients.
@@ -80,6 +84,9 @@ public sealed class ShutdownDrainTests(GovernanceFixture fixture)
                     },
                     TimeSpan.FromSeconds(5), "readiness down on the draining replica", Ct);
             }
+
+            // The protocol's own readiness says so too, to a gRPC client on its open connection.
+            Assert.False((await grpc.ServerReadyAsync(new ServerReadyRequest(), cancellationToken: Ct)).Ready);
 
             await Task.Delay(TimeSpan.FromMilliseconds(500), Ct); // the balancer's lag, during which the drain still serves
             await outOfRotation.CancelAsync();
