@@ -127,7 +127,7 @@ public static class OutputClassification
         DataType.UInt64 => BinaryPrimitives.ReadUInt64LittleEndian(element),
         DataType.Int64 => BinaryPrimitives.ReadInt64LittleEndian(element),
         DataType.Fp16 => (double)BinaryPrimitives.ReadHalfLittleEndian(element),
-        DataType.Bf16 => BitConverter.UInt32BitsToSingle((uint)BinaryPrimitives.ReadUInt16LittleEndian(element) << 16),
+        DataType.Bf16 => BFloat16Bits.Read(element),
         DataType.Fp32 => BinaryPrimitives.ReadSingleLittleEndian(element),
         DataType.Fp64 => BinaryPrimitives.ReadDoubleLittleEndian(element),
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
