@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Platform.TestSupport;
 
@@ -28,9 +26,10 @@ public sealed class RedisServerTests(PublishFixture fixture)
         var args = container["args"]!.AsArray().Select(a => (string)a!).ToArray();
         Assert.Equal("-c", args[0]);
 
-        var port = FreePort();
+        // A Unix socket in the server's own directory instead of a TCP port: nothing to pick, nothing to collide with.
         var directory = Directory.CreateTempSubdirectory("platform-redis-");
-        var start = new ProcessStartInfo("/bin/sh", ["-c", $"{args[1].Replace("$$", "$", StringComparison.Ordinal)} --port {port} --bind 127.0.0.1"])
+        var socket = Path.Combine(directory.FullName, "redis.sock");
+        var start = new ProcessStartInfo("/bin/sh", ["-c", $"{args[1].Replace("$$", "$", StringComparison.Ordinal)} --port 0 --unixsocket {socket}"])
         {
             WorkingDirectory = directory.FullName,
             RedirectStandardOutput = true,
@@ -41,12 +40,12 @@ public sealed class RedisServerTests(PublishFixture fixture)
         using var server = Process.Start(start)!;
         try
         {
-            await Waits.UntilAsync(async () => await CliAsync(port, ["ping"], ct) == "PONG", TimeSpan.FromSeconds(20), $"redis-server from the {overlay} command", ct);
-            Assert.Equal($"maxmemory\n{limitMib * 4 / 5 * 1024 * 1024}", await CliAsync(port, ["config", "get", "maxmemory"], ct));
-            Assert.Equal("maxmemory-policy\nnoeviction", await CliAsync(port, ["config", "get", "maxmemory-policy"], ct));
-            Assert.Equal("appendonly\nyes", await CliAsync(port, ["config", "get", "appendonly"], ct));
-            Assert.Equal("appendfsync\neverysec", await CliAsync(port, ["config", "get", "appendfsync"], ct));
-            Assert.Equal("OK", await CliAsync(port, ["set", "written", "1"], ct));
+            await Waits.UntilAsync(async () => await CliAsync(socket, ["ping"]) == "PONG", TimeSpan.FromSeconds(20), $"redis-server from the {overlay} command", ct);
+            Assert.Equal($"maxmemory\n{limitMib * 4 / 5 * 1024 * 1024}", await CliAsync(socket, ["config", "get", "maxmemory"]));
+            Assert.Equal("maxmemory-policy\nnoeviction", await CliAsync(socket, ["config", "get", "maxmemory-policy"]));
+            Assert.Equal("appendonly\nyes", await CliAsync(socket, ["config", "get", "appendonly"]));
+            Assert.Equal("appendfsync\neverysec", await CliAsync(socket, ["config", "get", "appendfsync"]));
+            Assert.Equal("OK", await CliAsync(socket, ["set", "written", "1"]));
             await Waits.UntilAsync(() => Directory.Exists(Path.Combine(directory.FullName, "appendonlydir")), TimeSpan.FromSeconds(10), "the AOF directory", ct);
         }
         finally
@@ -64,24 +63,10 @@ public sealed class RedisServerTests(PublishFixture fixture)
         _ => throw new FormatException($"memory limit '{quantity}': expected Mi or Gi"),
     };
 
-    private static int FreePort()
+    private static async Task<string> CliAsync(string socket, string[] command)
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static async Task<string> CliAsync(int port, string[] command, CancellationToken ct)
-    {
-        var start = new ProcessStartInfo("redis-cli", ["-p", port.ToString(CultureInfo.InvariantCulture), .. command])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.Environment["REDISCLI_AUTH"] = "manifest-test";
-        using var cli = Process.Start(start)!;
-        var output = await cli.StandardOutput.ReadToEndAsync(ct);
-        await cli.WaitForExitAsync(ct);
+        var (_, output, _) = await PublishFixture.RunAsync("redis-cli", ["-s", socket, .. command], null,
+            environment: new Dictionary<string, string> { ["REDISCLI_AUTH"] = "manifest-test" });
         return output.Trim();
     }
 }

@@ -18,11 +18,7 @@ public sealed class ShutdownDrainTests
     {
         var ct = TestContext.Current.CancellationToken;
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        await using var host = await TestHost.StartAsync(
-            app => app.MapGet("/work", () => Results.Text("done")),
-            configuration: new Dictionary<string, string?> { ["Shutdown:DrainDelay"] = Drain.ToString() },
-            configureBuilder: b => b.Services.AddSingleton<TimeProvider>(time),
-            cancellationToken: ct);
+        await using var host = await StartAsync(Drain, time, ct);
         using var client = host.CreateClient();
         using (var before = await client.GetAsync("/work", ct))
         {
@@ -73,14 +69,17 @@ public sealed class ShutdownDrainTests
     public async Task Stop_WithoutADrainStopsAtOnce()
     {
         var ct = TestContext.Current.CancellationToken;
-        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        await using var host = await TestHost.StartAsync(
-            app => app.MapGet("/work", () => Results.Text("done")),
-            configuration: new Dictionary<string, string?> { ["Shutdown:DrainDelay"] = "00:00:00" },
-            configureBuilder: b => b.Services.AddSingleton<TimeProvider>(time),
-            cancellationToken: ct);
+        await using var host = await StartAsync(TimeSpan.Zero, new FakeTimeProvider(DateTimeOffset.UtcNow), ct);
 
         // No time passes on the fake clock: only a drain of zero lets the host stop.
         await host.App.StopAsync(ct).WaitAsync(TimeSpan.FromSeconds(10), ct);
     }
+
+    /// <summary>A host serving <c>GET /work</c> with the given drain, its timers on <paramref name="time"/>.</summary>
+    private static Task<TestHost> StartAsync(TimeSpan drain, FakeTimeProvider time, CancellationToken ct) =>
+        TestHost.StartAsync(
+            app => app.MapGet("/work", () => Results.Text("done")),
+            configuration: new Dictionary<string, string?> { ["Shutdown:DrainDelay"] = drain.ToString() },
+            configureBuilder: b => b.Services.AddSingleton<TimeProvider>(time),
+            cancellationToken: ct);
 }
