@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using Aspire.Hosting;
 using Microsoft.AspNetCore.Builder;
@@ -53,11 +54,10 @@ public sealed class ClientSpanTests(ServersFixture servers)
     public async Task ARequestsSpansNestAcrossDatabaseCacheAndServiceCalls()
     {
         var ct = TestContext.Current.CancellationToken;
-        var spans = new List<Activity>();
-        void Export(WebApplicationBuilder b) =>
-            b.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddInMemoryExporter(spans));
+        var spans = new ConcurrentQueue<Activity>();
+        var export = SpanQueue.ExportTo(spans);
 
-        await using var downstream = await TestHost.StartAsync(app => app.MapGet("/downstream", () => "down"), configureBuilder: Export, cancellationToken: ct);
+        await using var downstream = await TestHost.StartAsync(app => app.MapGet("/downstream", () => "down"), configureBuilder: export, cancellationToken: ct);
         await using var upstream = await TestHost.StartAsync(
             app => app.MapGet("/upstream", async (NpgsqlDataSource db, IConnectionMultiplexer redis, IHttpClientFactory http) =>
             {
@@ -77,7 +77,7 @@ public sealed class ClientSpanTests(ServersFixture servers)
             {
                 b.AddNpgsqlDataSource("db");
                 b.AddRedisClient("redis");
-                Export(b);
+                export(b);
             },
             cancellationToken: ct);
         using var client = upstream.CreateClient();
@@ -86,13 +86,7 @@ public sealed class ClientSpanTests(ServersFixture servers)
         upstream.Services.GetRequiredService<TracerProvider>().ForceFlush();
         downstream.Services.GetRequiredService<TracerProvider>().ForceFlush();
 
-        List<Activity> Snapshot()
-        {
-            lock (spans)
-            {
-                return [.. spans.DistinctBy(s => s.SpanId)];
-            }
-        }
+        List<Activity> Snapshot() => [.. spans.DistinctBy(s => s.SpanId)];
 
         // StackExchange.Redis' instrumentation drains its profiler on a timer (10 s by default): its span comes last.
         List<Activity> all = [];
@@ -114,7 +108,7 @@ public sealed class ClientSpanTests(ServersFixture servers)
     public async Task CallsOutsideAnyOperationStartNoTrace()
     {
         var ct = TestContext.Current.CancellationToken;
-        var spans = new List<Activity>();
+        var spans = new ConcurrentQueue<Activity>();
         await using var host = await TestHost.StartAsync(
             app => app.MapGet("/touch", async (IConnectionMultiplexer redis) => await redis.GetDatabase().StringSetAsync("in-request", "1")),
             new Dictionary<string, string?>
@@ -126,7 +120,7 @@ public sealed class ClientSpanTests(ServersFixture servers)
             {
                 b.AddNpgsqlDataSource("db");
                 b.AddRedisClient("redis");
-                b.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddInMemoryExporter(spans));
+                SpanQueue.ExportTo(spans)(b);
             },
             cancellationToken: ct);
 
@@ -147,10 +141,7 @@ public sealed class ClientSpanTests(ServersFixture servers)
         await Waits.UntilAsync(() =>
         {
             tracer.ForceFlush();
-            lock (spans)
-            {
-                all = [.. spans.DistinctBy(s => s.SpanId)];
-            }
+            all = [.. spans.DistinctBy(s => s.SpanId)];
 
             return all.Any(s => IsRedis(s) && s.ParentSpanId != default);
         }, TimeSpan.FromSeconds(30), "the request's Redis span", ct);

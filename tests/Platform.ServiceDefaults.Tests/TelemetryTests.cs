@@ -52,11 +52,8 @@ public sealed class TelemetryTests
     public async Task ProbeEndpoints_AreNotExported_OtherRequestsAre()
     {
         var ct = TestContext.Current.CancellationToken;
-        var exporter = new CollectingExporter();
-        await using var host = await TestHost.StartAsync(
-            app => app.MapGet("/traced", () => "ok"),
-            configureBuilder: b => b.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddProcessor(new SimpleActivityExportProcessor(exporter))),
-            cancellationToken: ct);
+        var spans = new ConcurrentQueue<Activity>();
+        await using var host = await TestHost.StartAsync(app => app.MapGet("/traced", () => "ok"), configureBuilder: SpanQueue.ExportTo(spans), cancellationToken: ct);
         using var client = host.CreateClient();
 
         await client.GetAsync("/health", ct);
@@ -64,9 +61,10 @@ public sealed class TelemetryTests
         await client.GetStringAsync("/traced", ct);
         host.Services.GetRequiredService<TracerProvider>().ForceFlush();
 
-        var names = await exporter.WaitForAsync(n => n.Contains("GET /traced"), "the /traced request's span", ct);
+        var names = await Waits.UntilAsync(() => Task.FromResult(spans.Select(a => a.DisplayName).ToArray()), n => n.Contains("GET /traced"),
+            TimeSpan.FromSeconds(10), "the /traced request's span", ct);
         Assert.DoesNotContain(names, n => n.Contains("health", StringComparison.Ordinal) || n.Contains("alive", StringComparison.Ordinal));
-        Assert.DoesNotContain(exporter.Paths, p => p is "/health" or "/alive");
+        Assert.DoesNotContain(spans.Select(a => a.GetTagItem("url.path") as string), p => p is "/health" or "/alive");
     }
 
     [Fact]
@@ -219,26 +217,6 @@ public sealed class TelemetryTests
         public Task<Activity> SingleAsync(CancellationToken cancellationToken) => _stopped.Task.WaitAsync(TimeSpan.FromSeconds(10), cancellationToken);
 
         public void Dispose() => _listener.Dispose();
-    }
-
-    private sealed class CollectingExporter : BaseExporter<Activity>
-    {
-        private readonly ConcurrentQueue<Activity> _items = new();
-
-        public IEnumerable<string?> Paths => _items.Select(a => a.GetTagItem("url.path") as string);
-
-        public override ExportResult Export(in Batch<Activity> batch)
-        {
-            foreach (var activity in batch)
-            {
-                _items.Enqueue(activity);
-            }
-
-            return ExportResult.Success;
-        }
-
-        public Task<string[]> WaitForAsync(Func<IReadOnlyList<string>, bool> done, string what, CancellationToken cancellationToken) =>
-            Waits.UntilAsync(() => Task.FromResult(_items.Select(a => a.DisplayName).ToArray()), done, TimeSpan.FromSeconds(10), what, cancellationToken);
     }
 }
 

@@ -30,7 +30,7 @@ public sealed class TraceSamplingTests
                 [OperationRootSampler.SamplerKey] = "parentbased_traceidratio",
                 [OperationRootSampler.SamplerArgumentKey] = "0",
             },
-            ExportTo(exported),
+            SpanQueue.ExportTo(exported),
             cancellationToken: ct);
         using var client = host.CreateClient();
 
@@ -60,7 +60,7 @@ public sealed class TraceSamplingTests
         var exported = new ConcurrentQueue<Activity>();
         await using var host = await TestHost.StartAsync(
             app => app.MapGet("/all", () => "ok"),
-            configureBuilder: ExportTo(exported),
+            configureBuilder: SpanQueue.ExportTo(exported),
             cancellationToken: ct);
         using var client = host.CreateClient();
 
@@ -89,7 +89,7 @@ public sealed class TraceSamplingTests
                 });
             },
             new Dictionary<string, string?> { [OperationRootSampler.SamplerKey] = "always_on" },
-            ExportTo(exported),
+            SpanQueue.ExportTo(exported),
             cancellationToken: ct);
         using var client = host.CreateClient();
 
@@ -166,10 +166,6 @@ public sealed class TraceSamplingTests
         Assert.StartsWith(variable + "=", error.Message, StringComparison.Ordinal);
     }
 
-    // Every span the host's tracer provider records, as it ends.
-    private static Action<WebApplicationBuilder> ExportTo(ConcurrentQueue<Activity> exported) =>
-        b => b.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddProcessor(new SimpleActivityExportProcessor(new QueueExporter(exported))));
-
     private static IEnumerable<Activity> Spans(ConcurrentQueue<Activity> exported, string path) =>
         exported.Where(a => a.Kind == ActivityKind.Server && a.GetTagItem("url.path") as string == path);
 
@@ -183,17 +179,4 @@ public sealed class TraceSamplingTests
 
     private static SamplingDecision Decide(Sampler sampler, ActivityKind kind, ActivityContext parent) =>
         sampler.ShouldSample(new SamplingParameters(parent, ActivityTraceId.CreateRandom(), "operation", kind)).Decision;
-
-    private sealed class QueueExporter(ConcurrentQueue<Activity> queue) : BaseExporter<Activity>
-    {
-        public override ExportResult Export(in Batch<Activity> batch)
-        {
-            foreach (var activity in batch)
-            {
-                queue.Enqueue(activity);
-            }
-
-            return ExportResult.Success;
-        }
-    }
 }
