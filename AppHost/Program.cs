@@ -65,6 +65,17 @@ var inferenceApi = builder.AddProject<Projects.Platform_InferenceApi>("inference
     .WithHttpHealthCheck("/health")
     .WithExternalHttpEndpoints();
 
+// Postgres connections per process (Npgsql's default is 100): every replica of every service shares the server's
+// max_connections, so each gets a bound sized to its work and callers beyond it wait for a free connection instead of the
+// server refusing "too many clients" once the deployment scales out. InferenceApi and the workers read Postgres only on
+// cache misses and on their views' refreshes; ContextEnrichment per enrichment request; AdminApi for the admin API,
+// reports, the usage writer and the rollout controller. The published server's limit covers the sum at the overlays'
+// largest scale (PostgresBuilderExtensions.PublishedMaxConnections; docs/publishing.md).
+adminApi.WithEnvironment("Postgres__MaxPoolSize", "8");
+modelWorker.WithEnvironment("Postgres__MaxPoolSize", "2");
+contextEnrichment.WithEnvironment("Postgres__MaxPoolSize", "10");
+inferenceApi.WithEnvironment("Postgres__MaxPoolSize", "5");
+
 // Run mode puts every worker replica on this machine's cores, so InferenceApi packs requests onto one replica until a
 // full batch (64) is in flight: one copy of the weights stays in the CPU caches and batches fill, and the other replica
 // is a warm standby that takes the overflow and the failovers. The busy replica's ONNX Runtime pool gets every core

@@ -73,6 +73,61 @@ public sealed class OverlayTests(PublishFixture fixture)
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Overlays))]
+    public void Postgres_connections_at_the_largest_scale_fit_the_servers_max_connections(string overlay)
+    {
+        var r = fixture.Render(overlay);
+        var server = r.OfKind("StatefulSet").Single(s => (string?)s["metadata"]!["name"] == "postgres");
+        var setting = (server["spec"]!["template"]!["spec"]!["containers"]![0]!["args"]?.AsArray() ?? [])
+            .Select(a => (string?)a).SingleOrDefault(a => a?.StartsWith("max_connections=", StringComparison.Ordinal) == true);
+        Assert.True(setting is not null, $"{overlay}: the postgres StatefulSet runs with the image's default max_connections (100)");
+        var maxConnections = int.Parse(setting["max_connections=".Length..], System.Globalization.CultureInfo.InvariantCulture);
+        var configMaps = r.OfKind("ConfigMap").ToDictionary(c => (string)c["metadata"]!["name"]!);
+
+        var budget = new List<string>();
+        var total = 0;
+        foreach (var deployment in r.OfKind("Deployment"))
+        {
+            var name = (string)deployment["metadata"]!["name"]!;
+            var container = deployment["spec"]!["template"]!["spec"]!["containers"]![0]!;
+            if (container["env"]?.AsArray().Any(e => (string?)e!["name"] == "ConnectionStrings__platformdb") != true)
+            {
+                continue;
+            }
+
+            // Every process that connects has a bound: Npgsql's default (100) alone would exceed the server's limit.
+            var pool = (container["envFrom"]?.AsArray() ?? [])
+                .Select(e => (string?)e!["configMapRef"]?["name"])
+                .Select(n => n is not null && configMaps.TryGetValue(n, out var map) ? (string?)map["data"]?["Postgres__MaxPoolSize"] : null)
+                .SingleOrDefault(v => v is not null);
+            Assert.True(pool is not null, $"{overlay}: Deployment/{name} connects to Postgres without Postgres__MaxPoolSize");
+
+            var hpa = r.OfKind("HorizontalPodAutoscaler").SingleOrDefault(h => (string?)h["spec"]!["scaleTargetRef"]!["name"] == name);
+            var replicas = (int?)hpa?["spec"]!["maxReplicas"] ?? (int?)deployment["spec"]!["replicas"] ?? 1;
+            // A rolling update runs the surge pods beside the old ones.
+            var surge = deployment["spec"]!["strategy"]?["rollingUpdate"]?["maxSurge"] is { } s
+                ? s.GetValueKind() == JsonValueKind.Number ? (int)s : (int)Math.Ceiling(replicas * int.Parse(((string)s!).TrimEnd('%'), System.Globalization.CultureInfo.InvariantCulture) / 100.0)
+                : (int)Math.Ceiling(replicas * 0.25);
+            var connections = (replicas + surge) * int.Parse(pool!, System.Globalization.CultureInfo.InvariantCulture);
+            budget.Add($"{name} ({replicas} + {surge}) x {pool} = {connections}");
+            total += connections;
+        }
+
+        Assert.Equal(4, budget.Count);
+        // pg_dump in a backup job: one connection, never two jobs at once.
+        foreach (var job in r.OfKind("CronJob").Where(j => j.ToJsonString().Contains("pg_dump", StringComparison.Ordinal)))
+        {
+            Assert.Equal("Forbid", (string?)job["spec"]!["concurrencyPolicy"]);
+            budget.Add($"{job["metadata"]!["name"]} 1");
+            total += 1;
+        }
+
+        // Postgres keeps superuser_reserved_connections (3) for administrators.
+        Assert.True(total + 3 <= maxConnections,
+            $"{overlay}: {total} connections at the largest scale + 3 reserved exceed max_connections={maxConnections}: {string.Join(", ", budget)}");
+    }
+
     [Fact]
     public void Staging_mirrors_prod_at_a_smaller_scale()
     {

@@ -45,6 +45,28 @@ public sealed class InfrastructureFixture : IAsyncLifetime
     /// <summary>A connection of its own, as one service replica holds one (settings as the services use them).</summary>
     public ConnectionMultiplexer NewRedisConnection() => ConnectionMultiplexer.Connect(RedisConnectionString, Platform.Redis.RedisServiceCollectionExtensions.Configure);
 
+    /// <summary>
+    /// Locks <paramref name="table"/> against reads and writes until the returned connection is disposed (which rolls
+    /// back its transaction): holds a load that reads it until every caller of a test is waiting.
+    /// </summary>
+    public async Task<NpgsqlConnection> LockTableAsync(string table, CancellationToken cancellationToken)
+    {
+        var connection = await Db.OpenConnectionAsync(cancellationToken);
+        var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using var command = new NpgsqlCommand($"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE", connection, transaction);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+        return connection;
+    }
+
+    /// <summary>How many sessions wait on a lock in a statement containing <paramref name="text"/>.</summary>
+    public async Task<long> WaitingOnLocksAsync(string text, CancellationToken cancellationToken)
+    {
+        await using var command = Db.CreateCommand(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND strpos(query, $1) > 0 AND pid <> pg_backend_pid()");
+        command.Parameters.AddWithValue(text);
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
     public async ValueTask DisposeAsync()
     {
         await Db.DisposeAsync();

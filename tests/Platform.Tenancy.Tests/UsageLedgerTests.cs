@@ -299,6 +299,37 @@ public sealed class UsageLedgerTests(InfrastructureFixture infra) : IDisposable
     }
 
     [Fact]
+    public async Task APeriodsFirstConcurrentRequestsSumItsRecordsOnce()
+    {
+        await using var redis = infra.NewRedisConnection();
+        var ledger = Ledger(redis);
+        Budget NewBudget() => new(Guid.NewGuid(), BudgetPeriods.Monthly, 10m, "EUR", [], DateTimeOffset.UtcNow);
+        using var trace = new System.Diagnostics.Activity("test").Start();
+        using var counter = new NpgsqlCommandCounter(trace.TraceId, "sum(cost)");
+
+        Assert.Equal(0m, (await ledger.GetStateAsync(NewBudget(), Ct)).Spent);
+        Assert.Equal(1, counter.Count);
+
+        // 32 requests of a tenant whose period has just begun (no spend counter in Redis yet), all waiting before the
+        // first sum can finish.
+        var budget = NewBudget();
+        Task<BudgetState[]> all;
+        await using (await infra.LockTableAsync("usage_records", Ct))
+        {
+            all = Task.WhenAll(Enumerable.Range(0, 32).Select(_ => ledger.GetStateAsync(budget, Ct)));
+            // Every request has had its answer from Redis (no counter) and one sum waits on the lock.
+            await Waits.UntilAsync(() => redis.GetCounters().Interactive is { PendingUnsentItems: 0, SentItemsAwaitingResponse: 0 },
+                TimeSpan.FromSeconds(10), "Redis's answers to the 32 requests", Ct);
+            await Waits.UntilAsync(async () => await infra.WaitingOnLocksAsync("sum(cost)", Ct) >= 1, TimeSpan.FromSeconds(10), "a sum waiting on the lock", Ct);
+        }
+
+        var states = await all;
+
+        Assert.All(states, s => Assert.Equal(0m, s.Spent));
+        Assert.Equal(2, counter.Count);
+    }
+
+    [Fact]
     public async Task ConcurrentChargesKeepEveryRecordAndReportEachThresholdOnce()
     {
         await using var redis = infra.NewRedisConnection();

@@ -18,6 +18,13 @@ public static class PostgresBuilderExtensions
     public const string ImageTag = "15.18";
 
     /// <summary>
+    /// The published server's <c>max_connections</c>: every replica of every service holds a pool of its own against it
+    /// (<c>Postgres__MaxPoolSize</c>, set per service by the AppHost), and the sum at the overlays' largest scale, surge
+    /// pods included, must stay below it (docs/publishing.md, checked by the manifest tests).
+    /// </summary>
+    public const int PublishedMaxConnections = 350;
+
+    /// <summary>
     /// Adds a PostgreSQL server named <paramref name="name"/> (password parameter <c>&lt;name&gt;-password</c>) with one database
     /// <paramref name="databaseName"/>, and returns the database. Run mode: Debian's <c>postgres</c> as a native process, data in
     /// <c>.platform/&lt;name&gt;</c>. Publish mode: Aspire's <c>AddPostgres</c> with a data volume.
@@ -29,7 +36,9 @@ public static class PostgresBuilderExtensions
         var password = builder.AddPassword($"{name}-password");
         if (builder.ExecutionContext.IsPublishMode)
         {
-            return builder.AddPostgres(name, password: password).WithImageTag(ImageTag).WithDataVolume($"{name}-data").AddDatabase(databaseName);
+            return builder.AddPostgres(name, password: password).WithImageTag(ImageTag).WithDataVolume($"{name}-data")
+                .WithArgs("-c", $"max_connections={PublishedMaxConnections.ToString(CultureInfo.InvariantCulture)}")
+                .AddDatabase(databaseName);
         }
 
         return builder.AddNativePostgres(name, password.Resource).AddDatabase(databaseName);

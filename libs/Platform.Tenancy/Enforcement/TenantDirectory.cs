@@ -70,7 +70,14 @@ public sealed partial class TenantDirectory
     private readonly ILogger<TenantDirectory> _logger;
     private readonly ConcurrentDictionary<string, Cached<StoredKey?>> _keys = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, Cached<(Tenant Tenant, Budget? Budget)?>> _tenants = new();
+    private readonly SharedLoads<string, StoredKey?> _keyLoads = new(StringComparer.Ordinal);
+    private readonly SharedLoads<Guid, (Tenant Tenant, Budget? Budget)?> _tenantLoads = new();
+    private readonly SharedLoads<bool, IReadOnlyDictionary<string, ModelPrice>> _priceLoads = new();
     private Cached<IReadOnlyDictionary<string, ModelPrice>>? _prices;
+    // Counts invalidations: a load that started before one does not cache what it read (it may predate the change).
+    // Loads cache, and invalidations count and clear, under one lock (both happen once per entry per TTL or change).
+    private long _generation;
+    private readonly Lock _writes = new();
     private Task? _subscription;
 
     /// <summary>Creates the directory.</summary>
@@ -132,9 +139,13 @@ public sealed partial class TenantDirectory
             return cached.Value;
         }
 
-        var loaded = await TenantQueries.LoadTenantAsync(_db, tenantId, cancellationToken);
-        _tenants[tenantId] = new Cached<(Tenant, Budget?)?>(loaded, now + _options.CacheTtl);
-        return loaded;
+        return await _tenantLoads.LoadAsync(tenantId, async id =>
+        {
+            var generation = Volatile.Read(ref _generation);
+            var loaded = await TenantQueries.LoadTenantAsync(_db, id, CancellationToken.None);
+            CacheIfCurrent(generation, () => _tenants[id] = new Cached<(Tenant, Budget?)?>(loaded, _time.GetUtcNow() + _options.CacheTtl));
+            return loaded;
+        }, cancellationToken);
     }
 
     /// <summary>The price of <paramref name="model"/>, or null when it is free (no price set).</summary>
@@ -143,32 +154,45 @@ public sealed partial class TenantDirectory
         EnsureSubscribed();
         var now = _time.GetUtcNow();
         var prices = _prices;
-        if (prices is null || prices.ValidUntil <= now)
+        if (prices is not null && prices.ValidUntil > now)
         {
-            prices = new Cached<IReadOnlyDictionary<string, ModelPrice>>(await TenantQueries.LoadPricesAsync(_db, cancellationToken), now + _options.CacheTtl);
-            _prices = prices;
+            return prices.Value.GetValueOrDefault(model);
         }
 
-        return prices.Value.GetValueOrDefault(model);
+        var loaded = await _priceLoads.LoadAsync(true, async _ =>
+        {
+            var generation = Volatile.Read(ref _generation);
+            var all = await TenantQueries.LoadPricesAsync(_db, CancellationToken.None);
+            CacheIfCurrent(generation, () => _prices = new Cached<IReadOnlyDictionary<string, ModelPrice>>(all, _time.GetUtcNow() + _options.CacheTtl));
+            return all;
+        }, cancellationToken);
+        return loaded.GetValueOrDefault(model);
     }
 
     /// <summary>Drops everything cached about <paramref name="tenantId"/> (null: everything).</summary>
     public void Invalidate(Guid? tenantId)
     {
-        if (tenantId is not { } id)
+        lock (_writes)
         {
-            _keys.Clear();
-            _tenants.Clear();
-            _prices = null;
-            return;
-        }
-
-        _tenants.TryRemove(id, out _);
-        foreach (var (prefix, entry) in _keys)
-        {
-            if (entry.Value is null || entry.Value.TenantId == id)
+            _generation++;
+            _keyLoads.Forget();
+            _tenantLoads.Forget();
+            _priceLoads.Forget();
+            if (tenantId is not { } id)
             {
-                _keys.TryRemove(prefix, out _);
+                _keys.Clear();
+                _tenants.Clear();
+                _prices = null;
+                return;
+            }
+
+            _tenants.TryRemove(id, out _);
+            foreach (var (prefix, entry) in _keys)
+            {
+                if (entry.Value is null || entry.Value.TenantId == id)
+                {
+                    _keys.TryRemove(prefix, out _);
+                }
             }
         }
     }
@@ -187,10 +211,32 @@ public sealed partial class TenantDirectory
 
     private async Task<(string Prefix, StoredKey? Key)> LoadKeyAsync(string prefix, CancellationToken cancellationToken)
     {
-        var now = _time.GetUtcNow();
-        var loaded = await TenantQueries.LoadKeyAsync(_db, prefix, cancellationToken);
-        _keys[prefix] = new Cached<StoredKey?>(loaded, now + (loaded is null ? _options.NegativeCacheTtl : _options.CacheTtl));
+        var loaded = await _keyLoads.LoadAsync(prefix, async p =>
+        {
+            var generation = Volatile.Read(ref _generation);
+            var key = await TenantQueries.LoadKeyAsync(_db, p, CancellationToken.None);
+            CacheIfCurrent(generation, () => _keys[p] = new Cached<StoredKey?>(key, _time.GetUtcNow() + (key is null ? _options.NegativeCacheTtl : _options.CacheTtl)));
+            return key;
+        }, cancellationToken);
         return (prefix, loaded);
+    }
+
+    private void CacheIfCurrent(long generation, Action cache)
+    {
+        lock (_writes)
+        {
+            if (_generation == generation)
+            {
+                cache();
+            }
+        }
+    }
+
+    /// <summary>Completes once change notifications are live (and the cache was emptied of anything older).</summary>
+    internal Task SubscribedAsync()
+    {
+        EnsureSubscribed();
+        return _subscription!;
     }
 
     private void EnsureSubscribed()

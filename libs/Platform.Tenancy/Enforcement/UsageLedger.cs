@@ -176,6 +176,9 @@ public sealed partial class UsageLedger : IDisposable
 
     private readonly IConnectionMultiplexer _redis;
     private readonly NpgsqlDataSource _db;
+    // A period's first requests (and those after a lost counter) find no spend counter at once: one sum over the
+    // period's records per counter and replica, not one per waiting request.
+    private readonly SharedLoads<string, decimal> _seeds = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
     private readonly Coalescer<int, AdmitCall, RedisResult[]> _admissions;
     private readonly Coalescer<int, ChargeCall, RedisResult[]> _charges;
@@ -292,7 +295,7 @@ public sealed partial class UsageLedger : IDisposable
         if (result[3].IsNull)
         {
             // First request of the period (or the counter was lost): start from what Postgres has recorded.
-            spent = await SeedAsync(_redis.GetDatabase(), spendKey, budget, start, end, cancellationToken);
+            spent = await SeedAsync(spendKey, budget, start, end, cancellationToken);
         }
         else
         {
@@ -503,12 +506,15 @@ public sealed partial class UsageLedger : IDisposable
         var key = TenancyChannels.SpendKey(budget.TenantId, start);
         var value = await database.StringGetAsync(key);
         var spent = value.IsNull
-            ? await SeedAsync(database, key, budget, start, end, cancellationToken)
+            ? await SeedAsync(key, budget, start, end, cancellationToken)
             : decimal.Parse((string)value!, NumberStyles.Float, CultureInfo.InvariantCulture);
         return new BudgetState(budget, spent, start, end);
     }
 
-    private async Task<decimal> SeedAsync(IDatabase database, string key, Budget budget, DateTimeOffset start, DateTimeOffset end, CancellationToken cancellationToken)
+    private Task<decimal> SeedAsync(string key, Budget budget, DateTimeOffset start, DateTimeOffset end, CancellationToken cancellationToken) =>
+        _seeds.LoadAsync(key, k => SeedOnceAsync(_redis.GetDatabase(), k, budget, start, end), cancellationToken);
+
+    private async Task<decimal> SeedOnceAsync(IDatabase database, string key, Budget budget, DateTimeOffset start, DateTimeOffset end)
     {
         await using var command = _db.CreateCommand(
             "SELECT coalesce(sum(cost), 0) FROM usage_records WHERE tenant_id = $1 AND currency = $2 AND occurred_at >= $3 AND occurred_at < $4");
@@ -516,7 +522,7 @@ public sealed partial class UsageLedger : IDisposable
         command.Parameters.AddWithValue(budget.Currency);
         command.Parameters.AddWithValue(start);
         command.Parameters.AddWithValue(end);
-        var recorded = (decimal)(await command.ExecuteScalarAsync(cancellationToken))!;
+        var recorded = (decimal)(await command.ExecuteScalarAsync(CancellationToken.None))!;
         // NX: a replica that seeded (or charged) first wins; everyone then reads the same counter.
         await database.StringSetAsync(key, recorded.ToString(CultureInfo.InvariantCulture), expiry: null, when: When.NotExists);
         await database.KeyExpireAsync(key, end.AddDays(1).UtcDateTime);
