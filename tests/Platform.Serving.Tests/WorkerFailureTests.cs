@@ -3,6 +3,7 @@ using System.Text;
 using Platform.Inference.OpenInference;
 using Platform.Inference.Protocol;
 using Platform.OnnxModels;
+using Platform.TestSupport;
 
 namespace Platform.Serving.Tests;
 
@@ -31,6 +32,39 @@ public sealed class WorkerFailureTests(ServingFixture fixture)
         Assert.Equal(16 * 40, completed);
         Assert.True(failures.Count == 0, $"{failures.Count} failed: {string.Join("; ", failures.Distinct().Take(5))}");
         await fixture.App.WaitForHealthyAsync("model-worker", cancellationToken: Ct);
+    }
+
+    [Fact]
+    public async Task ASigtermedWorkerLeavesTheDirectoryAtOnceAndFailsNoRequest()
+    {
+        var input = await DeployAsync("drain", 33);
+        await using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(await fixture.App.GetConnectionStringAsync("redis", Ct));
+        var endpoints = redis.GetDatabase();
+        const string Announcements = "platform:workers:endpoints";
+        Assert.Equal(2, await endpoints.HashLengthAsync(Announcements));
+
+        // SIGTERM, as Kubernetes stops a pod: the replica withdraws its announcement as its drain starts (InferenceApi
+        // stops choosing it within its next refresh) and keeps answering what it was given until the drain ends.
+        var (failures, completed, _) = await BurstAsync("drain", input, 40, null,
+            async () =>
+            {
+                using var victim = fixture.App.CreateReplicaHttpClient("model-worker", 0);
+                await fixture.App.TerminateAsync("model-worker", replica: 0, Ct);
+                await Waits.UntilAsync(async () => await endpoints.HashLengthAsync(Announcements) == 1, TimeSpan.FromSeconds(2),
+                    "the SIGTERMed worker's announcement withdrawn", Ct);
+                using var health = await victim.GetAsync("/health", Ct);
+                Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, health.StatusCode);
+            },
+            async () =>
+            {
+                await fixture.App.WaitForExitAsync("model-worker", replica: 0, Ct);
+                await fixture.App.StartAsync("model-worker", replica: 0, Ct);
+            });
+
+        Assert.Equal(16 * 40, completed);
+        Assert.True(failures.Count == 0, $"{failures.Count} failed: {string.Join("; ", failures.Distinct().Take(5))}");
+        await fixture.App.WaitForHealthyAsync("model-worker", cancellationToken: Ct);
+        await Waits.UntilAsync(async () => await endpoints.HashLengthAsync(Announcements) == 2, TimeSpan.FromSeconds(30), "the restarted worker announced", Ct);
     }
 
     [Fact]
