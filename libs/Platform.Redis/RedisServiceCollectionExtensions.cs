@@ -32,6 +32,21 @@ public static class RedisServiceCollectionExtensions
     }
 
     /// <summary>
+    /// Adds <see cref="RedisMemoryMonitor"/>: Redis's memory use and bound as metrics (<c>RedisMemory:Interval</c>, 15 s).
+    /// One service per deployment is enough (AdminApi, which also drains the usage records that fill it).
+    /// </summary>
+    public static IHostApplicationBuilder AddPlatformRedisMemoryMonitor(this IHostApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddOptions<RedisMemoryOptions>().BindConfiguration(RedisMemoryOptions.SectionName)
+            .Validate(o => o.Interval > TimeSpan.Zero, $"{RedisMemoryOptions.SectionName}:Interval must be positive").ValidateOnStart();
+        builder.Services.TryAddSingleton<RedisMemoryMonitor>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<RedisMemoryMonitor>());
+        return builder;
+    }
+
+    /// <summary>
     /// Start without Redis and keep reconnecting (no abort on connect); reconnect every 500 ms rather than backing off, since
     /// enforcement fails closed while Redis is away and every second of backoff is a second of refused inferences; and fail
     /// a command at once without a connection instead of holding it in a backlog for the timeout (5 s), so callers answer

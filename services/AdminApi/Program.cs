@@ -15,6 +15,7 @@ builder.AddPlatformDataSource();
 // Applied in the background at start; the "migrations" check keeps /health unready until the schema is current.
 builder.AddPlatformMigrations(typeof(Program).Assembly, "Platform.AdminApi.Migrations.");
 builder.AddPlatformRedisClient();
+builder.AddPlatformRedisMemoryMonitor();
 builder.AddPlatformObjectStore();
 builder.AddPlatformObjectStoreBucketInitializer();
 builder.AddPlatformModelRegistryWriter();

@@ -21,6 +21,57 @@ public sealed class RedisTests(ServersFixture servers)
     }
 
     [Fact]
+    public async Task MemoryMonitor_ExportsUsedMemoryAndTheBound()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, EnvironmentName = "Testing" });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["ConnectionStrings:redis"] = servers.RedisConnectionString });
+        builder.Services.AddLogging();
+        builder.Services.AddMetrics();
+        builder.AddPlatformRedisClient();
+        builder.AddPlatformRedisMemoryMonitor();
+        using var host = builder.Build();
+        var monitor = host.Services.GetRequiredService<RedisMemoryMonitor>();
+        var measured = new Dictionary<string, long>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == RedisMemoryMonitor.MeterName)
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => measured[instrument.Name] = value);
+        listener.Start();
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(servers.RedisConnectionString + ",allowAdmin=true");
+        var server = admin.GetServers().Single();
+        var before = (await server.ConfigGetAsync("maxmemory")).Single().Value;
+        try
+        {
+            // The fixture's server runs unbounded: only the use is exported.
+            await server.ConfigSetAsync("maxmemory", "0");
+            await monitor.RefreshAsync(ct);
+            listener.RecordObservableInstruments();
+            Assert.True(measured["platform.redis.memory.used"] > 0);
+            Assert.False(measured.ContainsKey("platform.redis.memory.limit"));
+            Assert.Null(monitor.Last!.Value.Limit);
+
+            await server.ConfigSetAsync("maxmemory", "300mb");
+            await monitor.RefreshAsync(ct);
+            measured.Clear();
+            listener.RecordObservableInstruments();
+            Assert.Equal(300L * 1024 * 1024, measured["platform.redis.memory.limit"]);
+            Assert.InRange(measured["platform.redis.memory.used"], 1, 300L * 1024 * 1024);
+        }
+        finally
+        {
+            await server.ConfigSetAsync("maxmemory", before);
+        }
+    }
+
+    [Fact]
     public async Task Ping_RoundTrips_AndHealthCheckIsHealthy()
     {
         var ct = TestContext.Current.CancellationToken;

@@ -562,6 +562,8 @@ public sealed partial class HardeningTests(PublishFixture fixture)
             ("p95 latency", e => e.Contains("histogram_quantile(0.95", StringComparison.Ordinal)),
             ("budget consumed > 95 %", e => e.Contains("budget", StringComparison.Ordinal) && e.Contains("0.95", StringComparison.Ordinal)),
             ("queue depth", e => e.Contains("queue_depth", StringComparison.Ordinal)),
+            ("Redis memory near maxmemory", e => e.Contains("platform_redis_memory_used_bytes", StringComparison.Ordinal) && e.Contains("platform_redis_memory_limit_bytes", StringComparison.Ordinal)),
+            ("usage records waiting in Redis", e => e.Contains("platform_usage_backlog", StringComparison.Ordinal)),
         ];
         foreach (var (what, test) in wanted)
         {
