@@ -6,9 +6,19 @@ using Platform.Tenancy.Enforcement;
 
 namespace Platform.Tenancy.Tests;
 
+[Collection(UsageBufferCollection.Name)]
 public sealed class TenantDirectoryTests(InfrastructureFixture infra)
 {
     private CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    /// <summary>A directory as an InferenceApi replica has one, once its change notifications are live.</summary>
+    private async Task<TenantDirectory> NewDirectoryAsync(StackExchange.Redis.IConnectionMultiplexer redis)
+    {
+        var directory = new TenantDirectory(infra.Db, redis, TimeProvider.System, Options.Create(new TenantDirectoryOptions()),
+            NullLogger<TenantDirectory>.Instance);
+        await directory.SubscribedAsync();
+        return directory;
+    }
 
     private async Task<string> NewKeyAsync(TenantStore store)
     {
@@ -24,9 +34,7 @@ public sealed class TenantDirectoryTests(InfrastructureFixture infra)
         var store = new TenantStore(infra.Db, redis, TimeProvider.System);
         var calibration = await NewKeyAsync(store);
         var stampeded = await NewKeyAsync(store);
-        var directory = new TenantDirectory(infra.Db, redis, TimeProvider.System, Options.Create(new TenantDirectoryOptions()),
-            NullLogger<TenantDirectory>.Instance);
-        await directory.SubscribedAsync();
+        var directory = await NewDirectoryAsync(redis);
 
         using var trace = new Activity("test").Start();
         using var keyQueries = new NpgsqlCommandCounter(trace.TraceId, "FROM api_keys");
@@ -57,16 +65,19 @@ public sealed class TenantDirectoryTests(InfrastructureFixture infra)
         await using var redis = infra.NewRedisConnection();
         var store = new TenantStore(infra.Db, redis, TimeProvider.System);
         var key = await NewKeyAsync(store);
-        var directory = new TenantDirectory(infra.Db, redis, TimeProvider.System, Options.Create(new TenantDirectoryOptions()),
-            NullLogger<TenantDirectory>.Instance);
-        await directory.SubscribedAsync();
+        var directory = await NewDirectoryAsync(redis);
         var authenticated = await directory.AuthenticateAsync(key, Ct);
         var tenantId = authenticated.Context!.Tenant.Id;
 
-        // A change notification between a load's start and its end: the next caller reads again.
+        // A change notification between a load's start and its end (the load held on a lock): the next caller reads again.
         directory.Invalidate(null);
-        var loading = directory.GetTenantAsync(tenantId, Ct).AsTask();
-        directory.Invalidate(tenantId);
+        Task loading;
+        await using (await infra.LockTableAsync("tenants", Ct))
+        {
+            loading = directory.GetTenantAsync(tenantId, Ct).AsTask();
+            directory.Invalidate(tenantId);
+        }
+
         await loading;
 
         using var trace = new Activity("test").Start();
@@ -83,9 +94,7 @@ public sealed class TenantDirectoryTests(InfrastructureFixture infra)
         await using var redis = infra.NewRedisConnection();
         var store = new TenantStore(infra.Db, redis, TimeProvider.System);
         var key = await NewKeyAsync(store);
-        var directory = new TenantDirectory(infra.Db, redis, TimeProvider.System, Options.Create(new TenantDirectoryOptions()),
-            NullLogger<TenantDirectory>.Instance);
-        await directory.SubscribedAsync();
+        var directory = await NewDirectoryAsync(redis);
 
         // The load waits on a lock held here, so both callers are waiting on it when one gives up.
         var keys = await infra.LockTableAsync("api_keys", Ct);

@@ -536,7 +536,10 @@ public sealed class UsageLedgerTests(InfrastructureFixture infra) : IDisposable
     }
 }
 
-/// <summary>Test classes that read or drain the shared usage buffer in Redis, run one after another.</summary>
+/// <summary>
+/// Test classes that read or drain the shared usage buffer in Redis, or need Postgres (UsagePipelineTests stops it), run
+/// one after another.
+/// </summary>
 [CollectionDefinition(Name)]
 public sealed class UsageBufferCollection
 {
