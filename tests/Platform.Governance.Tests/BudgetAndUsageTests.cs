@@ -109,6 +109,7 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
 
         var answered = new System.Collections.Concurrent.ConcurrentBag<string>();
         var sent = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var refused = new System.Collections.Concurrent.ConcurrentBag<string>();
         var killAt = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var burst = Enumerable.Range(0, 4).Select(worker => Task.Run(async () =>
         {
@@ -127,6 +128,10 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
                             killAt.TrySetResult();
                         }
                     }
+                    else
+                    {
+                        refused.Add($"{id}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(Ct)}");
+                    }
                 }
                 catch (HttpRequestException)
                 {
@@ -135,7 +140,9 @@ public sealed class BudgetAndUsageTests(GovernanceFixture fixture)
             }
         })).ToArray();
 
-        await killAt.Task.WaitAsync(TimeSpan.FromSeconds(60), Ct);
+        await Task.WhenAny(killAt.Task, Task.WhenAll(burst)).WaitAsync(TimeSpan.FromSeconds(60), Ct);
+        Assert.True(killAt.Task.IsCompleted,
+            $"the burst ended with {answered.Count} of 240 answered before the kill; refused: {string.Join("; ", refused.Take(5))}");
         await fixture.App.KillAsync("inference-api", replica: 0, Ct);
         await Task.WhenAll(burst);
 
