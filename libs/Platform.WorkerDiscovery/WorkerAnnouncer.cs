@@ -66,13 +66,8 @@ public sealed partial class WorkerAnnouncer(
             {
                 try
                 {
-                    var db = redis.GetDatabase();
-                    var now = timeProvider.GetUtcNow().ToUnixTimeMilliseconds();
-                    var batch = db.CreateBatch();
-                    var set = batch.HashSetAsync(EndpointsKey, _self.InstanceId, payload);
-                    var beat = batch.SortedSetAddAsync(HeartbeatsKey, _self.InstanceId, now);
-                    batch.Execute();
-                    await Task.WhenAll(set, beat).WaitAsync(stopping.Token).ConfigureAwait(false);
+                    await BeatAsync(redis.GetDatabase(), _options.KeyPrefix, _self.InstanceId, payload, timeProvider.GetUtcNow())
+                        .WaitAsync(stopping.Token).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is RedisException or TimeoutException)
                 {
@@ -104,6 +99,24 @@ public sealed partial class WorkerAnnouncer(
             LogHeartbeatFailed(logger, ex.Message);
         }
     }
+
+    /// <summary>
+    /// One heartbeat: the announcement and its time, in one script. <c>allow-oom</c>: Platform's Redis evicts nothing, and
+    /// at its maxmemory it refuses plain writes; a heartbeat overwrites what is there (it does not grow the data), and
+    /// without it every replica would expire from the directory while Redis is full, so InferenceApi would blame missing
+    /// workers and need a heartbeat round to find them again once memory is freed.
+    /// </summary>
+    internal static Task BeatAsync(IDatabase db, string keyPrefix, string instanceId, string payload, DateTimeOffset now) =>
+        db.ScriptEvaluateAsync(HeartbeatScript,
+            [$"{keyPrefix}:endpoints", $"{keyPrefix}:heartbeats"],
+            [instanceId, payload, now.ToUnixTimeMilliseconds()]);
+
+    private const string HeartbeatScript = """
+        #!lua flags=allow-oom
+        redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+        redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+        return 1
+        """;
 
     private string EndpointsKey => $"{_options.KeyPrefix}:endpoints";
 

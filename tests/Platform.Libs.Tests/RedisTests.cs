@@ -72,6 +72,36 @@ public sealed class RedisTests(ServersFixture servers)
     }
 
     [Fact]
+    public async Task WorkerHeartbeat_IsWrittenWhileRedisIsFull()
+    {
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(servers.RedisConnectionString + ",allowAdmin=true");
+        var server = admin.GetServers().Single();
+        var db = admin.GetDatabase();
+        var prefix = $"test-workers-{Guid.NewGuid():N}";
+        var maxMemory = (await server.ConfigGetAsync("maxmemory")).Single().Value;
+        var policy = (await server.ConfigGetAsync("maxmemory-policy")).Single().Value;
+        try
+        {
+            // Full as the published Redis gets: no eviction, and more data than its bound.
+            await server.ConfigSetAsync("maxmemory-policy", "noeviction");
+            await server.ConfigSetAsync("maxmemory", "1");
+            var refused = await Assert.ThrowsAsync<RedisServerException>(() => db.StringSetAsync($"{prefix}:plain", "x"));
+            Assert.StartsWith("OOM", refused.Message, StringComparison.Ordinal);
+
+            await Platform.WorkerDiscovery.WorkerAnnouncer.BeatAsync(db, prefix, "worker-a", "{\"id\":\"worker-a\"}", DateTimeOffset.FromUnixTimeMilliseconds(1_234_567));
+
+            Assert.Equal("{\"id\":\"worker-a\"}", (string?)await db.HashGetAsync($"{prefix}:endpoints", "worker-a"));
+            Assert.Equal(1_234_567, await db.SortedSetScoreAsync($"{prefix}:heartbeats", "worker-a"));
+        }
+        finally
+        {
+            await server.ConfigSetAsync("maxmemory", maxMemory);
+            await server.ConfigSetAsync("maxmemory-policy", policy);
+            await db.KeyDeleteAsync([$"{prefix}:endpoints", $"{prefix}:heartbeats"]);
+        }
+    }
+
+    [Fact]
     public async Task Ping_RoundTrips_AndHealthCheckIsHealthy()
     {
         var ct = TestContext.Current.CancellationToken;
