@@ -11,12 +11,13 @@ namespace Platform.Libs.Tests;
 
 public sealed class RedisTests(ServersFixture servers)
 {
-    private static IHost Build(string connectionString)
+    private static IHost Build(string connectionString, Action<HostApplicationBuilder>? configure = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, EnvironmentName = "Testing" });
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["ConnectionStrings:redis"] = connectionString });
         builder.Services.AddLogging();
         builder.AddPlatformRedisClient();
+        configure?.Invoke(builder);
         return builder.Build();
     }
 
@@ -24,13 +25,11 @@ public sealed class RedisTests(ServersFixture servers)
     public async Task MemoryMonitor_ExportsUsedMemoryAndTheBound()
     {
         var ct = TestContext.Current.CancellationToken;
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, EnvironmentName = "Testing" });
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["ConnectionStrings:redis"] = servers.RedisConnectionString });
-        builder.Services.AddLogging();
-        builder.Services.AddMetrics();
-        builder.AddPlatformRedisClient();
-        builder.AddPlatformRedisMemoryMonitor();
-        using var host = builder.Build();
+        using var host = Build(servers.RedisConnectionString, builder =>
+        {
+            builder.Services.AddMetrics();
+            builder.AddPlatformRedisMemoryMonitor();
+        });
         var monitor = host.Services.GetRequiredService<RedisMemoryMonitor>();
         var measured = new Dictionary<string, long>();
         using var listener = new System.Diagnostics.Metrics.MeterListener
