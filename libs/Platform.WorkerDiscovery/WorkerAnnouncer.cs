@@ -66,7 +66,7 @@ public sealed partial class WorkerAnnouncer(
             {
                 try
                 {
-                    await BeatAsync(redis.GetDatabase(), _options.KeyPrefix, _self.InstanceId, payload, timeProvider.GetUtcNow())
+                    await BeatAsync(redis.GetDatabase(), _options, _self.InstanceId, payload, timeProvider.GetUtcNow())
                         .WaitAsync(stopping.Token).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -89,8 +89,8 @@ public sealed partial class WorkerAnnouncer(
         try
         {
             var db = redis.GetDatabase();
-            await db.SortedSetRemoveAsync(HeartbeatsKey, self.InstanceId).WaitAsync(cancellationToken).ConfigureAwait(false);
-            await db.HashDeleteAsync(EndpointsKey, self.InstanceId).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await db.SortedSetRemoveAsync(_options.HeartbeatsKey, self.InstanceId).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await db.HashDeleteAsync(_options.EndpointsKey, self.InstanceId).WaitAsync(cancellationToken).ConfigureAwait(false);
             LogWithdrawn(logger, self.InstanceId);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException or OperationCanceledException)
@@ -106,9 +106,9 @@ public sealed partial class WorkerAnnouncer(
     /// without it every replica would expire from the directory while Redis is full, so InferenceApi would blame missing
     /// workers and need a heartbeat round to find them again once memory is freed.
     /// </summary>
-    internal static Task BeatAsync(IDatabase db, string keyPrefix, string instanceId, string payload, DateTimeOffset now) =>
+    internal static Task BeatAsync(IDatabase db, WorkerDiscoveryOptions options, string instanceId, string payload, DateTimeOffset now) =>
         db.ScriptEvaluateAsync(HeartbeatScript,
-            [$"{keyPrefix}:endpoints", $"{keyPrefix}:heartbeats"],
+            [options.EndpointsKey, options.HeartbeatsKey],
             [instanceId, payload, now.ToUnixTimeMilliseconds()]);
 
     private const string HeartbeatScript = """
@@ -117,10 +117,6 @@ public sealed partial class WorkerAnnouncer(
         redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
         return 1
         """;
-
-    private string EndpointsKey => $"{_options.KeyPrefix}:endpoints";
-
-    private string HeartbeatsKey => $"{_options.KeyPrefix}:heartbeats";
 
     private async Task<bool> WaitForStartedAsync(CancellationToken stoppingToken)
     {

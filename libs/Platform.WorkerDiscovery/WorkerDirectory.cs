@@ -31,8 +31,8 @@ public sealed partial class WorkerDirectory(
     public async Task RefreshAsync(CancellationToken cancellationToken)
     {
         var db = redis.GetDatabase();
-        var heartbeats = $"{_options.KeyPrefix}:heartbeats";
-        var endpoints = $"{_options.KeyPrefix}:endpoints";
+        var heartbeats = _options.HeartbeatsKey;
+        var endpoints = _options.EndpointsKey;
         var oldest = timeProvider.GetUtcNow().Subtract(_options.TimeToLive).ToUnixTimeMilliseconds();
 
         var expired = await db.SortedSetRangeByScoreAsync(heartbeats, double.NegativeInfinity, oldest, Exclude.Stop).WaitAsync(cancellationToken).ConfigureAwait(false);

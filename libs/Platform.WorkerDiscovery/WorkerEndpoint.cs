@@ -32,6 +32,12 @@ public sealed class WorkerDiscoveryOptions
     /// <summary>Redis key prefix of the announcements (a hash of endpoints and a sorted set of heartbeats).</summary>
     public string KeyPrefix { get; set; } = "platform:workers";
 
+    /// <summary>The hash of announcements (instance id → endpoint JSON).</summary>
+    internal string EndpointsKey => $"{KeyPrefix}:endpoints";
+
+    /// <summary>The sorted set of heartbeats (instance id, scored by the last beat's Unix milliseconds).</summary>
+    internal string HeartbeatsKey => $"{KeyPrefix}:heartbeats";
+
     /// <summary>How often a replica renews its announcement.</summary>
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(2);
 

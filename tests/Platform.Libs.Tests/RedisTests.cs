@@ -87,7 +87,7 @@ public sealed class RedisTests(ServersFixture servers)
             var refused = await Assert.ThrowsAsync<RedisServerException>(() => db.StringSetAsync($"{prefix}:plain", "x"));
             Assert.StartsWith("OOM", refused.Message, StringComparison.Ordinal);
 
-            await Platform.WorkerDiscovery.WorkerAnnouncer.BeatAsync(db, prefix, "worker-a", "{\"id\":\"worker-a\"}", DateTimeOffset.FromUnixTimeMilliseconds(1_234_567));
+            await Platform.WorkerDiscovery.WorkerAnnouncer.BeatAsync(db, new Platform.WorkerDiscovery.WorkerDiscoveryOptions { KeyPrefix = prefix }, "worker-a", "{\"id\":\"worker-a\"}", DateTimeOffset.FromUnixTimeMilliseconds(1_234_567));
 
             Assert.Equal("{\"id\":\"worker-a\"}", (string?)await db.HashGetAsync($"{prefix}:endpoints", "worker-a"));
             Assert.Equal(1_234_567, await db.SortedSetScoreAsync($"{prefix}:heartbeats", "worker-a"));

@@ -139,13 +139,8 @@ public sealed partial class TenantDirectory
             return cached.Value;
         }
 
-        return await _tenantLoads.LoadAsync(tenantId, async id =>
-        {
-            var generation = Volatile.Read(ref _generation);
-            var loaded = await TenantQueries.LoadTenantAsync(_db, id, CancellationToken.None);
-            CacheIfCurrent(generation, () => _tenants[id] = new Cached<(Tenant, Budget?)?>(loaded, _time.GetUtcNow() + _options.CacheTtl));
-            return loaded;
-        }, cancellationToken);
+        return await LoadOnceAsync(_tenantLoads, tenantId, id => TenantQueries.LoadTenantAsync(_db, id, CancellationToken.None),
+            (id, loaded) => _tenants[id] = new Cached<(Tenant, Budget?)?>(loaded, _time.GetUtcNow() + _options.CacheTtl), cancellationToken);
     }
 
     /// <summary>The price of <paramref name="model"/>, or null when it is free (no price set).</summary>
@@ -159,13 +154,8 @@ public sealed partial class TenantDirectory
             return prices.Value.GetValueOrDefault(model);
         }
 
-        var loaded = await _priceLoads.LoadAsync(true, async _ =>
-        {
-            var generation = Volatile.Read(ref _generation);
-            var all = await TenantQueries.LoadPricesAsync(_db, CancellationToken.None);
-            CacheIfCurrent(generation, () => _prices = new Cached<IReadOnlyDictionary<string, ModelPrice>>(all, _time.GetUtcNow() + _options.CacheTtl));
-            return all;
-        }, cancellationToken);
+        var loaded = await LoadOnceAsync(_priceLoads, true, _ => TenantQueries.LoadPricesAsync(_db, CancellationToken.None),
+            (_, all) => _prices = new Cached<IReadOnlyDictionary<string, ModelPrice>>(all, _time.GetUtcNow() + _options.CacheTtl), cancellationToken);
         return loaded.GetValueOrDefault(model);
     }
 
@@ -211,26 +201,32 @@ public sealed partial class TenantDirectory
 
     private async Task<(string Prefix, StoredKey? Key)> LoadKeyAsync(string prefix, CancellationToken cancellationToken)
     {
-        var loaded = await _keyLoads.LoadAsync(prefix, async p =>
-        {
-            var generation = Volatile.Read(ref _generation);
-            var key = await TenantQueries.LoadKeyAsync(_db, p, CancellationToken.None);
-            CacheIfCurrent(generation, () => _keys[p] = new Cached<StoredKey?>(key, _time.GetUtcNow() + (key is null ? _options.NegativeCacheTtl : _options.CacheTtl)));
-            return key;
-        }, cancellationToken);
+        var loaded = await LoadOnceAsync(_keyLoads, prefix, p => TenantQueries.LoadKeyAsync(_db, p, CancellationToken.None),
+            (p, key) => _keys[p] = new Cached<StoredKey?>(key, _time.GetUtcNow() + (key is null ? _options.NegativeCacheTtl : _options.CacheTtl)),
+            cancellationToken);
         return (prefix, loaded);
     }
 
-    private void CacheIfCurrent(long generation, Action cache)
-    {
-        lock (_writes)
+    /// <summary>
+    /// Runs <paramref name="query"/> for <paramref name="key"/> once for all concurrent callers, and caches its result
+    /// unless an invalidation arrived while it ran (what it read may predate the change).
+    /// </summary>
+    private Task<TValue> LoadOnceAsync<TKey, TValue>(SharedLoads<TKey, TValue> loads, TKey key, Func<TKey, Task<TValue>> query,
+        Action<TKey, TValue> cache, CancellationToken cancellationToken) where TKey : notnull =>
+        loads.LoadAsync(key, async k =>
         {
-            if (_generation == generation)
+            var generation = Volatile.Read(ref _generation);
+            var value = await query(k);
+            lock (_writes)
             {
-                cache();
+                if (_generation == generation)
+                {
+                    cache(k, value);
+                }
             }
-        }
-    }
+
+            return value;
+        }, cancellationToken);
 
     /// <summary>Completes once change notifications are live (and the cache was emptied of anything older).</summary>
     internal Task SubscribedAsync()
